@@ -1,0 +1,1 @@
+"""mmcam: what image captioners and VQA models look at."""

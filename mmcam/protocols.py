@@ -1,0 +1,57 @@
+"""What a model must offer to be explained: the captioner and VQA protocols.
+
+Any model with these members works with `CaptionExplainer` / `VQAExplainer`; nothing needs to
+inherit from anything. Two rules make the batched, per-word explanations possible:
+
+* Everything after the explained layer takes its batch size from the tensors it receives, never
+  from the images (the explainer fans the explained layer's output out to several copies).
+* `decode_logits` is teacher-forced and deterministic in eval mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from torch import Tensor
+
+
+@runtime_checkable
+class CaptionModel(Protocol):
+    """A captioner: image encoder, teacher-forced decoder, caption generator, vocabulary."""
+
+    bos_index: int
+    eos_index: int
+    pad_index: int
+
+    def encode(self, images: Tensor) -> Any:
+        """Image features for the decoder; the explained layer runs in here."""
+
+    def decode_logits(self, features: Any, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """Teacher-forced next-token logits `[B, L, V]` for tokens `[B, L]`.
+
+        `tokens[b, 0]` is BOS; `logits[b, t]` scores `tokens[b, t + 1]`. Steps `t >= lengths[b]`
+        are never read, so a model may skip them (an LSTM over a packed sequence does).
+        """
+
+    def generate(self, images: Tensor, max_length: int = 20, beam_size: int = 1) -> list[list[int]]:
+        """Token ids of each image's caption, without BOS and EOS."""
+
+    def words(self, token_ids: Sequence[int]) -> list[str]:
+        """The text of each token id."""
+
+
+@runtime_checkable
+class VQAModel(Protocol):
+    """A VQA model: answer logits for images and tokenised questions, and the answer list."""
+
+    answers: Sequence[str]
+
+    def tokenize(self, questions: Sequence[str]) -> Tensor:
+        """Question texts to the model's question input (for example padded ids `[B, L]`)."""
+
+    def unknown_words(self, question: str) -> list[str]:
+        """Words of `question` the model has no embedding for."""
+
+    def __call__(self, images: Tensor, questions: Tensor) -> Tensor:
+        """Answer logits `[B, A]`; the explained layer runs on the image side."""
