@@ -1,0 +1,73 @@
+"""From a tap and target scores to an `Explanation`: the CAM family in one place.
+
+Two forms. The user runs the model, so models with several inputs work unchanged::
+
+    with Tap(model, "layer4") as tap:
+        scores = ClassLogit(labels)(model(images))
+    explanation = grad_cam(tap, scores, size=images.shape[-2:])
+
+or, for a single-input model, `explain(model, images, ClassLogit(labels), "layer4")`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from mmcam.explanation import Explanation
+from mmcam.methods import cam_weights, channel_weights, weighted_map
+from mmcam.tap import Tap
+from mmcam.targets import ClassLogit, Target
+
+
+def grad_cam(
+    tap: Tap,
+    scores: Tensor,
+    method: str = "gradcam",
+    size: Sequence[int] | None = None,
+    labels: list | None = None,
+) -> Explanation:
+    """Maps of `scores` (one per tapped row) by a gradient method: gradcam, gradcam++,
+    counterfactual. `size` is the input's (H, W) to upsample to; the tap's activations are
+    released afterwards."""
+    activations, gradients = tap.gradients(scores)  # [N, K, h, w] each
+    tap.release()
+    weights = channel_weights(method, activations, gradients)  # [N, K]
+    raw = weighted_map(activations, weights)  # [N, h, w]
+    raw = raw.reshape(*scores.shape, *raw.shape[-2:])
+    return Explanation.from_raw(raw, scores, _size(size), method, labels)
+
+
+def class_activation_map(
+    tap: Tap,
+    linear: nn.Linear,
+    target: ClassLogit,
+    logits: Tensor,
+    size: Sequence[int] | None = None,
+) -> Explanation:
+    """CAM: the tapped grid weighted by the rows of the final `linear` layer of a GAP network."""
+    if tap.activations is None:
+        raise RuntimeError(f"layer {tap.name!r} did not run inside the `with Tap(...)` block")
+    activations = tap.grid(tap.activations.detach())  # [B, K, h, w]
+    tap.release()
+    classes = target.indices(activations.shape[0], activations.device)
+    raw = weighted_map(activations, cam_weights(linear, classes))
+    return Explanation.from_raw(raw, target(logits), _size(size), "cam")
+
+
+def explain(
+    model: nn.Module,
+    inputs: Tensor,
+    target: Target,
+    layer: str | nn.Module,
+    method: str = "gradcam",
+) -> Explanation:
+    """One call for a single-input model: run it on `inputs` [B, C, H, W] and explain `target`."""
+    with Tap(model, layer) as tap:
+        scores = target(model(inputs))
+    return grad_cam(tap, scores, method, size=inputs.shape[-2:])
+
+
+def _size(size: Sequence[int] | None) -> tuple[int, int] | None:
+    return None if size is None else (int(size[0]), int(size[1]))

@@ -1,0 +1,74 @@
+"""The result of explaining: raw maps, maps at input resolution, scores, labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def normalize_maps(maps: Tensor) -> tuple[Tensor, Tensor]:
+    """Min-max normalise each map of `[..., H, W]` to [0, 1], batched.
+
+    A flat map (all zero, or constant) becomes all zeros rather than NaN and is flagged in the
+    returned boolean `[...]` tensor `empty`.
+    """
+    flat = maps.flatten(-2)
+    low = flat.amin(dim=-1, keepdim=True)
+    span = flat.amax(dim=-1, keepdim=True) - low
+    empty = span.squeeze(-1) <= 0
+    scaled = torch.where(span > 0, (flat - low) / span.clamp(min=torch.finfo(maps.dtype).tiny), 0)
+    return scaled.view_as(maps), empty
+
+
+def upsample_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinearly resize `[..., h, w]` maps to `size` (half-pixel centres, no corner alignment)."""
+    lead = maps.shape[:-2]
+    resized = F.interpolate(
+        maps.reshape(-1, 1, *maps.shape[-2:]), size=size, mode="bilinear", align_corners=False
+    )
+    return resized.reshape(*lead, *size)
+
+
+@dataclass
+class Explanation:
+    """Maps explaining one or more scalar scores per image.
+
+    Every tensor's leading shape is that of `scores`: `[B]` for one target per image, `[B, T]`
+    for several (the words of a caption, the top answers). `labels` names the targets (words,
+    answers, class names) with the same nesting.
+    """
+
+    raw: Tensor  # [..., h, w]: the method's map at layer resolution, after ReLU, unscaled
+    maps: Tensor  # [..., H, W]: upsampled to the input and normalised to [0, 1]
+    empty: Tensor  # [...] bool: the map was flat, so `maps` holds zeros
+    scores: Tensor  # [...]: the explained scores
+    method: str
+    labels: list = field(default_factory=list)
+
+    @classmethod
+    def from_raw(
+        cls,
+        raw: Tensor,
+        scores: Tensor,
+        size: tuple[int, int] | None,
+        method: str,
+        labels: list | None = None,
+    ) -> Explanation:
+        """Upsample `raw` to `size` (layer resolution when None) and normalise it."""
+        upsampled = upsample_maps(raw, size) if size is not None else raw
+        maps, empty = normalize_maps(upsampled)
+        return cls(raw, maps, empty, scores.detach(), method, labels or [])
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary: method, labels, scores, empty flags and the map shapes."""
+        return {
+            "method": self.method,
+            "labels": self.labels,
+            "scores": self.scores.tolist(),
+            "empty": self.empty.tolist(),
+            "raw_shape": list(self.raw.shape),
+            "map_shape": list(self.maps.shape),
+        }

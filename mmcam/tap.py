@@ -1,0 +1,139 @@
+"""Hook one layer for the length of a `with` block and record its activations A.
+
+Grad-CAM needs only dY/dA, so the tap also cuts the autograd graph below the layer: the
+forward runs with gradients off until the tapped layer fires, whose output is replaced by a
+fresh leaf tensor that requires grad. Nothing below A is recorded or differentiated, and no
+parameter ever receives a gradient.
+
+With `replicas=R` the leaf is the layer's output repeated R times along the batch (item b's
+copies are rows b*R .. b*R+R-1), so R different targets per item — the words of a caption, the
+top answers of a question — get their own gradients from one backward pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+Grid = Callable[[Tensor], Tensor]
+
+
+def find_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
+    """The (dotted name, module) of `layer` in `model`; an unknown name lists the valid ones."""
+    modules = dict(model.named_modules())
+    if isinstance(layer, nn.Module):
+        for name, module in modules.items():
+            if module is layer:
+                return name, module
+        raise ValueError(f"the given layer {type(layer).__name__} is not a submodule of the model")
+    if layer in modules:
+        return layer, modules[layer]
+    names = [name for name in modules if name]
+    closest = difflib.get_close_matches(layer, names, n=len(names), cutoff=0.0)
+    raise ValueError(
+        f"no layer named {layer!r} in {type(model).__name__}; valid names, closest first: "
+        + ", ".join(closest)
+    )
+
+
+class Tap:
+    """Context manager that records one layer's output A and makes dY/dA available.
+
+    `to_grid` turns the layer's output into a `[N, K, h, w]` feature grid (for example a
+    transformer's patch tokens reshaped to the patch grid); it is applied to A and to dY/dA
+    alike. A layer that returns a tuple is tapped at its first element.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: str | nn.Module,
+        *,
+        replicas: int = 1,
+        to_grid: Grid | None = None,
+    ) -> None:
+        if replicas < 1:
+            raise ValueError(f"replicas must be >= 1, got {replicas}")
+        self.name, self.module = find_layer(model, layer)
+        self.replicas = replicas
+        self.to_grid = to_grid
+        self.activations: Tensor | None = None  # the leaf: [B*R, ...] as the layer returned it
+        self._handle: torch.utils.hooks.RemovableHandle | None = None
+        self._grad_mode = True
+
+    def __enter__(self) -> Tap:
+        self.activations = None
+        self._grad_mode = torch.is_grad_enabled()
+        torch.set_grad_enabled(False)
+        self._handle = self.module.register_forward_hook(self._record)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        torch.set_grad_enabled(self._grad_mode)
+
+    def _record(self, module: nn.Module, inputs: Any, output: Any) -> Any:
+        if self.activations is not None:
+            raise RuntimeError(
+                f"layer {self.name!r} ran twice in one tapped forward pass; tap a layer that "
+                "runs once per pass (or split the pass)"
+            )
+        first = output[0] if isinstance(output, tuple | list) else output
+        if not isinstance(first, Tensor):
+            raise TypeError(f"layer {self.name!r} returned {type(first).__name__}, not a tensor")
+        leaf = first.detach()
+        if self.replicas > 1:
+            leaf = leaf.repeat_interleave(self.replicas, dim=0)
+        leaf.requires_grad_(True)
+        self.activations = leaf
+        torch.set_grad_enabled(True)
+        # A non-leaf copy goes on, so in-place operations after the layer stay legal.
+        passed_on = leaf.clone()
+        if isinstance(output, tuple | list):
+            return type(output)([passed_on, *output[1:]])
+        return passed_on
+
+    def grid(self, tensor: Tensor) -> Tensor:
+        """`tensor` (A or dY/dA, as the layer returned it) as a `[N, K, h, w]` grid."""
+        grid = self.to_grid(tensor) if self.to_grid is not None else tensor
+        if grid.dim() != 4:
+            raise ValueError(
+                f"layer {self.name!r} gives a {grid.dim()}-d tensor {tuple(grid.shape)}; CAM "
+                "methods need [N, K, h, w] (pass to_grid= to reshape it)"
+            )
+        return grid
+
+    def gradients(self, scores: Tensor) -> tuple[Tensor, Tensor]:
+        """A and dY/dA as `[N, K, h, w]` grids, one row per element of `scores`.
+
+        `scores` holds one scalar per replica row: shape `[B]` when `replicas == 1`, `[B, R]`
+        (or `[B*R]`) otherwise. Items must not interact (BatchNorm in eval mode), so the
+        gradient of the sum is every score's own gradient.
+        """
+        if self.activations is None:
+            raise RuntimeError(
+                f"layer {self.name!r} did not run: call the model inside the `with Tap(...)` block"
+            )
+        leaf = self.activations
+        if scores.numel() != leaf.shape[0]:
+            raise ValueError(
+                f"got {scores.numel()} scores for {leaf.shape[0]} tapped rows "
+                f"(batch x replicas={self.replicas}); give exactly one score per row"
+            )
+        if not scores.requires_grad:
+            raise ValueError(
+                "scores do not depend on the tapped layer: compute them from the model's "
+                "output inside the `with Tap(...)` block"
+            )
+        (grads,) = torch.autograd.grad(scores.sum(), leaf)
+        return self.grid(leaf.detach()), self.grid(grads)
+
+    def release(self) -> None:
+        """Drop the recorded activations so their memory is freed."""
+        self.activations = None

@@ -1,0 +1,78 @@
+"""Targets: the scalar explained for each batch row, computed from the model's output.
+
+A target is any callable from the model's output to a tensor with one score per row (`[B]`,
+or `[B, R]` when the tapped layer is replicated R times). New targets need no engine change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+Target = Callable[[Any], Tensor]
+
+
+class ClassLogit:
+    """The logit of one class per image: a classifier's class, a VQA model's answer.
+
+    `classes` is one index for every image, or a sequence with exactly one index per image.
+    """
+
+    def __init__(self, classes: int | Sequence[int] | Tensor) -> None:
+        self.classes = classes
+
+    def indices(self, batch_size: int, device: torch.device | None = None) -> Tensor:
+        """The class index of every row, `[batch_size]`; a list of the wrong length raises."""
+        if isinstance(self.classes, int):
+            return torch.full((batch_size,), self.classes, dtype=torch.long, device=device)
+        indices = torch.as_tensor(self.classes, dtype=torch.long, device=device).flatten()
+        if indices.numel() != batch_size:
+            raise ValueError(
+                f"{indices.numel()} target classes for a batch of {batch_size}: give one class "
+                "per image, or a single int for all"
+            )
+        return indices
+
+    def __call__(self, logits: Tensor) -> Tensor:
+        if logits.dim() != 2:
+            raise ValueError(f"ClassLogit expects logits [B, C], got shape {tuple(logits.shape)}")
+        indices = self.indices(logits.shape[0], logits.device)
+        return logits.gather(1, indices[:, None]).squeeze(1)
+
+
+def token_logprobs(logits: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
+    """log p(tokens[:, t+1] | tokens[:, :t+1], image) for t < lengths, else 0: `[N, L-1]`.
+
+    `logits` `[N, L', V]` are teacher-forced (`logits[:, t]` scores `tokens[:, t+1]`).
+    """
+    steps = tokens.shape[1] - 1
+    logp = torch.log_softmax(logits[:, :steps].float(), dim=-1)
+    picked = logp.gather(2, tokens[:, 1:, None]).squeeze(2)  # [N, L-1]
+    valid = torch.arange(steps, device=tokens.device)[None, :] < lengths[:, None]
+    return torch.where(valid, picked, torch.zeros_like(picked))
+
+
+class CaptionLogProb:
+    """A caption's log-probability: sum_t log p(w_t | w_<t, image), EOS included."""
+
+    def __init__(self, tokens: Tensor, lengths: Tensor) -> None:
+        self.tokens, self.lengths = tokens, lengths
+
+    def __call__(self, logits: Tensor) -> Tensor:
+        return token_logprobs(logits, self.tokens, self.lengths).sum(dim=1)
+
+
+class WordLogProb:
+    """One word's log-probability log p(w_t | w_<t, image); `position` 0 is the first word."""
+
+    def __init__(self, tokens: Tensor, lengths: Tensor, position: int | Sequence[int]) -> None:
+        self.tokens, self.lengths = tokens, lengths
+        self.position = position
+
+    def __call__(self, logits: Tensor) -> Tensor:
+        logp = token_logprobs(logits, self.tokens, self.lengths)  # [N, L-1]
+        positions = ClassLogit(self.position).indices(logp.shape[0], logp.device)
+        return logp.gather(1, positions[:, None]).squeeze(1)

@@ -1,0 +1,99 @@
+"""Drawing maps: heat-map overlays on the image, and grids of titled panels saved as PNG."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from matplotlib import colormaps  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+ImageLike = Image.Image | np.ndarray | Tensor
+
+
+def image_array(image: ImageLike) -> np.ndarray:
+    """`image` as an `[H, W, 3]` float array in [0, 1] (PIL, uint8/float array, or `[3, H, W]`
+    tensor in [0, 1])."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    if isinstance(image, Tensor):
+        if image.dim() != 3 or image.shape[0] not in (1, 3):
+            raise ValueError(f"expected an image tensor [3, H, W], got {tuple(image.shape)}")
+        image = image.detach().float().cpu().expand(3, -1, -1).permute(1, 2, 0).numpy()
+    array = np.asarray(image)
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    return np.clip(array[..., :3], 0.0, 1.0)
+
+
+def overlay(image: ImageLike, heat_map: Tensor, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """The image with `heat_map` ([h, w] in [0, 1], any size) blended on top: uint8 `[H, W, 3]`."""
+    base = image_array(image)
+    height, width = base.shape[:2]
+    heat = heat_map.detach().float()
+    if tuple(heat.shape) != (height, width):
+        heat = F.interpolate(heat[None, None], size=(height, width), mode="bilinear")[0, 0]
+    colours = colormaps[cmap](heat.clamp(0, 1).cpu().numpy())[..., :3]
+    blended = (1 - alpha) * base + alpha * colours
+    return (blended * 255).round().astype(np.uint8)
+
+
+def save_overlay(
+    path: str | Path, image: ImageLike, heat_map: Tensor, alpha: float = 0.5, cmap: str = "jet"
+) -> Path:
+    """Write `overlay(image, heat_map)` as a PNG and return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(overlay(image, heat_map, alpha, cmap)).save(path)
+    return path
+
+
+def map_grid(
+    image: ImageLike,
+    heat_maps: Sequence[Tensor] | Tensor,
+    titles: Sequence[str],
+    path: str | Path,
+    *,
+    suptitle: str | None = None,
+    boxes: Sequence[Sequence[Sequence[float]]] | None = None,
+    columns: int = 6,
+    alpha: float = 0.5,
+) -> Path:
+    """Save one figure: the image, then one titled overlay panel per map.
+
+    `boxes[i]` (COCO [x, y, w, h] lists in image pixels) are drawn on panel i when given.
+    """
+    if len(heat_maps) != len(titles):
+        raise ValueError(f"{len(heat_maps)} maps but {len(titles)} titles")
+    panels = [image_array(image)] + [overlay(image, m, alpha) for m in heat_maps]
+    names = ["image", *titles]
+    columns = min(columns, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index >= len(panels):
+            continue
+        axis.imshow(panels[index])
+        axis.set_title(names[index], fontsize=9)
+        for x, y, w, h in boxes[index - 1] if boxes is not None and index > 0 else []:
+            axis.add_patch(plt.Rectangle((x, y), w, h, fill=False, edgecolor="white", lw=1.5))
+    if suptitle:
+        figure.suptitle(suptitle, fontsize=10)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
