@@ -36,7 +36,9 @@ def image_array(image: ImageLike) -> np.ndarray:
     return np.clip(array[..., :3], 0.0, 1.0)
 
 
-def overlay(image: ImageLike, heat_map: Tensor, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+def overlay(
+    image: ImageLike, heat_map: Tensor, alpha: float = 0.5, cmap: str = "jet"
+) -> np.ndarray:
     """The image with `heat_map` ([h, w] in [0, 1], any size) blended on top: uint8 `[H, W, 3]`."""
     base = image_array(image)
     height, width = base.shape[:2]
@@ -96,4 +98,3 @@ def map_grid(
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
-
