@@ -33,6 +33,18 @@ def grad_cam(
     released afterwards."""
     activations, gradients = tap.gradients(scores)  # [N, K, h, w] each
     tap.release()
+    return maps_from_gradients(activations, gradients, scores, method, size, labels)
+
+
+def maps_from_gradients(
+    activations: Tensor,
+    gradients: Tensor,
+    scores: Tensor,
+    method: str = "gradcam",
+    size: Sequence[int] | None = None,
+    labels: list | None = None,
+) -> Explanation:
+    """The `Explanation` of `scores` from A and dY/dA grids `[N, K, h, w]`, N = scores.numel()."""
     weights = channel_weights(method, activations, gradients)  # [N, K]
     raw = weighted_map(activations, weights)  # [N, h, w]
     raw = raw.reshape(*scores.shape, *raw.shape[-2:])

@@ -1,0 +1,137 @@
+"""Explain a captioner: a map for every word of a caption, and one for the whole caption.
+
+Generation is not differentiable, so the caption is decoded first and then explained with
+teacher forcing. All words are explained in one forward and one backward pass: the tapped
+layer's output is replicated once per word, replica t scores word t, and replica t only
+decodes the t + 1 steps word t depends on. Gradients are linear, so the whole caption's
+gradient is the sum of the words' gradients and its map comes for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from mmcam.cam import maps_from_gradients
+from mmcam.explanation import Explanation
+from mmcam.model_state import explaining
+from mmcam.protocols import CaptionModel
+from mmcam.tap import Grid, Tap
+from mmcam.targets import token_logprobs
+
+
+@dataclass
+class CaptionExplanation:
+    """Per-word maps (`words`: scores `[B, T]`, rows past a caption's end are empty) and the
+    whole caption's map (`caption`: scores `[B]`, the summed word log-probabilities)."""
+
+    captions: list[list[int]]  # token ids, without BOS/EOS
+    texts: list[str]
+    words: Explanation
+    caption: Explanation
+
+    def word_labels(self, index: int) -> list[str]:
+        """The words of image `index`, one per map in `words.maps[index]`."""
+        return self.words.labels[index]
+
+
+def caption_tokens(
+    captions: Sequence[Sequence[int]], bos: int, eos: int, pad: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Teacher-forcing input `[B, L]` = BOS, words, EOS, padding; and the word counts `[B]`."""
+    longest = max(len(caption) for caption in captions)
+    tokens = torch.full((len(captions), longest + 2), pad, dtype=torch.long)
+    for row, caption in enumerate(captions):
+        tokens[row, : len(caption) + 2] = torch.tensor([bos, *caption, eos])
+    counts = torch.tensor([len(caption) for caption in captions])
+    return tokens.to(device), counts.to(device)
+
+
+class CaptionExplainer:
+    """Grad-CAM family maps for any model that satisfies `mmcam.protocols.CaptionModel`.
+
+    `layer` is the explained layer inside `model.encode` (a dotted name or a module);
+    `to_grid` reshapes its output to `[N, K, h, w]` when it is not already a feature grid.
+    `include_end=True` also explains the end-of-caption token (labelled "<end>").
+    """
+
+    def __init__(
+        self,
+        model: CaptionModel,
+        layer: str | nn.Module,
+        *,
+        to_grid: Grid | None = None,
+        include_end: bool = False,
+    ) -> None:
+        if not isinstance(model, CaptionModel):
+            raise TypeError(
+                f"{type(model).__name__} lacks part of the CaptionModel protocol "
+                "(encode, decode_logits, generate, words, bos_index, eos_index, pad_index); "
+                "see mmcam.protocols"
+            )
+        self.model = model
+        self.layer = layer
+        self.to_grid = to_grid
+        self.include_end = include_end
+
+    def generate(
+        self, images: Tensor, max_length: int = 20, beam_size: int = 1
+    ) -> list[list[int]]:
+        """The model's captions (token ids), decoded in eval mode without gradients."""
+        with explaining(self.model, images.device), torch.no_grad():
+            return self.model.generate(images, max_length=max_length, beam_size=beam_size)
+
+    def explain(
+        self,
+        images: Tensor,
+        captions: Sequence[Sequence[int]] | None = None,
+        *,
+        method: str = "gradcam",
+        max_length: int = 20,
+        beam_size: int = 1,
+    ) -> CaptionExplanation:
+        """Maps of every word of each image's caption (generated when `captions` is None)."""
+        if captions is None:
+            captions = self.generate(images, max_length, beam_size)
+        if len(captions) != images.shape[0]:
+            raise ValueError(f"{len(captions)} captions for {images.shape[0]} images")
+        if any(len(caption) == 0 for caption in captions):
+            raise ValueError("cannot explain an empty caption")
+        model = self.model
+        tokens, counts = caption_tokens(
+            captions, model.bos_index, model.eos_index, model.pad_index, images.device
+        )
+        counts = counts + int(self.include_end)
+        batch, steps = images.shape[0], int(counts.max())
+        # Replica (b, t) explains word t of image b and decodes only steps 0..t.
+        word_index = torch.arange(steps, device=images.device).repeat(batch)  # [B*T]
+        replica_tokens = tokens.repeat_interleave(steps, dim=0)  # [B*T, L]
+        with explaining(model, images.device):
+            with Tap(model, self.layer, replicas=steps, to_grid=self.to_grid) as tap:
+                features = model.encode(images)
+                logits = model.decode_logits(features, replica_tokens, word_index + 1)
+            logp = token_logprobs(logits, replica_tokens, word_index + 1)  # [B*T, L-1]
+            scores = logp.gather(1, word_index[:, None]).view(batch, steps)
+            scores = torch.where(word_index.view(batch, steps) < counts[:, None], scores, 0.0)
+            activations, gradients = tap.gradients(scores)  # [B*T, K, h, w]
+            tap.release()
+        size = images.shape[-2:]
+        labels = [self._labels(caption) for caption in captions]
+        words = maps_from_gradients(activations, gradients, scores, method, size, labels)
+        grid = activations.shape[1:]
+        caption = maps_from_gradients(
+            activations.view(batch, steps, *grid)[:, 0],
+            gradients.view(batch, steps, *grid).sum(dim=1),
+            scores.sum(dim=1),
+            method,
+            size,
+            [" ".join(label) for label in labels],
+        )
+        texts = [" ".join(model.words(caption)) for caption in captions]
+        return CaptionExplanation([list(c) for c in captions], texts, words, caption)
+
+    def _labels(self, caption: Sequence[int]) -> list[str]:
+        return self.model.words(caption) + (["<end>"] if self.include_end else [])

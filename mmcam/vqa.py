@@ -1,0 +1,97 @@
+"""Explain a VQA model: its top answers with probabilities, and the evidence for each.
+
+One forward and one backward pass give the maps of all top-k answers: the tapped image layer
+is replicated k times and replica j scores the j-th answer's logit. The counterfactual map
+(what argues against an answer) reuses the same gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from mmcam.cam import maps_from_gradients
+from mmcam.explanation import Explanation
+from mmcam.model_state import explaining
+from mmcam.protocols import VQAModel
+from mmcam.tap import Grid, Tap
+
+
+@dataclass
+class VQAExplanation:
+    """The top-k answers of each question, their probabilities `[B, k]`, and their maps
+    (`maps.scores` are the answer logits `[B, k]`)."""
+
+    answers: list[list[str]]
+    probabilities: Tensor
+    maps: Explanation
+    counterfactual: Explanation | None
+
+
+class VQAExplainer:
+    """Grad-CAM family maps for any model that satisfies `mmcam.protocols.VQAModel`.
+
+    `layer` is the explained layer on the image side (a dotted name or a module); `to_grid`
+    reshapes its output to `[N, K, h, w]` when it is not already a feature grid.
+    """
+
+    def __init__(
+        self, model: VQAModel, layer: str | nn.Module, *, to_grid: Grid | None = None
+    ) -> None:
+        if not isinstance(model, VQAModel):
+            raise TypeError(
+                f"{type(model).__name__} lacks part of the VQAModel protocol "
+                "(answers, tokenize, unknown_words, __call__); see mmcam.protocols"
+            )
+        self.model = model
+        self.layer = layer
+        self.to_grid = to_grid
+
+    def explain(
+        self,
+        images: Tensor,
+        questions: Sequence[str],
+        *,
+        top_k: int = 3,
+        method: str = "gradcam",
+        counterfactual: bool = False,
+    ) -> VQAExplanation:
+        """Answer each question about its image and map the evidence for the top-k answers."""
+        if len(questions) != images.shape[0]:
+            raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")
+        for question in questions:
+            if not question.strip():
+                raise ValueError("empty question: ask something about the image")
+        top_k = min(top_k, len(self.model.answers))
+        tokens = self.model.tokenize(list(questions))
+        if isinstance(tokens, Tensor):
+            tokens = tokens.to(images.device)
+        batch = images.shape[0]
+        with explaining(self.model, images.device):
+            with Tap(self.model, self.layer, replicas=top_k, to_grid=self.to_grid) as tap:
+                logits = self.model(images, _repeat_rows(tokens, top_k))  # [B*k, A]
+            logits = logits.view(batch, top_k, -1)
+            best = logits[:, 0].detach().topk(top_k, dim=1).indices  # [B, k]
+            scores = logits.gather(2, best[..., None]).squeeze(2)  # replica j: answer j
+            activations, gradients = tap.gradients(scores)  # [B*k, K, h, w]
+            tap.release()
+        probabilities = torch.softmax(logits[:, 0].detach(), dim=1).gather(1, best)
+        answers = [[self.model.answers[i] for i in row] for row in best.tolist()]
+        size = images.shape[-2:]
+        maps = maps_from_gradients(activations, gradients, scores, method, size, answers)
+        against = None
+        if counterfactual:
+            against = maps_from_gradients(
+                activations, gradients, scores, "counterfactual", size, answers
+            )
+        return VQAExplanation(answers, probabilities, maps, against)
+
+
+def _repeat_rows(questions: Tensor | Sequence, times: int) -> Tensor | list:
+    """Each question's input `times` times in a row, matching the tap's replica order."""
+    if isinstance(questions, Tensor):
+        return questions.repeat_interleave(times, dim=0)
+    return [question for question in questions for _ in range(times)]

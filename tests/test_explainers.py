@@ -1,0 +1,157 @@
+"""CaptionExplainer and VQAExplainer: batched maps equal one-target-at-a-time maps and Captum."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from captum.attr import LayerGradCam
+from tiny_models import TinyCaptioner, TinyVQA
+
+from mmcam.cam import grad_cam
+from mmcam.captioning import CaptionExplainer, caption_tokens
+from mmcam.tap import Tap
+from mmcam.targets import CaptionLogProb, WordLogProb
+from mmcam.vqa import VQAExplainer
+
+LAYER = "encoder.features"
+
+
+@pytest.fixture(scope="module")
+def captioner():
+    torch.manual_seed(0)
+    return TinyCaptioner().eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    torch.manual_seed(1)
+    return torch.randn(2, 3, 8, 8)
+
+
+CAPTIONS = [[5, 7, 3, 9], [4, 6]]  # different lengths: the second image's rows 2..3 are padding
+
+
+def teacher_forced(captions):
+    """BOS=1, EOS=2, PAD=0 as in TinyCaptioner."""
+    return caption_tokens(captions, 1, 2, 0, torch.device("cpu"))
+
+
+def test_caption_logprob_equals_sum_of_word_logprobs(captioner, images):
+    result = CaptionExplainer(captioner, LAYER).explain(images, CAPTIONS)
+    tokens, counts = teacher_forced(CAPTIONS)
+    with torch.no_grad():
+        logits = captioner.decode_logits(captioner.encode(images), tokens, counts)
+        whole = CaptionLogProb(tokens, counts)(logits)
+    torch.testing.assert_close(result.caption.scores, whole, atol=1e-5, rtol=0)
+    torch.testing.assert_close(result.words.scores.sum(1), whole, atol=1e-5, rtol=0)
+    assert result.words.scores[1, 2:].tolist() == [0.0, 0.0]
+    assert result.words.empty[1, 2:].tolist() == [True, True]
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "counterfactual"])
+def test_word_maps_equal_one_word_at_a_time(captioner, images, method):
+    result = CaptionExplainer(captioner, LAYER).explain(images, CAPTIONS, method=method)
+    tokens, counts = teacher_forced(CAPTIONS)
+    for position in range(4):
+        with Tap(captioner, LAYER) as tap:
+            logits = captioner.decode_logits(captioner.encode(images), tokens, counts)
+            scores = WordLogProb(tokens, counts, position)(logits)
+        single = grad_cam(tap, scores, method, size=images.shape[-2:])
+        for row, caption in enumerate(CAPTIONS):
+            if position < len(caption):
+                torch.testing.assert_close(
+                    result.words.raw[row, position], single.raw[row], atol=1e-5, rtol=0
+                )
+                torch.testing.assert_close(
+                    result.words.maps[row, position], single.maps[row], atol=1e-5, rtol=0
+                )
+    assert result.words.raw.abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_caption_map_equals_map_of_the_caption_logprob(captioner, images, method):
+    result = CaptionExplainer(captioner, LAYER).explain(images, CAPTIONS, method=method)
+    tokens, counts = teacher_forced(CAPTIONS)
+    with Tap(captioner, LAYER) as tap:
+        logits = captioner.decode_logits(captioner.encode(images), tokens, counts)
+        scores = CaptionLogProb(tokens, counts)(logits)
+    direct = grad_cam(tap, scores, method, size=images.shape[-2:])
+    torch.testing.assert_close(result.caption.raw, direct.raw, atol=1e-5, rtol=0)
+
+
+def test_generated_caption_is_explained_and_model_left_as_found(captioner, images):
+    captioner.train()
+    try:
+        result = CaptionExplainer(captioner, LAYER).explain(images, max_length=5)
+        assert captioner.training
+    finally:
+        captioner.eval()
+    assert [len(c) for c in result.captions] == [5, 5]
+    assert result.words.maps.shape == (2, 5, 8, 8) and result.caption.maps.shape == (2, 8, 8)
+    assert result.word_labels(0) == [f"w{i}" for i in result.captions[0]]
+    assert all(p.grad is None for p in captioner.parameters())
+    assert all(not m._forward_hooks for m in captioner.modules())
+
+
+def test_end_token_can_be_explained_too(captioner, images):
+    result = CaptionExplainer(captioner, LAYER, include_end=True).explain(images, CAPTIONS)
+    assert result.word_labels(1) == ["w4", "w6", "<end>"]
+    assert result.words.scores.shape == (2, 5)
+
+
+def test_models_without_the_protocol_are_refused():
+    with pytest.raises(TypeError, match="lacks part of the CaptionModel protocol"):
+        CaptionExplainer(torch.nn.Linear(2, 2), "weight")
+    with pytest.raises(TypeError, match="lacks part of the VQAModel protocol"):
+        VQAExplainer(torch.nn.Linear(2, 2), "weight")
+
+
+@pytest.fixture(scope="module")
+def vqa():
+    torch.manual_seed(2)
+    return TinyVQA().eval()
+
+
+QUESTIONS = ["what color is the circle", "is there a red square"]
+
+
+def test_vqa_answer_maps_equal_captum_layergradcam(vqa, images):
+    result = VQAExplainer(vqa, "image.features").explain(images, QUESTIONS, top_k=3)
+    questions = vqa.tokenize(QUESTIONS)
+    with torch.no_grad():
+        logits = vqa(images, questions)
+    best = logits.topk(3, dim=1).indices
+    assert result.answers == [[vqa.answers[i] for i in row] for row in best.tolist()]
+    torch.testing.assert_close(
+        result.probabilities, logits.softmax(1).gather(1, best), atol=1e-6, rtol=0
+    )
+    gradcam = LayerGradCam(lambda x: vqa(x, questions), vqa.image.features)
+    for rank in range(3):
+        theirs = gradcam.attribute(images, target=best[:, rank].tolist(), relu_attributions=True)
+        torch.testing.assert_close(
+            result.maps.raw[:, rank], theirs.squeeze(1).detach(), atol=1e-5, rtol=0
+        )
+    assert result.maps.raw.abs().sum() > 0
+    assert result.counterfactual is None
+
+
+def test_vqa_counterfactual_is_gradcam_of_the_negated_score(vqa, images):
+    result = VQAExplainer(vqa, "image.features").explain(
+        images, QUESTIONS, top_k=2, counterfactual=True
+    )
+    questions = vqa.tokenize(QUESTIONS)
+    best = [vqa.answers.index(answers[0]) for answers in result.answers]
+    theirs = LayerGradCam(lambda x: -vqa(x, questions), vqa.image.features).attribute(
+        images, target=best, relu_attributions=True
+    )
+    torch.testing.assert_close(
+        result.counterfactual.raw[:, 0], theirs.squeeze(1).detach(), atol=1e-5, rtol=0
+    )
+
+
+def test_vqa_refuses_empty_question_and_mismatched_batch(vqa, images):
+    explainer = VQAExplainer(vqa, "image.features")
+    with pytest.raises(ValueError, match="empty question"):
+        explainer.explain(images, ["what color", "  "])
+    with pytest.raises(ValueError, match="1 questions for 2 images"):
+        explainer.explain(images, ["what color"])
