@@ -1,0 +1,40 @@
+# mmcam: `make run` explains the bundled models on the bundled samples; `make test` tests it all.
+# Both set up everything they need on a fresh machine.
+
+VENV   := .venv
+PYTHON := $(VENV)/bin/python
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: install run test lint demo bench chromium
+
+install: $(VENV)/.installed
+
+# torch 2.14.1 / torchvision 0.29.1 come from this machine's local wheel store (pip is capped there).
+$(VENV)/.installed: pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PYTHON) -m pip install -q -e ".[dev]"
+	touch $@
+
+# The browser tests drive Debian's chromium; install it when missing (never a tool's own download).
+chromium:
+	@command -v chromium >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install chromium lint
+	$(VENV)/bin/pytest
+
+run: install
+	$(PYTHON) scripts/run_examples.py --out out
+
+demo: install
+	$(PYTHON) demos/app.py
+
+bench: install
+	$(PYTHON) scripts/bench_gradcam.py
+	$(PYTHON) scripts/bench_caption.py
+	$(PYTHON) scripts/bench_methods.py
