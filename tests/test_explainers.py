@@ -12,6 +12,7 @@ from mmcam.captioning import CaptionExplainer, caption_tokens
 from mmcam.tap import Tap
 from mmcam.targets import CaptionLogProb, WordLogProb
 from mmcam.vqa import VQAExplainer
+from mmcam.word_baselines import maps_forward_backward_per_word, maps_retained_graph
 
 LAYER = "encoder.features"
 
@@ -155,3 +156,10 @@ def test_vqa_refuses_empty_question_and_mismatched_batch(vqa, images):
         explainer.explain(images, ["what color", "  "])
     with pytest.raises(ValueError, match="1 questions for 2 images"):
         explainer.explain(images, ["what color"])
+
+
+def test_benchmark_baselines_compute_the_same_word_maps(captioner, images):
+    result = CaptionExplainer(captioner, LAYER).explain(images, CAPTIONS)
+    for baseline in (maps_forward_backward_per_word, maps_retained_graph):
+        maps = baseline(captioner, LAYER, images, CAPTIONS)
+        torch.testing.assert_close(maps, result.words.raw, atol=1e-5, rtol=0)
