@@ -7,7 +7,7 @@ is replicated k times and replica j scores the j-th answer's logit. The counterf
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -66,9 +66,7 @@ class VQAExplainer:
             if not question.strip():
                 raise ValueError("empty question: ask something about the image")
         top_k = min(top_k, len(self.model.answers))
-        tokens = self.model.tokenize(list(questions))
-        if isinstance(tokens, Tensor):
-            tokens = tokens.to(images.device)
+        tokens = _move_to(self.model.tokenize(list(questions)), images.device)
         batch = images.shape[0]
         with explaining(self.model, images.device):
             with Tap(self.model, self.layer, replicas=top_k, to_grid=self.to_grid) as tap:
@@ -90,8 +88,22 @@ class VQAExplainer:
         return VQAExplanation(answers, probabilities, maps, against)
 
 
-def _repeat_rows(questions: Tensor | Sequence, times: int) -> Tensor | list:
-    """Each question's input `times` times in a row, matching the tap's replica order."""
+def _repeat_rows(questions: Tensor | Mapping | Sequence, times: int) -> Tensor | dict | list:
+    """Each question's input `times` times in a row, matching the tap's replica order.
+
+    A mapping (a tokenizer's `BatchEncoding`: input ids, attention mask, ...) has each of its
+    values repeated."""
     if isinstance(questions, Tensor):
         return questions.repeat_interleave(times, dim=0)
+    if isinstance(questions, Mapping):
+        return {key: _repeat_rows(value, times) for key, value in questions.items()}
     return [question for question in questions for _ in range(times)]
+
+
+def _move_to(questions: Tensor | Mapping | Sequence, device: torch.device) -> object:
+    """The question input on `device`: a tensor, or a mapping's tensor values, moved."""
+    if isinstance(questions, Tensor):
+        return questions.to(device)
+    if isinstance(questions, Mapping):
+        return {key: _move_to(value, device) for key, value in questions.items()}
+    return questions

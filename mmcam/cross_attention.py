@@ -1,0 +1,161 @@
+"""Gradient-weighted cross-attention maps: the Grad-CAM used for ALBEF/BLIP-style models.
+
+For a model whose text tokens attend to image patches through cross-attention, the map of a
+score Y at one cross-attention layer with attention A `[H, Tq, Tk]` (heads, text queries, image
+keys) is, per image key k (Li et al. 2021, ALBEF, sec. 6; BLIP's `compute_gradcam`)::
+
+    M_k = 1/|Q| sum_{q in Q} mean_h ReLU(dY/dA_hqk) * A_hqk
+
+with Q the text tokens the score is read from, and the class patch (key 0) dropped so the
+remaining keys reshape to the patch grid. The explained layer is the module that receives the
+attention probabilities (for BLIP: `...crossattention.self.dropout`, an identity in eval mode),
+so the ordinary `Tap` hooks it. The attention already runs once per text row, so one forward and
+one backward over the replicated text rows give every word's (or answer's) map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mmcam.captioning import CaptionExplanation, caption_tokens
+from mmcam.explanation import Explanation
+from mmcam.model_state import explaining
+from mmcam.protocols import CaptionModel, VQAModel
+from mmcam.tap import Tap
+from mmcam.targets import token_logprobs
+from mmcam.vqa import VQAExplanation, _move_to, _repeat_rows
+
+METHOD = "cross-attention"
+
+
+def attention_gradcam(
+    attention: Tensor, gradients: Tensor, queries: Tensor, grid: tuple[int, int]
+) -> Tensor:
+    """M = 1/|Q| sum_q mean_h ReLU(G) * A on the patch keys, as `[N, h, w]` maps.
+
+    `attention`, `gradients`: `[N, H, Tq, Tk]`; `queries`: `[N, Tq]` bool, the text tokens Q of
+    each row. The last h*w keys are the patches in row-major order; the keys before them (the
+    class patch) are dropped.
+    """
+    height, width = grid
+    if attention.shape[-1] < height * width:
+        raise ValueError(
+            f"{attention.shape[-1]} attention keys cannot hold a {height}x{width} patch grid"
+        )
+    weighted = (gradients.clamp(min=0) * attention).mean(dim=1)  # [N, Tq, Tk]
+    weights = queries.to(weighted.dtype)
+    summed = torch.einsum("nq,nqk->nk", weights, weighted)  # [N, Tk]
+    mean = summed / weights.sum(dim=1, keepdim=True).clamp(min=1)
+    return mean[:, -height * width :].reshape(-1, height, width)
+
+
+def explain_caption_attention(
+    model: CaptionModel,
+    images: Tensor,
+    captions: Sequence[Sequence[int]],
+    layer: str | nn.Module,
+    grid: tuple[int, int],
+    *,
+    include_end: bool = False,
+) -> CaptionExplanation:
+    """Cross-attention maps of every word of each caption, and of the whole caption.
+
+    `layer` receives the decoder's text-to-image attention probabilities `[N, H, L, Tk]`; `grid`
+    is the patch grid (h, w). Word t's map reads the text positions 0..t (the BOS token and the
+    words before it, whose states predict it); the caption's map reads the positions of all its
+    words, with the gradient of the summed log-probability. `model.encode` must return a tensor
+    (or a tuple of tensors) with the images along dim 0.
+    """
+    if not isinstance(model, CaptionModel):
+        raise TypeError(f"{type(model).__name__} lacks part of the CaptionModel protocol")
+    if len(captions) != images.shape[0] or any(len(caption) == 0 for caption in captions):
+        raise ValueError(f"give one non-empty caption per image ({images.shape[0]} images)")
+    tokens, counts = caption_tokens(
+        captions, model.bos_index, model.eos_index, model.pad_index, images.device
+    )
+    counts = counts + int(include_end)
+    batch, steps = images.shape[0], int(counts.max())
+    word_index = torch.arange(steps, device=images.device).repeat(batch)  # [B*T]
+    replica_tokens = tokens.repeat_interleave(steps, dim=0)  # [B*T, L]
+    with explaining(model, images.device):
+        with torch.no_grad():
+            features = _repeat_features(model.encode(images), steps)  # rows: B*T
+        with Tap(model, layer) as tap:
+            logits = model.decode_logits(features, replica_tokens, word_index + 1)
+        logp = token_logprobs(logits, replica_tokens, word_index + 1)  # [B*T, L-1]
+        scores = logp.gather(1, word_index[:, None]).view(batch, steps)
+        scores = torch.where(word_index.view(batch, steps) < counts[:, None], scores, 0.0)
+        attention, gradients = tap.gradients(scores)  # [B*T, H, L, Tk]
+        tap.release()
+    positions = torch.arange(tokens.shape[1], device=images.device)
+    word_queries = positions[None, :] <= word_index[:, None]  # [B*T, L]: BOS .. word t
+    words_raw = attention_gradcam(attention, gradients, word_queries, grid)
+    words_raw = words_raw.view(batch, steps, *grid)
+    first = attention.view(batch, steps, *attention.shape[1:])[:, 0]  # A is the same for all t
+    caption_queries = positions[None, :] < counts[:, None]  # [B, L]
+    caption_gradients = gradients.view(batch, steps, *gradients.shape[1:]).sum(dim=1)
+    caption_raw = attention_gradcam(first, caption_gradients, caption_queries, grid)
+    size = (int(images.shape[-2]), int(images.shape[-1]))
+    labels = [model.words(c) + (["<end>"] if include_end else []) for c in captions]
+    words = Explanation.from_raw(words_raw, scores, size, METHOD, labels)
+    caption = Explanation.from_raw(
+        caption_raw, scores.sum(dim=1), size, METHOD, [" ".join(label) for label in labels]
+    )
+    texts = [" ".join(model.words(c)) for c in captions]
+    return CaptionExplanation([list(c) for c in captions], texts, words, caption)
+
+
+def explain_vqa_attention(
+    model: VQAModel,
+    images: Tensor,
+    questions: Sequence[str],
+    layer: str | nn.Module,
+    grid: tuple[int, int],
+    queries: Tensor,
+    *,
+    top_k: int = 3,
+) -> VQAExplanation:
+    """Cross-attention maps of the top-k answers of each question.
+
+    `layer` receives the question's attention probabilities over the image `[N, H, Tq, Tk]`;
+    `queries` `[B, Tq]` (bool) marks the question tokens Q each map averages over (the words,
+    without padding or special tokens). The model runs once on the question rows repeated
+    top_k times; the image side must follow the question rows' batch size.
+    """
+    if not isinstance(model, VQAModel):
+        raise TypeError(f"{type(model).__name__} lacks part of the VQAModel protocol")
+    if len(questions) != images.shape[0]:
+        raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")
+    top_k = min(top_k, len(model.answers))
+    batch = images.shape[0]
+    tokens = _move_to(model.tokenize(list(questions)), images.device)
+    with explaining(model, images.device):
+        with Tap(model, layer) as tap:
+            logits = model(images, _repeat_rows(tokens, top_k))  # [B*k, A]
+        logits = logits.view(batch, top_k, -1)
+        best = logits[:, 0].detach().topk(top_k, dim=1).indices  # [B, k]
+        scores = logits.gather(2, best[..., None]).squeeze(2)  # replica j: answer j
+        attention, gradients = tap.gradients(scores)  # [B*k, H, Tq, Tk]
+        tap.release()
+    rows = queries.to(images.device).repeat_interleave(top_k, dim=0)
+    raw = attention_gradcam(attention, gradients, rows, grid).view(batch, top_k, *grid)
+    probabilities = torch.softmax(logits[:, 0].detach(), dim=1).gather(1, best)
+    answers = [[model.answers[i] for i in row] for row in best.tolist()]
+    size = (int(images.shape[-2]), int(images.shape[-1]))
+    maps = Explanation.from_raw(raw, scores, size, METHOD, answers)
+    return VQAExplanation(answers, probabilities, maps, None)
+
+
+def _repeat_features(features: Tensor | tuple | list, times: int) -> Tensor | tuple | list:
+    """Each image's features `times` times in a row (a tensor, or a tuple/list of tensors)."""
+    if isinstance(features, Tensor):
+        return features.repeat_interleave(times, dim=0)
+    if isinstance(features, tuple | list):
+        return type(features)(_repeat_features(part, times) for part in features)
+    raise TypeError(
+        f"cannot repeat encoder features of type {type(features).__name__}: encode() must "
+        "return a tensor or a tuple of tensors with the images along dim 0"
+    )
