@@ -6,7 +6,7 @@ from mmcam.explanation import Explanation
 from mmcam.protocols import CaptionModel, VQAModel
 from mmcam.tap import Tap
 from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb
-from mmcam.visualize import map_grid, overlay, save_overlay
+from mmcam.visualize import PanelRow, map_grid, overlay, save_overlay
 from mmcam.vqa import VQAExplainer, VQAExplanation
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "CaptionModel",
     "ClassLogit",
     "Explanation",
+    "PanelRow",
     "Tap",
     "VQAExplainer",
     "VQAExplanation",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -60,36 +61,50 @@ def save_overlay(
     return path
 
 
-def map_grid(
-    image: ImageLike,
-    heat_maps: Sequence[Tensor] | Tensor,
-    titles: Sequence[str],
-    path: str | Path,
-    *,
-    suptitle: str | None = None,
-    boxes: Sequence[Sequence[Sequence[float]]] | None = None,
-    columns: int = 6,
-    alpha: float = 0.5,
-) -> Path:
-    """Save one figure: the image, then one titled overlay panel per map.
+@dataclass
+class PanelRow:
+    """One row of a figure: the image titled `name`, then one titled overlay per map.
 
     `boxes[i]` (COCO [x, y, w, h] lists in image pixels) are drawn on panel i when given.
     """
-    if len(heat_maps) != len(titles):
-        raise ValueError(f"{len(heat_maps)} maps but {len(titles)} titles")
-    panels = [image_array(image)] + [overlay(image, m, alpha) for m in heat_maps]
-    names = ["image", *titles]
-    columns = min(columns, len(panels))
-    rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
-    for index, axis in enumerate(axes.flat):
-        axis.axis("off")
-        if index >= len(panels):
-            continue
-        axis.imshow(panels[index])
-        axis.set_title(names[index], fontsize=9)
-        for x, y, w, h in boxes[index - 1] if boxes is not None and index > 0 else []:
-            axis.add_patch(plt.Rectangle((x, y), w, h, fill=False, edgecolor="white", lw=1.5))
+
+    name: str
+    maps: Sequence[Tensor] | Tensor
+    titles: Sequence[str]
+    boxes: Sequence[Sequence[Sequence[float]]] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.maps) != len(self.titles):
+            raise ValueError(
+                f"row {self.name!r}: {len(self.maps)} maps but {len(self.titles)} titles"
+            )
+
+
+def map_grid(
+    image: ImageLike,
+    rows: Sequence[PanelRow],
+    path: str | Path,
+    *,
+    suptitle: str | None = None,
+    alpha: float = 0.5,
+) -> Path:
+    """Save one figure with a row of panels per `PanelRow` (a method, a question, ...)."""
+    base = image_array(image)
+    columns = 1 + max(len(row.maps) for row in rows)
+    figure, axes = plt.subplots(
+        len(rows), columns, figsize=(2.1 * columns, 2.3 * len(rows)), squeeze=False
+    )
+    for row, row_axes in zip(rows, axes, strict=True):
+        for axis in row_axes:
+            axis.axis("off")
+        row_axes[0].imshow(base)
+        row_axes[0].set_title(row.name, fontsize=9, fontweight="bold")
+        for index, (heat_map, title) in enumerate(zip(row.maps, row.titles, strict=True)):
+            axis = row_axes[index + 1]
+            axis.imshow(overlay(base, heat_map, alpha))
+            axis.set_title(title, fontsize=9)
+            for x, y, w, h in row.boxes[index] if row.boxes is not None else []:
+                axis.add_patch(plt.Rectangle((x, y), w, h, fill=False, edgecolor="white", lw=1.5))
     if suptitle:
         figure.suptitle(suptitle, fontsize=10)
     figure.tight_layout()
