@@ -1,0 +1,309 @@
+"""Pixel-space gradient methods: guided backpropagation, deconvnet, guided Grad-CAM and the
+strongest feature map, all from one modified ReLU backward rule.
+
+The rule is installed without touching the model: a `TorchFunctionMode` sees every ReLU-family
+call made during the forward pass — `nn.ReLU` / `nn.ReLU6` / `nn.LeakyReLU` modules (in place
+or not) and functional `torch.relu`, `F.relu`, `relu_`, `x.relu()`, `F.relu6`,
+`F.hardtanh(min_val=0)`, `F.leaky_relu` alike — and runs it through an autograd Function with
+the same forward output and the modified backward. No hook, no module swap, nothing to undo
+but leaving the `with` block, so the model is exactly as before on every exit.
+
+The rule applies to the activations whose negative side is flat or linear (ReLU, ReLU6 and
+other clipped ReLUs, LeakyReLU with slope >= 0). Smooth activations (GELU, SiLU, ELU, tanh,
+...) keep their ordinary gradient; a forward pass that calls no activation of the family gets
+a warning, because the result is then the plain input gradient.
+
+Maps: `raw` keeps the signed attribution `[B, 3, H, W]`; `maps` is max_c |raw| normalised to
+[0, 1] `[B, H, W]`. The sign at the input is the sign of first-layer filter weights, not
+evidence for or against the target, so the magnitude is what a heat map should show.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from mmcam.explanation import Explanation, normalize_maps
+from mmcam.methods import gradcam_weights, weighted_map
+from mmcam.model_state import explaining
+from mmcam.tap import Tap, find_layer
+from mmcam.targets import Target
+
+Forward = Callable[..., Any]
+
+# func -> (slope on the negative side or None for a clip, name); args decoded in `_decode`.
+_RELUS = {F.relu, torch.relu, torch.relu_, Tensor.relu, Tensor.relu_}
+_CLIPPED = {F.relu6, F.hardtanh, F.hardtanh_}
+_LEAKY = {F.leaky_relu, F.leaky_relu_}
+_OTHER_ACTIVATIONS = {
+    F.gelu: "gelu", F.silu: "silu", F.elu: "elu", F.selu: "selu", F.celu: "celu",
+    F.mish: "mish", F.hardswish: "hardswish", F.softplus: "softplus", F.prelu: "prelu",
+    torch.sigmoid: "sigmoid", torch.tanh: "tanh", Tensor.sigmoid: "sigmoid",
+    Tensor.tanh: "tanh",
+}  # fmt: skip
+
+
+class _RuleActivation(torch.autograd.Function):
+    """Forward: the original activation call, unchanged. Backward: the guided or deconvnet rule.
+
+    guided:   dR/dx = f'(x) * max(dR/dy, 0)   (Springenberg et al. 2015)
+    deconvnet: dR/dx = max(dR/dy, 0)           (Zeiler & Fergus 2014)
+    f'(x) is read from the output y (same sign as x), so in-place calls work too.
+    """
+
+    @staticmethod
+    def forward(ctx, x, call, rule, low, high, slope):  # noqa: ANN001 (autograd signature)
+        out = call()
+        if out is x:  # in place
+            ctx.mark_dirty(x)
+        ctx.rule, ctx.low, ctx.high, ctx.slope = rule, low, high, slope
+        if rule == "guided":
+            ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001
+        positive = grad.clamp(min=0)
+        if ctx.rule == "deconvnet":
+            return positive, None, None, None, None, None
+        (out,) = ctx.saved_tensors
+        if ctx.slope:  # leaky: slope on the negative side
+            passed = positive * torch.where(out > 0, 1.0, ctx.slope).to(grad.dtype)
+        else:
+            gate = out > ctx.low
+            if ctx.high is not None:
+                gate &= out < ctx.high
+            passed = torch.where(gate, positive, torch.zeros((), dtype=grad.dtype))
+        return passed, None, None, None, None, None
+
+
+class ReluRule(TorchFunctionMode):
+    """While active, every ReLU-family call backpropagates by `rule` ("guided" or "deconvnet").
+
+    Counts the calls it changed (`applied`) and names the other activations it saw (`others`).
+    """
+
+    def __init__(self, rule: str) -> None:
+        super().__init__()
+        if rule not in ("guided", "deconvnet"):
+            raise ValueError(f"unknown ReLU rule {rule!r}; choose 'guided' or 'deconvnet'")
+        self.rule = rule
+        self.applied = 0
+        self.others: set[str] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        decoded = _decode(func, args, kwargs)
+        if decoded is None:
+            if func in _OTHER_ACTIVATIONS:
+                self.others.add(_OTHER_ACTIVATIONS[func])
+            return func(*args, **kwargs)
+        x, low, high, slope = decoded
+        if not (torch.is_grad_enabled() and isinstance(x, Tensor) and x.requires_grad):
+            return func(*args, **kwargs)
+        self.applied += 1
+        return _RuleActivation.apply(x, lambda: func(*args, **kwargs), self.rule, low, high, slope)
+
+
+def _decode(
+    func: Any, args: tuple, kwargs: dict
+) -> tuple[Tensor, float, float | None, float] | None:
+    """(input, low, high, slope) of a ReLU-family call, or None when the rule does not apply."""
+    if func not in _RELUS and func not in _CLIPPED and func not in _LEAKY:
+        return None
+    names = ("input", "min_val", "max_val") if func in _CLIPPED else ("input", "negative_slope")
+    given = dict(zip(names, args, strict=False)) | kwargs  # F.relu(input=x) spells it by name
+    x = given.get("input", given.get("self"))
+    if func in _RELUS:
+        return x, 0.0, None, 0.0
+    if func is F.relu6:
+        return x, 0.0, 6.0, 0.0
+    if func in _CLIPPED:
+        low, high = float(given.get("min_val", -1.0)), float(given.get("max_val", 1.0))
+        return (x, low, high, 0.0) if low == 0.0 else None  # hardtanh(-1, 1) is no ReLU
+    slope = float(given.get("negative_slope", 0.01))
+    return (x, 0.0, None, slope) if slope >= 0 else None
+
+
+@contextmanager
+def relu_rule(rule: str) -> Iterator[ReluRule]:
+    """Run the forward inside this block to backpropagate by `rule`; warns when nothing changed."""
+    mode = ReluRule(rule)
+    with mode:
+        yield mode
+    if mode.applied == 0:
+        seen = f" (activations seen: {', '.join(sorted(mode.others))})" if mode.others else ""
+        warnings.warn(
+            f"{rule} backprop: the forward pass called no ReLU, ReLU6, clipped ReLU or "
+            f"LeakyReLU{seen}, so the rule changed nothing and the result is the plain input "
+            "gradient",
+            stacklevel=3,
+        )
+
+
+def rule_gradients(
+    rule: str,
+    forward: Forward,
+    images: Tensor,
+    target: Target,
+    model: nn.Module | None = None,
+    forward_args: Sequence[Any] = (),
+) -> tuple[Tensor, Tensor]:
+    """The input gradient of `target` under `rule` `[B, 3, H, W]`, and the scores `[B]`.
+
+    `model` (default: `forward` itself when it is a module) runs in eval mode, so rows of a
+    batch do not interact; its mode is restored on exit."""
+    model = _model_of(forward, model)
+    inputs = images.detach().requires_grad_(True)
+    state = explaining(model, images.device) if model is not None else nullcontext()
+    with state, torch.enable_grad(), relu_rule(rule):
+        scores = target(forward(inputs, *forward_args))
+        _check_scores(scores, images)
+        (gradients,) = torch.autograd.grad(scores.sum(), inputs)
+    return gradients, scores.detach()
+
+
+def pixel_explanation(
+    raw: Tensor, scores: Tensor, method: str, labels: list | None = None
+) -> Explanation:
+    """An `Explanation` of a signed pixel attribution `[B, C, H, W]`: maps = max_c |raw|."""
+    maps, empty = normalize_maps(raw.abs().amax(dim=1))  # [B, H, W]
+    return Explanation(raw, maps, empty, scores.detach(), method, labels or [])
+
+
+def guided_backprop(
+    forward: Forward,
+    images: Tensor,
+    target: Target,
+    *,
+    model: nn.Module | None = None,
+    forward_args: Sequence[Any] = (),
+) -> Explanation:
+    """Guided backpropagation (Springenberg et al. 2015): the input gradient where every ReLU
+    passes back only positive gradients at positive inputs, dR/dx = 1[x > 0] max(dR/dy, 0).
+
+    `forward(images, *forward_args)` returns the model output and `target` one score per image
+    (class, caption, word or VQA answer; each image its own). The rule reaches every ReLU-family
+    call the forward makes, modules and functional calls alike, so `model` is only needed when
+    `forward` is not the module itself: it runs in eval mode for the call (mode restored).
+    """
+    gradients, scores = rule_gradients("guided", forward, images, target, model, forward_args)
+    return pixel_explanation(gradients, scores, "guided_backprop")
+
+
+def deconvnet(
+    forward: Forward,
+    images: Tensor,
+    target: Target,
+    *,
+    model: nn.Module | None = None,
+    forward_args: Sequence[Any] = (),
+) -> Explanation:
+    """Deconvnet (Zeiler & Fergus 2014): every ReLU passes back max(dR/dy, 0), whatever its input
+    was; max-pooling switches and transposed convolutions are the ordinary gradient."""
+    gradients, scores = rule_gradients("deconvnet", forward, images, target, model, forward_args)
+    return pixel_explanation(gradients, scores, "deconvnet")
+
+
+def guided_grad_cam(
+    forward: Forward,
+    images: Tensor,
+    target: Target,
+    model: nn.Module,
+    layer: str | nn.Module,
+    *,
+    mode: str = "bilinear",
+    forward_args: Sequence[Any] = (),
+) -> Explanation:
+    """Guided Grad-CAM (Selvaraju et al. 2017): guided backprop times the Grad-CAM map of `layer`
+    upsampled to the input (`mode` "bilinear", or "nearest" as Captum's default)."""
+    with explaining(model, images.device):
+        with Tap(model, layer) as tap:
+            scores = target(forward(images, *forward_args))
+            _check_scores(scores, images)
+        activations, grads = tap.gradients(scores)  # [B, K, h, w] each
+        tap.release()
+        cam = weighted_map(activations, gradcam_weights(activations, grads))  # [B, h, w]
+        guided, _ = rule_gradients("guided", forward, images, target, None, forward_args)
+    upsampled = F.interpolate(cam[:, None], size=images.shape[-2:], mode=mode)  # [B, 1, H, W]
+    return pixel_explanation(guided * upsampled, scores, "guided_grad_cam")
+
+
+class _LayerReached(Exception):
+    """Raised by a forward hook to stop the pass once the wanted layer has run."""
+
+
+def strongest_feature_map(
+    forward: Forward,
+    images: Tensor,
+    model: nn.Module,
+    layer: str | nn.Module,
+    target: Target | None = None,
+    *,
+    forward_args: Sequence[Any] = (),
+) -> Explanation:
+    """Zeiler & Fergus (2014): at `layer`, the channel k* with the largest total activation
+    sum_ij A_k,ij of each image, projected to pixel space by the deconvnet rule with every other
+    channel set to zero: R = d<A_k* , A_k*>/dx under deconvnet ReLUs.
+
+    The channel does not depend on a target. Without `target` the forward stops at `layer` and
+    `scores` are the channels' total activations; with one, `scores` are the target's scores
+    (the pass then runs to the end). `labels` name the channels.
+    """
+    name, module = find_layer(model, layer)
+    inputs = images.detach().requires_grad_(True)
+    recorded: dict[str, Tensor] = {}
+
+    def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        recorded["A"] = output[0] if isinstance(output, tuple | list) else output
+        if target is None:
+            raise _LayerReached
+
+    handle = module.register_forward_hook(record)
+    try:
+        with explaining(model, images.device), torch.enable_grad(), relu_rule("deconvnet"):
+            try:
+                output = forward(inputs, *forward_args)
+            except _LayerReached:
+                output = None
+            if "A" not in recorded:
+                raise RuntimeError(f"layer {name!r} did not run in the forward pass")
+            activations = recorded.pop("A")  # [B, K, h, w]
+            if activations.dim() != 4:
+                shape = tuple(activations.shape)
+                raise ValueError(f"layer {name!r} gives {shape}, not [B, K, h, w]")
+            totals = activations.detach().sum(dim=(-2, -1))  # [B, K]
+            channels = totals.argmax(dim=1)  # [B]
+            keep = F.one_hot(channels, activations.shape[1]).to(activations.dtype)
+            seed = activations.detach() * keep[:, :, None, None]  # only channel k* stays
+            (gradients,) = torch.autograd.grad(activations, inputs, grad_outputs=seed)
+    finally:
+        handle.remove()
+    if output is not None:
+        scores = target(output).detach()
+    else:
+        scores = totals.gather(1, channels[:, None]).squeeze(1)
+    labels = [f"{name} channel {int(k)}" for k in channels]
+    return pixel_explanation(gradients, scores, "strongest_feature_map", labels)
+
+
+def _model_of(forward: Forward, model: nn.Module | None) -> nn.Module | None:
+    """The module to put in eval mode: `model`, else `forward` when it is a module."""
+    if model is not None:
+        return model
+    return forward if isinstance(forward, nn.Module) else None
+
+
+def _check_scores(scores: Tensor, images: Tensor) -> None:
+    if scores.dim() != 1 or scores.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"the target gave scores of shape {tuple(scores.shape)} for {images.shape[0]} images; "
+            "pixel methods explain one score per image"
+        )
