@@ -1,0 +1,148 @@
+"""Occlusion: equal to Captum on a classifier, exact on a hand-checkable model, and for caption,
+word and VQA targets the drop of the right score whatever the batch size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from captum.attr import Occlusion
+from tiny_models import TinyCaptioner, TinyCNN, TinyVQA
+from torch import nn
+
+from mmcam.perturbation import occlusion
+from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb
+
+CLASSES = [1, 3, 0]
+
+
+def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    actual, expected = actual.detach(), expected.detach()
+    scale = max(float(expected.abs().max()), 1e-12)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.fixture
+def tiny() -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    return TinyCNN().eval(), torch.randn(3, 3, 16, 16)
+
+
+@pytest.mark.parametrize(
+    ("window", "stride", "fill", "per_eval"),
+    [(4, 2, 0.0, 1), (4, 4, 0.5, 5), (5, 3, -1.0, 64), ((3, 6), (2, 5), 0.25, 7)],
+)
+def test_occlusion_equals_captum(tiny, window, stride, fill, per_eval):
+    """Same window, stride, fill and forward batch; windows clipped at the border included."""
+    model, images = tiny
+    ours = occlusion(model, images, ClassLogit(CLASSES), window, stride, fill, 3 * per_eval)
+    win = (window, window) if isinstance(window, int) else window
+    step = (stride, stride) if isinstance(stride, int) else stride
+    captum = Occlusion(model).attribute(
+        images, (3, *win), (3, *step), fill, CLASSES, perturbations_per_eval=per_eval
+    )
+    close(ours.raw, captum)
+    assert ours.raw.shape == (3, 3, 16, 16) and ours.maps.shape == (3, 16, 16)
+    close(ours.scores, model(images)[torch.arange(3), CLASSES])
+
+
+def test_occlusion_of_a_region_sum_is_exact():
+    """y = sum of the top-left 2x2 pixels of channel 0; window 2, stride 2, fill 0: the drop is
+    the window's own sum inside that block and 0 elsewhere."""
+    images = torch.arange(1.0, 17.0).view(1, 1, 4, 4).expand(1, 3, 4, 4).clone()
+    forward = lambda x: x[:, 0, :2, :2].sum(dim=(1, 2))[:, None]  # noqa: E731
+    ours = occlusion(forward, images, ClassLogit(0), window=2, stride=2, batch_size=3)
+    expected = torch.zeros(4, 4)
+    expected[:2, :2] = 1 + 2 + 5 + 6
+    assert torch.equal(ours.raw[0, 0], expected) and torch.equal(ours.raw[0, 2], expected)
+    assert torch.equal(ours.maps[0], (expected > 0).float())
+    assert ours.scores.tolist() == [14.0]
+
+
+def test_a_negative_drop_is_kept_in_raw_and_left_out_of_the_map():
+    images = torch.ones(1, 3, 4, 4)
+    forward = lambda x: (x[:, :, :2].sum(dim=(1, 2, 3)) - x[:, :, 2:].sum(dim=(1, 2, 3)))[:, None]  # noqa: E731
+    ours = occlusion(forward, images, ClassLogit(0), window=(2, 4), stride=(2, 4))
+    assert ours.raw[0, 0, :, 0].tolist() == [24.0, 24.0, -24.0, -24.0]
+    assert ours.maps[0, :, 0].tolist() == [1.0, 1.0, 0.0, 0.0]
+
+
+@pytest.fixture
+def captioner() -> tuple[TinyCaptioner, torch.Tensor, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    tokens = torch.tensor([[1, 5, 6, 7, 2], [1, 4, 3, 2, 0]])
+    return TinyCaptioner().eval(), torch.randn(2, 3, 8, 8), tokens, torch.tensor([4, 3])
+
+
+def by_hand(score, images: torch.Tensor, top: int, left: int, size: int, fill: float) -> float:
+    """The drop of `score` (of one image) when the window at (top, left) is set to `fill`."""
+    hidden = images.clone()
+    hidden[:, :, top : top + size, left : left + size] = fill
+    return float(score(images) - score(hidden))
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 100])
+def test_caption_and_word_drops_are_the_log_probability_drops(captioner, batch_size):
+    model, images, tokens, lengths = captioner
+
+    def caption_forward(x, t, n):
+        return model.decode_logits(model.encode(x), t, n)
+
+    for target in (CaptionLogProb(tokens, lengths), WordLogProb(tokens, lengths, [2, 0])):
+        ours = occlusion(caption_forward, images, target, 4, 4, 0.0, batch_size,
+                         forward_args=(tokens, lengths))  # fmt: skip
+        for r in range(2):
+            row = slice(r, r + 1)
+            if isinstance(target, WordLogProb):
+                one = WordLogProb(tokens[row], lengths[row], [2, 0][r])
+            else:
+                one = CaptionLogProb(tokens[row], lengths[row])
+            score = lambda x, one=one, row=row: one(caption_forward(x, tokens[row], lengths[row]))  # noqa: E731
+            with torch.no_grad():
+                for top, left in [(0, 0), (0, 4), (4, 4)]:
+                    expected = by_hand(score, images[row], top, left, 4, 0.0)
+                    assert float(ours.raw[r, 0, top, left]) == pytest.approx(expected, abs=1e-5)
+                close(ours.scores[row], score(images[row]))
+        assert (ours.scores < 0).all()
+
+
+def test_vqa_drop_is_the_answers_score_drop_and_independent_of_batch_size():
+    torch.manual_seed(0)
+    model = TinyVQA().eval()
+    images = torch.randn(2, 3, 8, 8)
+    questions = model.tokenize(["what colour is it", "is it left"])
+    answers = ClassLogit([2, 0])
+    one = occlusion(model, images, answers, 2, 2, 0.0, 1, forward_args=(questions,))
+    many = occlusion(model, images, answers, 2, 2, 0.0, 64, forward_args=(questions,))
+    close(one.raw, many.raw)
+    score = lambda x: model(x, questions[1:])[:, 0]  # noqa: E731
+    with torch.no_grad():
+        expected = by_hand(score, images[1:], 6, 2, 2, 0.0)
+    assert float(many.raw[1, 0, 6, 2]) == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_forward_holding_per_image_inputs_gets_a_message_saying_what_to_do(captioner):
+    model, images, tokens, lengths = captioner
+    closure = lambda x: model.decode_logits(model.encode(x), tokens, lengths)  # noqa: E731
+    with pytest.raises(RuntimeError, match="pass them as forward_args"):
+        occlusion(closure, images, CaptionLogProb(tokens, lengths), window=4)
+    # one copy per call of a single image needs nothing
+    first = lambda x: model.decode_logits(model.encode(x), tokens[:1], lengths[:1])  # noqa: E731
+    single = occlusion(first, images[:1], CaptionLogProb(tokens[:1], lengths[:1]), 4, batch_size=1)
+    assert single.raw.shape == (1, 3, 8, 8)
+
+
+def test_bad_settings_raise(tiny):
+    model, images = tiny
+    with pytest.raises(ValueError, match="larger than the image"):
+        occlusion(model, images, ClassLogit(CLASSES), window=17)
+    with pytest.raises(ValueError, match="never occluded"):
+        occlusion(model, images, ClassLogit(CLASSES), window=2, stride=3)
+    with pytest.raises(ValueError, match="2 target classes for a batch of 3"):
+        occlusion(model, images, ClassLogit([1, 2]), window=4)
+
+
+def test_parameters_get_no_gradient_and_mode_is_kept(tiny):
+    model, images = tiny
+    model.train()
+    occlusion(model, images, ClassLogit(CLASSES), window=8)
+    assert model.training and all(p.grad is None for p in model.parameters())
