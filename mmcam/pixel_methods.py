@@ -50,11 +50,17 @@ _OTHER_ACTIVATIONS = {
 }  # fmt: skip
 
 
+RULES = ("guided", "deconvnet", "redirected")
+
+
 class _RuleActivation(torch.autograd.Function):
     """Forward: the original activation call, unchanged. Backward: the guided or deconvnet rule.
 
-    guided:   dR/dx = f'(x) * max(dR/dy, 0)   (Springenberg et al. 2015)
-    deconvnet: dR/dx = max(dR/dy, 0)           (Zeiler & Fergus 2014)
+    guided:     dR/dx = f'(x) * max(dR/dy, 0)   (Springenberg et al. 2015)
+    deconvnet:  dR/dx = max(dR/dy, 0)           (Zeiler & Fergus 2014)
+    redirected: dR/dx = dR/dy where the unit is active, else only the part that would wake it
+                (max(dR/dy, 0) below, min(dR/dy, 0) above a clip): Lucid's "redirected ReLU",
+                so gradient ascent from a start where the unit is dead still moves.
     f'(x) is read from the output y (same sign as x), so in-place calls work too.
     """
 
@@ -64,7 +70,7 @@ class _RuleActivation(torch.autograd.Function):
         if out is x:  # in place
             ctx.mark_dirty(x)
         ctx.rule, ctx.low, ctx.high, ctx.slope = rule, low, high, slope
-        if rule == "guided":
+        if rule != "deconvnet":
             ctx.save_for_backward(out)
         return out
 
@@ -74,6 +80,13 @@ class _RuleActivation(torch.autograd.Function):
         if ctx.rule == "deconvnet":
             return positive, None, None, None, None, None
         (out,) = ctx.saved_tensors
+        if ctx.rule == "redirected":
+            if ctx.slope:  # leaky: never dead, the ordinary gradient
+                return grad * torch.where(out > 0, 1.0, ctx.slope).to(grad.dtype), *[None] * 5
+            passed = torch.where(out > ctx.low, grad, positive)
+            if ctx.high is not None:
+                passed = torch.where(out < ctx.high, passed, grad.clamp(max=0))
+            return passed, None, None, None, None, None
         if ctx.slope:  # leaky: slope on the negative side
             passed = positive * torch.where(out > 0, 1.0, ctx.slope).to(grad.dtype)
         else:
@@ -85,15 +98,16 @@ class _RuleActivation(torch.autograd.Function):
 
 
 class ReluRule(TorchFunctionMode):
-    """While active, every ReLU-family call backpropagates by `rule` ("guided" or "deconvnet").
+    """While active, every ReLU-family call backpropagates by `rule` ("guided", "deconvnet" or
+    "redirected").
 
     Counts the calls it changed (`applied`) and names the other activations it saw (`others`).
     """
 
     def __init__(self, rule: str) -> None:
         super().__init__()
-        if rule not in ("guided", "deconvnet"):
-            raise ValueError(f"unknown ReLU rule {rule!r}; choose 'guided' or 'deconvnet'")
+        if rule not in RULES:
+            raise ValueError(f"unknown ReLU rule {rule!r}; choose one of {', '.join(RULES)}")
         self.rule = rule
         self.applied = 0
         self.others: set[str] = set()
