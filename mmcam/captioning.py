@@ -50,6 +50,54 @@ def caption_tokens(
     return tokens.to(device), counts.to(device)
 
 
+@dataclass
+class WordReplicas:
+    """Teacher-forcing input with one replica per (image, word): row b*T + t scores word t of
+    image b and decodes only steps 0..t (`lengths`)."""
+
+    tokens: Tensor  # [B, L]
+    counts: Tensor  # [B]: words explained per image
+    word_index: Tensor  # [B*T]: the word each replica scores
+    replica_tokens: Tensor  # [B*T, L]
+
+    @classmethod
+    def of(
+        cls,
+        model: CaptionModel,
+        captions: Sequence[Sequence[int]],
+        include_end: bool,
+        device: torch.device,
+    ) -> WordReplicas:
+        if any(len(caption) == 0 for caption in captions):
+            raise ValueError("cannot explain an empty caption")
+        tokens, counts = caption_tokens(
+            captions, model.bos_index, model.eos_index, model.pad_index, device
+        )
+        counts = counts + int(include_end)
+        steps = int(counts.max())
+        word_index = torch.arange(steps, device=device).repeat(len(captions))
+        return cls(tokens, counts, word_index, tokens.repeat_interleave(steps, dim=0))
+
+    @property
+    def batch(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def steps(self) -> int:
+        return self.replica_tokens.shape[0] // self.batch
+
+    @property
+    def lengths(self) -> Tensor:
+        return self.word_index + 1
+
+    def scores(self, logits: Tensor) -> Tensor:
+        """Each replica's word log-probability `[B, T]`, 0 past a caption's end."""
+        logp = token_logprobs(logits, self.replica_tokens, self.lengths)  # [B*T, L-1]
+        scores = logp.gather(1, self.word_index[:, None]).view(self.batch, self.steps)
+        valid = self.word_index.view(self.batch, self.steps) < self.counts[:, None]
+        return torch.where(valid, scores, 0.0)
+
+
 class CaptionExplainer:
     """Grad-CAM family maps for any model that satisfies `mmcam.protocols.CaptionModel`.
 
@@ -77,9 +125,7 @@ class CaptionExplainer:
         self.to_grid = to_grid
         self.include_end = include_end
 
-    def generate(
-        self, images: Tensor, max_length: int = 20, beam_size: int = 1
-    ) -> list[list[int]]:
+    def generate(self, images: Tensor, max_length: int = 20, beam_size: int = 1) -> list[list[int]]:
         """The model's captions (token ids), decoded in eval mode without gradients."""
         with explaining(self.model, images.device), torch.no_grad():
             return self.model.generate(images, max_length=max_length, beam_size=beam_size)
@@ -98,24 +144,14 @@ class CaptionExplainer:
             captions = self.generate(images, max_length, beam_size)
         if len(captions) != images.shape[0]:
             raise ValueError(f"{len(captions)} captions for {images.shape[0]} images")
-        if any(len(caption) == 0 for caption in captions):
-            raise ValueError("cannot explain an empty caption")
         model = self.model
-        tokens, counts = caption_tokens(
-            captions, model.bos_index, model.eos_index, model.pad_index, images.device
-        )
-        counts = counts + int(self.include_end)
-        batch, steps = images.shape[0], int(counts.max())
-        # Replica (b, t) explains word t of image b and decodes only steps 0..t.
-        word_index = torch.arange(steps, device=images.device).repeat(batch)  # [B*T]
-        replica_tokens = tokens.repeat_interleave(steps, dim=0)  # [B*T, L]
+        replicas = WordReplicas.of(model, captions, self.include_end, images.device)
+        batch, steps = replicas.batch, replicas.steps
         with explaining(model, images.device):
             with Tap(model, self.layer, replicas=steps, to_grid=self.to_grid) as tap:
                 features = model.encode(images)
-                logits = model.decode_logits(features, replica_tokens, word_index + 1)
-            logp = token_logprobs(logits, replica_tokens, word_index + 1)  # [B*T, L-1]
-            scores = logp.gather(1, word_index[:, None]).view(batch, steps)
-            scores = torch.where(word_index.view(batch, steps) < counts[:, None], scores, 0.0)
+                logits = model.decode_logits(features, replicas.replica_tokens, replicas.lengths)
+            scores = replicas.scores(logits)  # [B, T]
             activations, gradients = tap.gradients(scores)  # [B*T, K, h, w]
             tap.release()
         size = images.shape[-2:]

@@ -20,12 +20,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mmcam.captioning import CaptionExplanation, caption_tokens
+from mmcam.captioning import CaptionExplanation, WordReplicas
 from mmcam.explanation import Explanation
 from mmcam.model_state import explaining
 from mmcam.protocols import CaptionModel, VQAModel
 from mmcam.tap import Tap
-from mmcam.targets import token_logprobs
 from mmcam.vqa import VQAExplanation, _move_to, _repeat_rows
 
 METHOD = "cross-attention"
@@ -71,23 +70,17 @@ def explain_caption_attention(
     """
     if not isinstance(model, CaptionModel):
         raise TypeError(f"{type(model).__name__} lacks part of the CaptionModel protocol")
-    if len(captions) != images.shape[0] or any(len(caption) == 0 for caption in captions):
-        raise ValueError(f"give one non-empty caption per image ({images.shape[0]} images)")
-    tokens, counts = caption_tokens(
-        captions, model.bos_index, model.eos_index, model.pad_index, images.device
-    )
-    counts = counts + int(include_end)
-    batch, steps = images.shape[0], int(counts.max())
-    word_index = torch.arange(steps, device=images.device).repeat(batch)  # [B*T]
-    replica_tokens = tokens.repeat_interleave(steps, dim=0)  # [B*T, L]
+    if len(captions) != images.shape[0]:
+        raise ValueError(f"give one caption per image ({images.shape[0]} images)")
+    replicas = WordReplicas.of(model, captions, include_end, images.device)
+    batch, steps = replicas.batch, replicas.steps
+    tokens, counts, word_index = replicas.tokens, replicas.counts, replicas.word_index
     with explaining(model, images.device):
         with torch.no_grad():
             features = _repeat_features(model.encode(images), steps)  # rows: B*T
         with Tap(model, layer) as tap:
-            logits = model.decode_logits(features, replica_tokens, word_index + 1)
-        logp = token_logprobs(logits, replica_tokens, word_index + 1)  # [B*T, L-1]
-        scores = logp.gather(1, word_index[:, None]).view(batch, steps)
-        scores = torch.where(word_index.view(batch, steps) < counts[:, None], scores, 0.0)
+            logits = model.decode_logits(features, replicas.replica_tokens, replicas.lengths)
+        scores = replicas.scores(logits)  # [B, T]
         attention, gradients = tap.gradients(scores)  # [B*T, H, L, Tk]
         tap.release()
     positions = torch.arange(tokens.shape[1], device=images.device)
