@@ -160,7 +160,23 @@ def _layer_index(index: int, count: int, what: str) -> int:
     return index % count
 
 
-class BlipCaptioner(_HFAdapter):
+class _BlipLayers(_HFAdapter):
+    """Where BLIP adapters are explained: a vision layer and a text layer's cross-attention."""
+
+    def _locate(self, layer: int, attention_layer: int, text_encoder: str) -> None:
+        text, vision = self.model.config.text_config, self.model.config.vision_config
+        index = _layer_index(layer, vision.num_hidden_layers, "vision layer")
+        self.layer = f"model.vision_model.encoder.layers.{index}"
+        index = _layer_index(attention_layer, text.num_hidden_layers, "text layer")
+        self.attention_layer = (
+            f"model.{text_encoder}.encoder.layer.{index}.crossattention.self.dropout"
+        )
+        side = vision.image_size // vision.patch_size
+        self.grid = (side, side)
+        self.to_grid = PatchGrid(side, side)
+
+
+class BlipCaptioner(_BlipLayers):
     """`BlipForConditionalGeneration` as a `CaptionModel`.
 
     `layer` is the explained vision layer (its index among `vision_model.encoder.layers`, last
@@ -172,19 +188,11 @@ class BlipCaptioner(_HFAdapter):
         self, model: nn.Module, processor: Any, *, layer: int = -1, attention_layer: int = -1
     ) -> None:
         super().__init__(model, processor)
-        text, vision = model.config.text_config, model.config.vision_config
+        text = model.config.text_config
         self.bos_index = int(text.bos_token_id)
         self.eos_index = int(text.sep_token_id)
         self.pad_index = int(text.pad_token_id)
-        index = _layer_index(layer, vision.num_hidden_layers, "vision layer")
-        self.layer = f"model.vision_model.encoder.layers.{index}"
-        index = _layer_index(attention_layer, text.num_hidden_layers, "text layer")
-        self.attention_layer = (
-            f"model.text_decoder.bert.encoder.layer.{index}.crossattention.self.dropout"
-        )
-        side = vision.image_size // vision.patch_size
-        self.grid = (side, side)
-        self.to_grid = PatchGrid(side, side)
+        self._locate(layer, attention_layer, "text_decoder.bert")
 
     def encode(self, images: Tensor) -> Tensor:
         """The vision encoder's tokens `[B, 1 + h*w, D]` (the class token first)."""
@@ -259,7 +267,7 @@ class BlipCaptioner(_HFAdapter):
         return result
 
 
-class BlipVQA(_HFAdapter):
+class BlipVQA(_BlipLayers):
     """`BlipForQuestionAnswering` as a `VQAModel`: answer score = log p(answer | image, question).
 
     BLIP writes its answer with a text decoder, so the "logit" of each of `answers` is the
@@ -281,16 +289,8 @@ class BlipVQA(_HFAdapter):
         if not answers:
             raise ValueError("BLIP VQA scores a list of candidate answers: pass answers=[...]")
         self.answers = list(answers)
-        text, vision = model.config.text_config, model.config.vision_config
-        index = _layer_index(layer, vision.num_hidden_layers, "vision layer")
-        self.layer = f"model.vision_model.encoder.layers.{index}"
-        index = _layer_index(attention_layer, text.num_hidden_layers, "text layer")
-        self.attention_layer = (
-            f"model.text_encoder.encoder.layer.{index}.crossattention.self.dropout"
-        )
-        side = vision.image_size // vision.patch_size
-        self.grid = (side, side)
-        self.to_grid = PatchGrid(side, side)
+        text = model.config.text_config
+        self._locate(layer, attention_layer, "text_encoder")
         encoded = self.tokenizer(self.answers, padding=True, return_tensors="pt")
         answer_ids = encoded["input_ids"].clone()
         answer_ids[:, 0] = text.bos_token_id  # the decoder starts from [DEC], as in generate()
