@@ -1,0 +1,86 @@
+"""Per-word caption maps, three ways, side by side: mmcam's one batched pass; one forward and
+one backward per word (Captum's LayerGradCam per word, what Captum and pytorch-grad-cam users
+must do); one shared forward and one backward per word through the retained graph (torchcam's
+way). Batch of 8 random 128x128 images, captions of 12 words, the reference captioner's
+architecture at its bundled size and with a 512-unit LSTM (random seeded weights)."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from mmcam.benchmarking import report, time_side_by_side
+from mmcam.captioner import EXPLAINED_LAYER, Captioner, CaptionerConfig
+from mmcam.captioning import CaptionExplainer, caption_tokens
+from mmcam.vocab import Vocabulary
+from mmcam.word_baselines import maps_forward_backward_per_word, maps_retained_graph
+
+SIZES = {
+    "bundled": {},
+    "lstm512": {
+        "encoder_widths": [64, 128, 256],
+        "memory_dim": 256,
+        "hidden_dim": 512,
+        "attention_dim": 256,
+        "embed_dim": 128,
+    },
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch", type=int, default=8, help="images per batch")
+    parser.add_argument("--words", type=int, default=12, help="words per caption")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per contender")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    vocab = Vocabulary([f"word{i}" for i in range(40)])
+    images = torch.rand(args.batch, 3, 128, 128)
+    first_word = len(vocab) - 40
+    captions = torch.randint(first_word, len(vocab), (args.batch, args.words)).tolist()
+    times, figures = {}, {}
+    for size, overrides in SIZES.items():
+        model = Captioner(CaptionerConfig(vocab_size=len(vocab), **overrides), vocab).eval()
+        explainer = CaptionExplainer(model, EXPLAINED_LAYER)
+        tokens, counts = caption_tokens(
+            captions, model.bos_index, model.eos_index, model.pad_index, images.device
+        )
+
+        def forward(model=model, tokens=tokens, counts=counts):
+            with torch.no_grad():
+                model.decode_logits(model.encode(images), tokens, counts)
+
+        measured = time_side_by_side(
+            {
+                "forward (no grad)": forward,
+                "mmcam batched": lambda e=explainer: e.explain(images, captions),
+                "forward+backward per word (Captum)": lambda m=model: (
+                    maps_forward_backward_per_word(m, EXPLAINED_LAYER, images, captions)
+                ),
+                "backward per word, retained graph": lambda m=model: maps_retained_graph(
+                    m, EXPLAINED_LAYER, images, captions
+                ),
+            },
+            repeats=args.repeats,
+            warmup=1,
+        )
+        times.update({f"{size}: {name}": seconds for name, seconds in measured.items()})
+        ours = measured["mmcam batched"]
+        prefix = "" if size == "lstm512" else f"{size}_"
+        figures[f"{prefix}speedup_vs_forward_backward_per_word"] = (
+            measured["forward+backward per word (Captum)"] / ours
+        )
+        figures[f"{prefix}speedup_vs_backward_per_word"] = (
+            measured["backward per word, retained graph"] / ours
+        )
+        figures[f"{prefix}vs_forward"] = ours / measured["forward (no grad)"]
+    report(times, figures, args.out)
+
+
+if __name__ == "__main__":
+    main()
