@@ -76,10 +76,15 @@ class _RuleActivation(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):  # noqa: ANN001
-        positive = grad.clamp(min=0)
         if ctx.rule == "deconvnet":
-            return positive, None, None, None, None, None
+            return grad.clamp(min=0), None, None, None, None, None
         (out,) = ctx.saved_tensors
+        if ctx.rule == "guided" and not ctx.slope:  # two passes, as Captum's hook + ReLU backward
+            passed = torch.ops.aten.threshold_backward(grad, out, ctx.low).clamp_(min=0)
+            if ctx.high is not None:
+                passed = torch.where(out < ctx.high, passed, torch.zeros((), dtype=grad.dtype))
+            return passed, None, None, None, None, None
+        positive = grad.clamp(min=0)
         if ctx.rule == "redirected":
             if ctx.slope:  # leaky: never dead, the ordinary gradient
                 return grad * torch.where(out > 0, 1.0, ctx.slope).to(grad.dtype), *[None] * 5
@@ -87,13 +92,8 @@ class _RuleActivation(torch.autograd.Function):
             if ctx.high is not None:
                 passed = torch.where(out < ctx.high, passed, grad.clamp(max=0))
             return passed, None, None, None, None, None
-        if ctx.slope:  # leaky: slope on the negative side
-            passed = positive * torch.where(out > 0, 1.0, ctx.slope).to(grad.dtype)
-        else:
-            gate = out > ctx.low
-            if ctx.high is not None:
-                gate &= out < ctx.high
-            passed = torch.where(gate, positive, torch.zeros((), dtype=grad.dtype))
+        # guided, leaky: slope on the negative side
+        passed = positive * torch.where(out > 0, 1.0, ctx.slope).to(grad.dtype)
         return passed, None, None, None, None, None
 
 
