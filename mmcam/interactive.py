@@ -17,6 +17,8 @@ with `mmcam.localize.resize_map(maps, image_size)` to get original pixels).
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import re
 import shutil
@@ -83,15 +85,21 @@ class InputError(ValueError):
     """Something the person gave the demo cannot be used; the message says what to do."""
 
 
+ImageSource = str | os.PathLike | dict | Image.Image | np.ndarray | None
+
+
 # ----------------------------------------------------------------------------- checking input
 
 
-def read_image(source: str | os.PathLike | Image.Image | np.ndarray | None) -> Image.Image:
+def read_image(source: ImageSource) -> Image.Image:
     """The uploaded image as RGB (EXIF rotation applied), or `InputError` saying why not.
 
-    `source` is a file path (what Gradio passes), a PIL image or an `[H, W(, C)]` uint8 array.
-    An image over `MAX_IMAGE_SIDE` pixels a side is refused before it is decoded.
+    `source` is a file path, Gradio's record of an uploaded file (a dict with its `path`, or a
+    `data:` URL), a PIL image or an `[H, W(, C)]` uint8 array. An image over `MAX_IMAGE_SIDE`
+    pixels a side is refused before it is decoded.
     """
+    if isinstance(source, dict):
+        source = source.get("path") or _decode_data_url(source.get("url"))
     if source is None or (isinstance(source, str) and not source.strip()):
         raise InputError("No image: upload an image or pick one of the examples.")
     if isinstance(source, np.ndarray):
@@ -122,6 +130,21 @@ def read_image(source: str | os.PathLike | Image.Image | np.ndarray | None) -> I
             f"{path.name} is not an image the demo can read ({type(error).__name__}); upload a "
             "PNG, JPEG, WebP, GIF, BMP or TIFF file."
         ) from error
+
+
+def _decode_data_url(url: str | None) -> Image.Image | None:
+    """The image in a `data:image/...;base64,` URL (how a browser may send a pasted image)."""
+    if not url or not url.startswith("data:"):
+        return None
+    try:
+        image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        _check_size(image.size, "The pasted image")
+        image.load()
+        return image
+    except (UnidentifiedImageError, OSError, ValueError, IndexError) as error:
+        if isinstance(error, InputError):
+            raise
+        raise InputError("The pasted data is not an image the demo can read.") from error
 
 
 def _check_size(size: tuple[int, int], name: str) -> None:
@@ -330,7 +353,7 @@ class Demo:
 
     def caption(
         self,
-        image: str | os.PathLike | Image.Image | np.ndarray | None,
+        image: ImageSource,
         method: str | None = "Grad-CAM",
         word: str | int | None = None,
         threshold: float | None = 0.15,
@@ -447,7 +470,7 @@ class Demo:
 
     def answer(
         self,
-        image: str | os.PathLike | Image.Image | np.ndarray | None,
+        image: ImageSource,
         question: str | None,
         method: str | None = "Grad-CAM",
         answer: str | None = None,

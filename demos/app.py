@@ -1,0 +1,269 @@
+"""The mmcam demo: caption an image and see where each word came from; ask a question and see
+the evidence for (and against) the answer. A Gradio page over `mmcam.interactive.Demo`, which
+does all the work; this file only lays the page out and launches it.
+
+    python demos/app.py                      # http://127.0.0.1:7860, the bundled checkpoints
+    python demos/app.py --port 8000 --host 0.0.0.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+import torch  # noqa: E402
+
+from mmcam import interactive  # noqa: E402
+from mmcam.interactive import METHODS, WHOLE_CAPTION, Demo, InputError  # noqa: E402
+
+INTRO = """# mmcam: what did the model look at?
+Grad-CAM and friends for the bundled captioner and VQA model (trained on the synthetic *shapes*
+scenes). Images larger than {side} pixels a side (or {upload}) are refused; the models see
+128 x 128. Boxes are COCO `[x, y, w, h]` in the pixels of your image."""
+
+
+def shown_errors(function: Callable) -> Callable:
+    """`function` with `InputError` turned into a message shown in the page."""
+
+    def run(*args: object) -> object:
+        try:
+            return function(*args)
+        except InputError as error:
+            message = str(error)
+            raise gr.Error(
+                message, title="Cannot explain this input", print_exception=False
+            ) from None
+
+    return run
+
+
+def build(demo: Demo) -> gr.Blocks:
+    """The page: a captioning tab and a VQA tab over `demo`."""
+    examples = interactive.bundled_examples()
+
+    def caption(image: dict | None, method: str, word: str | None, threshold: float) -> tuple:
+        result = demo.caption(image, method, word, threshold)
+        return (
+            result.caption,
+            gr.Dropdown(choices=result.choices, value=result.selected),
+            str(result.files[0]),
+            result.boxes,
+            result.gallery,
+            [str(path) for path in result.files],
+        )
+
+    def recaption(image: dict | None, method: str, word: str | None, threshold: float) -> tuple:
+        if image is None:  # a setting changed before any image was given: nothing to redo
+            return tuple(gr.skip() for _ in range(6))
+        return caption(image, method, word, threshold)
+
+    def answer(
+        image: dict | None, question: str, method: str, chosen: str | None, threshold: float
+    ) -> tuple:
+        result = demo.answer(image, question, method, chosen, threshold)
+        return (
+            result.answers,
+            gr.Dropdown(choices=result.choices, value=result.selected),
+            str(result.files[0]),
+            str(result.files[1]),
+            result.boxes,
+            result.notes,
+            [str(path) for path in result.files],
+        )
+
+    def reanswer(
+        image: dict | None, question: str, method: str, chosen: str | None, threshold: float
+    ) -> tuple:
+        if image is None or not (question or "").strip():
+            return tuple(gr.skip() for _ in range(7))
+        return answer(image, question, method, chosen, threshold)
+
+    methods = list(METHODS)
+    threshold_help = "Box threshold (fraction of the map's peak)"
+    with gr.Blocks(title="mmcam demo") as page:
+        gr.Markdown(INTRO.format(side=interactive.MAX_IMAGE_SIDE, upload=interactive.MAX_UPLOAD))
+        with gr.Tab("Captioning", id="captioning"):
+            with gr.Row():
+                with gr.Column(scale=2):
+                    c_image = gr.Image(
+                        type="filepath",
+                        label="Image",
+                        sources=["upload", "clipboard"],
+                        height=300,
+                        elem_id="caption-image",
+                    )
+                    c_method = gr.Radio(methods, value=methods[0], label="Method")
+                    c_threshold = gr.Slider(0, 0.9, value=0.15, step=0.05, label=threshold_help)
+                    c_run = gr.Button(
+                        "Caption and explain", variant="primary", elem_id="caption-run"
+                    )
+                    if examples:
+                        gr.Examples(
+                            [[str(e.image)] for e in examples],
+                            inputs=[c_image],
+                            label="Bundled examples",
+                            examples_per_page=12,
+                        )
+                with gr.Column(scale=3):
+                    c_text = gr.Textbox(label="Caption", interactive=False, elem_id="caption-text")
+                    c_word = gr.Dropdown(
+                        [WHOLE_CAPTION],
+                        value=WHOLE_CAPTION,
+                        label="Word to explain",
+                        elem_id="caption-word",
+                    )
+                    c_map = gr.Image(
+                        label="Heat map and box",
+                        format="png",
+                        interactive=False,
+                        height=420,
+                        elem_id="caption-map",
+                    )
+                    c_boxes = gr.JSON(label="Box (COCO [x, y, w, h], pixels of your image)")
+            c_gallery = gr.Gallery(
+                label="Every word's map",
+                columns=8,
+                height="auto",
+                format="png",
+                elem_id="caption-gallery",
+            )
+            c_files = gr.File(
+                label="Downloads: the heat map (PNG) and every map as arrays (.npz)",
+                file_count="multiple",
+                interactive=False,
+            )
+        with gr.Tab("VQA", id="vqa"):
+            with gr.Row():
+                with gr.Column(scale=2):
+                    v_image = gr.Image(
+                        type="filepath",
+                        label="Image",
+                        sources=["upload", "clipboard"],
+                        height=300,
+                        elem_id="vqa-image",
+                    )
+                    v_question = gr.Textbox(
+                        label="Question",
+                        placeholder="what color is the circle?",
+                        elem_id="vqa-question",
+                    )
+                    v_method = gr.Radio(methods, value=methods[0], label="Method")
+                    v_threshold = gr.Slider(0, 0.9, value=0.15, step=0.05, label=threshold_help)
+                    v_run = gr.Button("Answer and explain", variant="primary", elem_id="vqa-run")
+                    pairs = [[str(e.image), q] for e in examples for q in e.questions[:2]]
+                    if pairs:
+                        gr.Examples(
+                            pairs,
+                            inputs=[v_image, v_question],
+                            label="Bundled examples",
+                            examples_per_page=12,
+                        )
+                with gr.Column(scale=3):
+                    v_answers = gr.Label(
+                        num_top_classes=5, label="Top answers", elem_id="vqa-answers"
+                    )
+                    v_chosen = gr.Dropdown([], label="Answer to explain", elem_id="vqa-chosen")
+                    with gr.Row():
+                        v_map = gr.Image(
+                            label="Evidence for the answer, and its box",
+                            format="png",
+                            interactive=False,
+                            height=320,
+                            elem_id="vqa-map",
+                        )
+                        v_against = gr.Image(
+                            label="Counterfactual: evidence against it",
+                            format="png",
+                            interactive=False,
+                            height=320,
+                            elem_id="vqa-counterfactual",
+                        )
+                    v_boxes = gr.JSON(label="Box (COCO [x, y, w, h], pixels of your image)")
+                    v_notes = gr.Markdown()
+            v_files = gr.File(
+                label="Downloads: both maps (PNG) and the maps as arrays (.npz)",
+                file_count="multiple",
+                interactive=False,
+            )
+
+        # preprocess=False: the image arrives as Gradio's file record (its path in Gradio's
+        # upload cache) and mmcam.interactive opens it, so a file that is not an image gets a
+        # clear message; the other inputs are plain values either way.
+        caption_event = dict(concurrency_id="caption", preprocess=False)
+        c_inputs = [c_image, c_method, c_word, c_threshold]
+        c_outputs = [c_text, c_word, c_map, c_boxes, c_gallery, c_files]
+        c_run.click(shown_errors(caption), c_inputs, c_outputs, api_name="caption", **caption_event)
+        gr.on(
+            [c_word.input, c_method.input, c_threshold.release],
+            shown_errors(recaption),
+            c_inputs,
+            c_outputs,
+            api_visibility="private",
+            trigger_mode="always_last",
+            **caption_event,
+        )
+        vqa_event = dict(concurrency_id="vqa", preprocess=False)
+        v_inputs = [v_image, v_question, v_method, v_chosen, v_threshold]
+        v_outputs = [v_answers, v_chosen, v_map, v_against, v_boxes, v_notes, v_files]
+        v_run.click(shown_errors(answer), v_inputs, v_outputs, api_name="answer", **vqa_event)
+        v_question.submit(
+            shown_errors(answer), v_inputs, v_outputs, api_visibility="private", **vqa_event
+        )
+        gr.on(
+            [v_chosen.input, v_method.input, v_threshold.release],
+            shown_errors(reanswer),
+            v_inputs,
+            v_outputs,
+            api_visibility="private",
+            trigger_mode="always_last",
+            **vqa_event,
+        )
+    return page
+
+
+def launch(
+    page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, *, block: bool = True
+) -> str:
+    """Serve `page` with the queue on (one request at a time per model) and return its URL."""
+    page.queue(default_concurrency_limit=1, max_size=64)
+    _, url, _ = page.launch(
+        server_name=host,
+        server_port=port,
+        max_file_size=interactive.MAX_UPLOAD,
+        allowed_paths=[str(interactive.DEFAULT_SAMPLES)],
+        prevent_thread_lock=not block,
+        ssr_mode=False,
+        footer_links=["api"],
+        quiet=not block,
+    )
+    return url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: local)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("MMCAM_DEMO_PORT", 7860)))
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=interactive.MODELS,
+        help="folder holding captioner/ and vqa/ checkpoints",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (the models are small: 1 is fastest)",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    launch(build(Demo.bundled(args.models)), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()
