@@ -119,7 +119,9 @@ def occlusion(
     inside_y = (pixel_y >= tops[:, None]) & (pixel_y < tops[:, None] + win_h)  # [rows_h, H]
     inside_x = (pixel_x >= lefts[:, None]) & (pixel_x < lefts[:, None] + win_w)  # [rows_w, W]
     fill = torch.as_tensor(fill, dtype=images.dtype, device=device)
-    fill = fill.expand(batch, channels, height, width)
+    per_image_fill = fill.dim() > 0  # else one number: broadcast, never copied
+    if per_image_fill:
+        fill = fill.expand(batch, channels, height, width)
 
     state = explaining(model, device) if model is not None else nullcontext()
     with state, torch.no_grad():
@@ -129,7 +131,8 @@ def occlusion(
             flat = torch.arange(start, min(start + batch_size, batch * positions), device=device)
             image, position = flat // positions, flat % positions  # rows of the chunk: [n]
             hidden = inside_y[position // rows_w][:, :, None] & inside_x[position % rows_w][:, None]
-            copies = torch.where(hidden[:, None], fill[image], images[image])  # [n, C, H, W]
+            hidden_fill = fill[image] if per_image_fill else fill
+            copies = torch.where(hidden[:, None], hidden_fill, images[image])  # [n, C, H, W]
             args = [a[image] if isinstance(a, Tensor) else a for a in forward_args]
             scores = _scores(forward, copies, select_rows(target, image), args, batch)
             drops[flat] = base[image] - scores.float()

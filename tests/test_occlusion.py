@@ -45,6 +45,15 @@ def test_occlusion_equals_captum(tiny, window, stride, fill, per_eval):
     close(ours.scores, model(images)[torch.arange(3), CLASSES])
 
 
+def test_a_per_channel_fill_equals_captum_with_that_baseline(tiny):
+    model, images = tiny
+    fill = torch.tensor([0.1, -0.2, 0.3]).view(1, 3, 1, 1)
+    ours = occlusion(model, images, ClassLogit(CLASSES), 4, 3, fill, batch_size=8)
+    captum = Occlusion(model).attribute(images, (3, 4, 4), (3, 3, 3), fill.expand_as(images),
+                                        CLASSES, perturbations_per_eval=4)  # fmt: skip
+    close(ours.raw, captum)
+
+
 def test_occlusion_of_a_region_sum_is_exact():
     """y = sum of the top-left 2x2 pixels of channel 0; window 2, stride 2, fill 0: the drop is
     the window's own sum inside that block and 0 elsewhere."""
