@@ -33,8 +33,10 @@ from torch.overrides import TorchFunctionMode
 from mmcam.explanation import Explanation, normalize_maps
 from mmcam.methods import gradcam_weights, weighted_map
 from mmcam.model_state import explaining
+from mmcam.perturbation import occlusion
 from mmcam.tap import Tap, find_layer
 from mmcam.targets import Target
+from mmcam.visualize import PanelRow
 
 Forward = Callable[..., Any]
 
@@ -321,3 +323,47 @@ def _check_scores(scores: Tensor, images: Tensor) -> None:
             f"the target gave scores of shape {tuple(scores.shape)} for {images.shape[0]} images; "
             "pixel methods explain one score per image"
         )
+
+
+def pixel_explanations(
+    forward: Forward,
+    images: Tensor,
+    target: Target,
+    model: nn.Module,
+    layer: str | nn.Module,
+    *,
+    window: int | Sequence[int] = 8,
+    stride: int | Sequence[int] | None = None,
+    fill: float | Tensor = 0.0,
+    batch_size: int = 64,
+    forward_args: Sequence[Any] = (),
+) -> dict[str, Explanation]:
+    """Every pixel-space method on one forward and target, by name: guided backprop, deconvnet,
+    guided Grad-CAM (at `layer`), occlusion (`window`, `stride`, `fill`, `batch_size`) and the
+    strongest feature map of `layer`. For a caption, `forward(x, tokens, lengths)` with
+    `forward_args=(tokens, lengths)`; for VQA, `forward=model` with `forward_args=(questions,)`.
+    """
+    common = {"model": model, "forward_args": forward_args}
+    return {
+        "guided backprop": guided_backprop(forward, images, target, **common),
+        "deconvnet": deconvnet(forward, images, target, **common),
+        "guided Grad-CAM": guided_grad_cam(
+            forward, images, target, model, layer, forward_args=forward_args
+        ),
+        "occlusion": occlusion(forward, images, target, window, stride, fill, batch_size, **common),
+        "strongest feature map": strongest_feature_map(
+            forward, images, model, layer, target, forward_args=forward_args
+        ),
+    }
+
+
+def panel_rows(explanations: dict[str, Explanation], index: int = 0) -> list[PanelRow]:
+    """One figure row per method for image `index` of the batch: its map, titled with the score
+    (and the channel, for the strongest feature map). Draw them with `visualize.map_grid`."""
+    rows = []
+    for name, explanation in explanations.items():
+        title = f"score {float(explanation.scores[index]):.3g}"
+        if explanation.labels:
+            title = f"{explanation.labels[index]}, {title}"
+        rows.append(PanelRow(name, [explanation.maps[index]], [title]))
+    return rows

@@ -13,7 +13,15 @@ from captum.attr import Deconvolution, GuidedBackprop, GuidedGradCam
 from tiny_models import TinyCaptioner, TinyCNN, TinyVQA
 from torch import nn
 
-from mmcam.pixel_methods import deconvnet, guided_backprop, guided_grad_cam, strongest_feature_map
+from mmcam.perturbation import occlusion
+from mmcam.pixel_methods import (
+    deconvnet,
+    guided_backprop,
+    guided_grad_cam,
+    panel_rows,
+    pixel_explanations,
+    strongest_feature_map,
+)
 from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb
 
 CLASSES = [1, 3, 0]
@@ -269,3 +277,37 @@ def test_short_target_list_raises(tiny):
     model, images = tiny
     with pytest.raises(ValueError, match="2 target classes for a batch of 3"):
         guided_backprop(model, images, ClassLogit([1, 2]))
+
+
+def test_one_row_per_method_for_a_caption_and_a_vqa_example(tmp_path):
+    torch.manual_seed(0)
+    captioner, vqa = TinyCaptioner().eval(), TinyVQA().eval()
+    images = torch.randn(2, 3, 8, 8)
+    tokens, lengths = torch.tensor([[1, 5, 6, 7, 2], [1, 4, 3, 2, 0]]), torch.tensor([4, 3])
+    questions = vqa.tokenize(["what colour is it", "is it left"])
+
+    def caption_forward(x, t, n):
+        return captioner.decode_logits(captioner.encode(x), t, n)
+
+    examples = [
+        (caption_forward, WordLogProb(tokens, lengths, [1, 0]), captioner, "encoder.features",
+         (tokens, lengths)),
+        (vqa, ClassLogit([2, 0]), vqa, "image.features", (questions,)),
+    ]  # fmt: skip
+    for forward, target, model, layer, args in examples:
+        rows = pixel_explanations(forward, images, target, model, layer, window=4, stride=2,
+                                  forward_args=args)  # fmt: skip
+        names = ["guided backprop", "deconvnet", "guided Grad-CAM", "occlusion",
+                 "strongest feature map"]  # fmt: skip
+        assert list(rows) == names
+        for explanation in rows.values():
+            assert explanation.maps.shape == (2, 8, 8) and explanation.raw.shape == (2, 3, 8, 8)
+        direct = occlusion(forward, images, target, 4, 2, forward_args=args)
+        close(rows["occlusion"].raw, direct.raw)
+        close(rows["guided backprop"].scores, rows["occlusion"].scores)
+        panels = panel_rows(rows, index=1)
+        assert [row.name for row in panels] == names
+        assert panels[0].titles == [f"score {float(rows['guided backprop'].scores[1]):.3g}"]
+        assert panels[4].titles[0].startswith(f"{layer} channel ")
+        assert torch.equal(panels[3].maps[0], rows["occlusion"].maps[1])
+    assert all(p.grad is None for p in [*captioner.parameters(), *vqa.parameters()])
