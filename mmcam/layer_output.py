@@ -13,7 +13,7 @@ from mmcam.tap import find_layer
 from mmcam.targets import ClassLogit
 
 
-class _LayerReached(Exception):
+class LayerReached(Exception):
     """Raised by the hook to stop the pass once the layer has run: nothing above it is computed."""
 
 
@@ -32,12 +32,12 @@ def layer_forward(
 
         def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
             seen.append(output[0] if isinstance(output, tuple | list) else output)
-            raise _LayerReached
+            raise LayerReached
 
         handle = module.register_forward_hook(record)
         try:
             run(images, *args)
-        except _LayerReached:
+        except LayerReached:
             pass
         finally:
             handle.remove()

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from mmcam.explanation import Explanation, normalize_maps
+from mmcam.layer_output import LayerReached
 from mmcam.methods import gradcam_weights, weighted_map
 from mmcam.model_state import explaining
 from mmcam.perturbation import occlusion
@@ -252,10 +253,6 @@ def guided_grad_cam(
     return pixel_explanation(guided * upsampled, scores, "guided_grad_cam")
 
 
-class _LayerReached(Exception):
-    """Raised by a forward hook to stop the pass once the wanted layer has run."""
-
-
 def strongest_feature_map(
     forward: Forward,
     images: Tensor,
@@ -280,14 +277,14 @@ def strongest_feature_map(
     def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
         recorded["A"] = output[0] if isinstance(output, tuple | list) else output
         if target is None:
-            raise _LayerReached
+            raise LayerReached
 
     handle = module.register_forward_hook(record)
     try:
         with explaining(model, images.device), torch.enable_grad(), relu_rule("deconvnet"):
             try:
                 output = forward(inputs, *forward_args)
-            except _LayerReached:
+            except LayerReached:
                 output = None
             if "A" not in recorded:
                 raise RuntimeError(f"layer {name!r} did not run in the forward pass")
