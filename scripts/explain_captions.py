@@ -31,7 +31,7 @@ from mmcam.dataset_runs import (
 from mmcam.datasets import split_paths
 
 
-def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -79,7 +79,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", default="out/explain_captions", help="output folder (default: %(default)s)"
     )
     add_run_arguments(parser)
-    return parser.parse_args(argv)
+    return parser
 
 
 def _default(given: str | None, default: Path, off: bool) -> str | Path | None:
@@ -92,7 +92,7 @@ def _default(given: str | None, default: Path, off: bool) -> str | Path | None:
 
 
 def main(argv: list[str] | None = None) -> dict | None:
-    args = parse_arguments(argv)
+    args = build_parser().parse_args(argv)
     paths = split_paths(args.root, args.split)
     data = read_caption_data(
         args.captions or paths["captions"],

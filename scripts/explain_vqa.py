@@ -33,7 +33,7 @@ from mmcam.dataset_runs import (
 from mmcam.datasets import read_json, split_paths
 
 
-def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -94,7 +94,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", default="out/explain_vqa", help="output folder (default: %(default)s)"
     )
     add_run_arguments(parser)
-    return parser.parse_args(argv)
+    return parser
 
 
 def _default(given: str | None, default: Path, off: bool) -> str | Path | None:
@@ -107,7 +107,7 @@ def _default(given: str | None, default: Path, off: bool) -> str | Path | None:
 
 
 def main(argv: list[str] | None = None) -> dict | None:
-    args = parse_arguments(argv)
+    args = build_parser().parse_args(argv)
     paths = split_paths(args.root, args.split)
     data = read_vqa_data(
         args.questions or paths["questions"],

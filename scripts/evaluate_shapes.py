@@ -1,0 +1,104 @@
+"""Evaluate the captioner and the VQA model on the shapes val split (issue #3's targets).
+
+Runs the same code as scripts/explain_captions.py and scripts/explain_vqa.py (one run each,
+into OUT/captions and OUT/vqa, resumable), then reports:
+
+    vqa_accuracy     official VQA accuracy of the top answers                  (>= 0.90)
+    bleu4            corpus BLEU-4 of the captions against all references      (>= 0.60)
+    word_pointing    each generated word naming a shape: the peak of its map lies in the
+                     box of the ground-truth object of that colour and kind, tolerance 0;
+                     words with no such object are misses (and counted)           (>= 0.85)
+    answer_pointing  "what color is the <shape>?": the answer map's peak lies in the
+                     queried shape's box                                          (>= 0.85)
+
+The data comes from scripts/make_shapes.py (default data/shapes, 500 val images). Prints a
+table, writes OUT/metrics.json, and ends with one JSON line holding the four figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mmcam.dataset_report import shapes_evaluation, shapes_table
+from mmcam.dataset_runs import (
+    add_run_arguments,
+    explain_captions,
+    explain_vqa,
+    load_run_captioner,
+    load_run_vqa,
+    options_from_arguments,
+    read_caption_data,
+    read_vqa_data,
+    run_device,
+)
+from mmcam.datasets import split_paths
+from mmcam.runner import write_json
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--root", default="data/shapes", help="shapes dataset root (default: %(default)s)"
+    )
+    parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    parser.add_argument("--limit", type=int, help="only the first N images")
+    parser.add_argument(
+        "--captioner", help="captioner folder (default: the bundled models/captioner)"
+    )
+    parser.add_argument("--vqa", help="VQA model folder (default: the bundled models/vqa)")
+    parser.add_argument(
+        "--max-length", type=int, default=20, help="longest caption in words (default: 20)"
+    )
+    parser.add_argument(
+        "--beam-size", type=int, default=1, help="caption beam size, 1: greedy (default: 1)"
+    )
+    parser.add_argument(
+        "--top-k", type=int, default=3, help="answers mapped per question (default: 3)"
+    )
+    parser.add_argument(
+        "--out", default="out/evaluate_shapes", help="output folder (default: %(default)s)"
+    )
+    add_run_arguments(parser, pointing_tolerance=0.0, deletion=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    args = build_parser().parse_args(argv)
+    paths = split_paths(args.root, args.split)
+    out, options, device = Path(args.out), options_from_arguments(args), run_device(args.device)
+    captions = explain_captions(
+        load_run_captioner(args.captioner, device=device),
+        read_caption_data(paths["captions"], paths["images"], paths["instances"], limit=args.limit),
+        out / "captions",
+        options,
+    )
+    vqa = explain_vqa(
+        load_run_vqa(args.vqa, device=device),
+        read_vqa_data(
+            paths["questions"],
+            paths["images"],
+            paths["vqa_annotations"],
+            paths["instances"],
+            limit=args.limit,
+        ),
+        out / "vqa",
+        options,
+    )
+    if captions is None or vqa is None:  # a torchrun rank other than 0
+        return None
+    figures = shapes_evaluation(captions.metrics, vqa.metrics)
+    write_json(out / "metrics.json", figures)
+    print(shapes_table(figures, options.pointing_tolerance), end="")
+    print(f"details in {out}/captions and {out}/vqa (report.txt, metrics.json)")
+    line = {name: figures[name] for name in ("vqa_accuracy", "bleu4", "word_pointing",
+                                             "answer_pointing")}  # fmt: skip
+    print(json.dumps(line))
+    return line
+
+
+if __name__ == "__main__":
+    main()
