@@ -361,3 +361,23 @@ def scene_record(scene: Scene, file_name: str) -> dict:
             {"question": q, "answer": a, "answer_type": t} for q, a, t in scene.questions
         ],
     }
+
+
+def write_samples(out: str | Path, seed: int = 0, counts: tuple[int, ...] = (3, 2, 3, 1)) -> Path:
+    """Write a few held-out scenes (split "test") as PNGs plus `samples.json` with each one's
+    objects (kind, colour, COCO bbox), captions and questions; one scene per entry of `counts`
+    (its number of objects), for demos and `make run`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    records, index = [], 0
+    for wanted in counts:
+        while True:
+            scene = make_scene(seed, index, "test")
+            index += 1
+            if len(scene.objects) == wanted and len(scene.questions) >= 4:
+                break
+        file_name = f"shapes_{len(records) + 1}.png"
+        scene.image.save(out / file_name)
+        records.append({"index": index - 1, **scene_record(scene, file_name)})
+    info = {"description": f"held-out shapes scenes: make_scene({seed}, index, 'test')"}
+    return write_json(out / "samples.json", {"info": info, "samples": records}, indent=1)

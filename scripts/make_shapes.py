@@ -9,7 +9,7 @@ import argparse
 import json
 import time
 
-from mmcam.shapes import write_shapes
+from mmcam.shapes import write_samples, write_shapes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,11 +28,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="scene i of a split depends only on (seed, split, i)"
     )
+    parser.add_argument(
+        "--samples",
+        default=None,
+        help="also write 4 held-out sample scenes (PNG + samples.json) to this folder",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     for split, count in (("train", args.train), ("val", args.val)):
         if count:
             write_shapes(args.out, split, count, args.seed, progress=True)
+    if args.samples:
+        print(f"samples: {write_samples(args.samples, args.seed)}")
     seconds = time.perf_counter() - start
     print(f"wrote {args.train} train and {args.val} val scenes to {args.out} in {seconds:.1f} s")
     print(

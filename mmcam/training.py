@@ -1,0 +1,202 @@
+"""The training loop both reference models share, their losses, and their validation scores.
+
+`fit` runs epochs with a tqdm bar, validates after each, and keeps the best checkpoint
+(written file by file through temp file + rename) together with a `history.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from mmcam.datasets import VQADataset, collate_vqa, write_json
+from mmcam.metrics import caption_bleu, vqa_accuracy
+from mmcam.vocab import tokenize
+
+Batch = dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def caption_loss(model: nn.Module, batch: Batch) -> Tensor:
+    """Mean cross-entropy of every caption word and EOS, teacher-forced; one encoding per
+    image serves all of that image's captions (`image_index`)."""
+    memory = model.encode(batch["images"])[batch["image_index"]]  # [N, h*w, D]
+    tokens, lengths = batch["tokens"], batch["lengths"]
+    logits = model.decode_logits(memory, tokens, lengths)[:, :-1]  # [N, L-1, V]
+    targets = tokens[:, 1:]
+    steps = torch.arange(targets.shape[1], device=targets.device)
+    mask = steps[None] < lengths[:, None]  # [N, L-1]
+    return F.cross_entropy(logits[mask], targets[mask])
+
+
+def vqa_loss(model: nn.Module, batch: Batch) -> Tensor:
+    """Cross-entropy against the normalised VQA soft scores (min(#humans / 3, 1) per answer);
+    one image encoding serves all of that image's questions."""
+    cells = model.cells(model.encoder(batch["images"]))[batch["image_index"]]  # [N, D, h, w]
+    logits = model.fuse(cells, batch["questions"])
+    targets = batch["targets"]
+    weights = targets / targets.sum(dim=1, keepdim=True).clamp(min=1e-6)
+    return -(weights * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@torch.no_grad()
+def caption_scores(
+    model: nn.Module,
+    dataset: Any,
+    *,
+    beam_size: int = 1,
+    max_length: int = 24,
+    batch_size: int = 100,
+) -> tuple[dict[str, float], list[dict]]:
+    """Corpus BLEU-1..4 of the model's captions of `dataset` (a `CaptionDataset`) against all
+    references, tokenised as the vocabulary tokenises; and the COCO results list."""
+    was_training = model.training
+    model.eval()
+    hypotheses, references, results = [], [], []
+    for start in range(0, len(dataset), batch_size):
+        rows = range(start, min(start + batch_size, len(dataset)))
+        images = torch.stack([dataset[i][0] for i in rows])
+        for i, caption in zip(rows, model.generate(images, max_length, beam_size), strict=True):
+            image_id = dataset.image_ids[i]
+            words = model.words(caption)
+            hypotheses.append(words)
+            references.append([tokenize(r) for r in dataset.references[image_id]])
+            results.append({"image_id": image_id, "caption": " ".join(words)})
+    model.train(was_training)
+    return caption_bleu(hypotheses, references), results
+
+
+@torch.no_grad()
+def vqa_scores(
+    model: nn.Module, dataset: VQADataset, *, batch_size: int = 64
+) -> tuple[dict[str, float], list[dict]]:
+    """Standard VQA accuracy (overall and per answer type) of the model's best answers on
+    `dataset`; and the VQA results list `[{"question_id", "answer"}]`."""
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_vqa)
+    answers: dict[int, str] = {}
+    for batch in loader:
+        cells = model.cells(model.encoder(batch["images"]))[batch["image_index"]]
+        best = model.fuse(cells, batch["questions"]).argmax(dim=1).tolist()
+        for question_id, index in zip(batch["question_ids"], best, strict=True):
+            answers[question_id] = model.answers[index]
+    model.train(was_training)
+    by_type: dict[str, list[float]] = {}
+    for item in dataset.questions():
+        score = vqa_accuracy(answers[item.question_id], list(item.answers))
+        by_type.setdefault("overall", []).append(score)
+        by_type.setdefault(item.answer_type or "unknown", []).append(score)
+    scores = {name: sum(v) / len(v) for name, v in by_type.items()}
+    results = [{"question_id": q, "answer": a} for q, a in answers.items()]
+    return scores, results
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def learning_rate(peak: float, progress: float, warmup: float = 0.05) -> float:
+    """Linear warm-up over the first `warmup` of training, then cosine decay to 1% of `peak`."""
+    if progress < warmup:
+        return peak * max(progress / warmup, 0.01)
+    done = min((progress - warmup) / (1 - warmup), 1.0)
+    return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * done)))
+
+
+def fit(
+    model: nn.Module,
+    train_batches: Iterable[Batch],
+    loss_fn: Callable[[nn.Module, Batch], Tensor],
+    validate: Callable[[nn.Module], dict[str, float]],
+    save: Callable[[nn.Module, Path], Any],
+    out: str | Path,
+    *,
+    metric: str,
+    epochs: int = 10,
+    lr: float = 2e-3,
+    weight_decay: float = 1e-4,
+    time_limit: float | None = None,
+    clip: float = 5.0,
+    config: dict | None = None,
+) -> dict[str, Any]:
+    """Train with AdamW (warm-up + cosine learning rate); validate after each epoch; keep the
+    checkpoint with the best `metric` (higher is better) in `out` via `save(model, out)`.
+
+    Training progress is the fraction of `epochs` done or, with `time_limit` (seconds), the
+    fraction of the time budget used, whichever is larger: the learning rate anneals by the
+    deadline however busy the machine is, and training stops there (with a last validation).
+    Returns the summary also written to `out/history.json`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    total_steps = max(1, epochs * len(train_batches))  # type: ignore[arg-type]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    history: list[dict[str, Any]] = []
+    best = -math.inf
+    start = time.perf_counter()
+    step, progress, summary = 0, 0.0, {}
+    for epoch in range(1, epochs + 1):
+        model.train()
+        total, count = 0.0, 0
+        bar = tqdm(train_batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False)
+        for batch in bar:
+            progress = step / total_steps
+            if time_limit:
+                progress = max(progress, (time.perf_counter() - start) / time_limit)
+            if progress >= 1.0:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(lr, progress)
+            loss = loss_fn(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            step += 1
+            total, count = total + loss.item(), count + 1
+            bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{group['lr']:.2e}")
+        bar.close()
+        scores = validate(model)
+        elapsed = time.perf_counter() - start
+        improved = scores[metric] > best
+        if improved:
+            best = scores[metric]
+            save(model, out)
+        row = {
+            "epoch": epoch,
+            "steps": step,
+            "train_loss": total / max(count, 1),
+            **scores,
+            "seconds": round(elapsed, 1),
+            "saved": improved,
+        }
+        history.append(row)
+        tqdm.write(json.dumps(row))
+        summary = {
+            "metric": metric,
+            "best": best,
+            "epochs_run": epoch,
+            "steps": step,
+            "seconds": round(elapsed, 1),
+            "history": history,
+            "config": config or {},
+        }
+        write_json(out / "history.json", summary, indent=1)
+        if progress >= 1.0:
+            tqdm.write(f"time budget of {time_limit:.0f} s used after {step} steps (epoch {epoch})")
+            break
+    return summary
