@@ -113,13 +113,9 @@ def occlusion(
     rows_h = -(-(height - win_h) // step_h) + 1  # window positions down and across (ceil)
     rows_w = -(-(width - win_w) // step_w) + 1
     positions = rows_h * rows_w
-    tops = torch.arange(rows_h, device=device) * step_h  # [rows_h]
-    lefts = torch.arange(rows_w, device=device) * step_w  # [rows_w]
-    pixel_y, pixel_x = torch.arange(height, device=device), torch.arange(width, device=device)
-    inside_y = (pixel_y >= tops[:, None]) & (pixel_y < tops[:, None] + win_h)  # [rows_h, H]
-    inside_x = (pixel_x >= lefts[:, None]) & (pixel_x < lefts[:, None] + win_w)  # [rows_w, W]
+    corners = [(top * step_h, left * step_w) for top in range(rows_h) for left in range(rows_w)]
     fill = torch.as_tensor(fill, dtype=images.dtype, device=device)
-    per_image_fill = fill.dim() > 0  # else one number: broadcast, never copied
+    per_image_fill = fill.dim() > 0  # else one number, written as is
     if per_image_fill:
         fill = fill.expand(batch, channels, height, width)
 
@@ -128,14 +124,19 @@ def occlusion(
         base = _scores(forward, images, target, forward_args, batch)  # [B]
         drops = torch.empty(batch * positions, device=device)
         for start in range(0, batch * positions, batch_size):
-            flat = torch.arange(start, min(start + batch_size, batch * positions), device=device)
-            image, position = flat // positions, flat % positions  # rows of the chunk: [n]
-            hidden = inside_y[position // rows_w][:, :, None] & inside_x[position % rows_w][:, None]
-            hidden_fill = fill[image] if per_image_fill else fill
-            copies = torch.where(hidden[:, None], hidden_fill, images[image])  # [n, C, H, W]
+            stop = min(start + batch_size, batch * positions)
+            image = torch.arange(start, stop, device=device) // positions  # rows' images: [n]
+            copies = images.index_select(0, image)  # [n, C, H, W]
+            for row, flat in enumerate(range(start, stop)):  # one window per row: a slice write
+                top, left = corners[flat % positions]
+                window_of = (slice(None), slice(top, top + win_h), slice(left, left + win_w))
+                if per_image_fill:
+                    copies[row][window_of] = fill[flat // positions][window_of]
+                else:
+                    copies[row][window_of] = fill
             args = [a[image] if isinstance(a, Tensor) else a for a in forward_args]
             scores = _scores(forward, copies, select_rows(target, image), args, batch)
-            drops[flat] = base[image] - scores.float()
+            drops[start:stop] = base[image] - scores.float()
 
     # Spread each window's drop over the pixels it hides, then average by cover counts.
     padded = ((rows_h - 1) * step_h + win_h, (rows_w - 1) * step_w + win_w)
