@@ -311,3 +311,16 @@ def test_one_row_per_method_for_a_caption_and_a_vqa_example(tmp_path):
         assert panels[4].titles[0].startswith(f"{layer} channel ")
         assert torch.equal(panels[3].maps[0], rows["occlusion"].maps[1])
     assert all(p.grad is None for p in [*captioner.parameters(), *vqa.parameters()])
+
+
+def test_relu_calls_spelled_with_keywords_get_the_rule():
+    """y = w . relu(x) with the input passed by keyword: guided gives max(w, 0) where x > 0."""
+    linear = nn.Linear(4, 1, bias=False)
+    linear.weight.data = torch.tensor([[1.0, -2.0, 3.0, 4.0]])
+    images = torch.tensor([2.0, 2.0, -1.0, 7.0]).view(1, 1, 1, 4)
+    for activation in (lambda x: F.relu(input=x),
+                       lambda x: F.hardtanh(x, min_val=0.0, max_val=6.0)):  # fmt: skip
+        forward = lambda x, f=activation: linear(f(x.view(1, 4)))  # noqa: E731
+        guided = guided_backprop(forward, images, lambda out: out[:, 0]).raw.flatten().tolist()
+        assert guided[:3] == [1.0, 0.0, 0.0]
+    assert guided[3] == 0.0  # 7 is above the clip of 6
