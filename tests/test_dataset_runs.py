@@ -1,0 +1,431 @@
+"""Dataset runs through the real scripts on a tiny shapes split with bad files: outputs, metrics
+checked against oracles, bad data reported, kill -9 and resume, torchrun with 2 processes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmcam.captioner import Captioner, CaptionerConfig, save_captioner
+from mmcam.dataset_report import caption_metrics, vqa_metrics
+from mmcam.dataset_runs import (
+    RunOptions,
+    _deletion,
+    _ground_truth,
+    _score_map,
+    read_map,
+)
+from mmcam.datasets import (
+    CocoInstance,
+    read_coco_captions,
+    read_json,
+    read_vqa,
+    split_paths,
+    top_answers,
+    write_json,
+)
+from mmcam.metrics import DEFAULT_THRESHOLDS, caption_bleu, vqa_accuracy
+from mmcam.shapes import write_shapes
+from mmcam.vocab import Vocabulary, tokenize
+from mmcam.vqa_model import VQAConfig, VQANet, save_vqa_model
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+MISSING, TRUNCATED, NOT_AN_IMAGE = 3, 4, 5
+GRAY, RGBA, SIXTEEN_BIT = 6, 7, 8
+NONSENSE_QUESTION = 199
+OPTIONS = [
+    "--chunk-size", "2", "--batch-size", "2", "--deletion-steps", "3",
+    "--pointing-tolerance", "0", "--workers", "1", "--no-progress",
+]  # fmt: skip
+OUTPUTS = {
+    "captions": ["captions_results.json", "boxes_results.json", "maps.npz", "items.jsonl",
+                 "metrics.json", "report.txt"],
+    "vqa": ["vqa_results.json", "boxes_results.json", "maps.npz", "items.jsonl", "metrics.json",
+            "report.txt"],
+}  # fmt: skip
+
+
+def script(name: str):
+    """A script's module, imported from its path (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def one_thread():
+    """Run in-process with the subprocesses' thread count, so the numbers match bit for bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> dict:
+    """10 shapes val scenes; 3 unreadable files, 3 images in other modes, a nonsense question;
+    and a tiny untrained captioner and VQA model saved as checkpoints."""
+    root = tmp_path_factory.mktemp("shapes")
+    write_shapes(root, "val", 10, seed=0)
+    paths = split_paths(root, "val")
+    folder = paths["images"]
+
+    def file(image_id: int) -> Path:
+        return folder / f"COCO_val2014_{image_id:012d}.png"
+
+    file(MISSING).unlink()
+    data = file(TRUNCATED).read_bytes()
+    file(TRUNCATED).write_bytes(data[: len(data) // 2])
+    file(NOT_AN_IMAGE).write_text("this is not a picture")
+    Image.open(file(GRAY)).convert("L").save(file(GRAY))
+    Image.open(file(RGBA)).convert("RGBA").save(file(RGBA))
+    gray = np.asarray(Image.open(file(SIXTEEN_BIT)).convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(gray).save(file(SIXTEEN_BIT))
+    assert Image.open(file(SIXTEEN_BIT)).mode.startswith("I;16")
+
+    questions = read_json(paths["questions"])
+    questions["questions"].insert(
+        1, {"image_id": 1, "question": "xyzzy plugh?", "question_id": NONSENSE_QUESTION}
+    )
+    write_json(paths["questions"], questions)
+    annotations = read_json(paths["vqa_annotations"])
+    annotations["annotations"].append(
+        {
+            "question_id": NONSENSE_QUESTION,
+            "image_id": 1,
+            "answers": [{"answer": "yes", "answer_id": i + 1} for i in range(10)],
+            "multiple_choice_answer": "yes",
+            "answer_type": "yes/no",
+            "question_type": "none of the above",
+        }
+    )
+    write_json(paths["vqa_annotations"], annotations)
+
+    torch.manual_seed(0)
+    models = tmp_path_factory.mktemp("models")
+    references = read_coco_captions(paths["captions"]).captions
+    vocab = Vocabulary.build(c for captions in references.values() for c in captions)
+    config = CaptionerConfig(
+        len(vocab), [8, 8, 8], memory_dim=16, embed_dim=8, hidden_dim=16, attention_dim=8
+    )
+    save_captioner(Captioner(config, vocab), models / "captioner")
+    items = read_vqa(paths["questions"], paths["vqa_annotations"])
+    words = Vocabulary.build(item.question for item in items if item.question_id < 199)
+    answers = top_answers(items, 20)
+    config = VQAConfig(len(words), len(answers), [8, 8, 8], dim=16, embed_dim=8, hidden_dim=16)
+    save_vqa_model(VQANet(config, words, answers), models / "vqa")
+    return {"root": root, "paths": paths, "models": models, "references": references}
+
+
+def arguments(dataset: dict, task: str, out: Path) -> list[str]:
+    model = "captioner" if task == "captions" else "vqa"
+    short = ["--max-length", "4"] if task == "captions" else []
+    return [
+        "--root", str(dataset["root"]), "--checkpoint", str(dataset["models"] / model),
+        "--out", str(out), *OPTIONS, *short,
+    ]  # fmt: skip
+
+
+def command(dataset: dict, task: str, out: Path) -> list[str]:
+    name = "explain_captions" if task == "captions" else "explain_vqa"
+    return [str(SCRIPTS / f"{name}.py"), *arguments(dataset, task, out)]
+
+
+@pytest.fixture(scope="module")
+def captions_run(dataset, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("captions")
+    with one_thread():
+        line = script("explain_captions").main(
+            arguments(dataset, "captions", out) + ["--save-figures", "2"]
+        )
+    return out, line
+
+
+@pytest.fixture(scope="module")
+def vqa_run(dataset, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("vqa")
+    with one_thread():
+        line = script("explain_vqa").main(arguments(dataset, "vqa", out) + ["--save-figures", "2"])
+    return out, line
+
+
+def items(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
+
+
+def assert_same_outputs(ours: Path, reference: Path, task: str) -> None:
+    for name in OUTPUTS[task]:
+        assert (ours / name).read_bytes() == (reference / name).read_bytes(), name
+    assert not list(ours.rglob("*.tmp"))
+
+
+# ----------------------------------------------------------------------------- captions
+
+
+def test_captions_run_writes_results_maps_boxes_and_bleu_of_every_readable_image(
+    captions_run, dataset
+):
+    out, line = captions_run
+    records = items(out)
+    readable = [1, 2, GRAY, RGBA, SIXTEEN_BIT, 9, 10]
+    results = json.loads((out / "captions_results.json").read_text())
+    assert [r["image_id"] for r in results] == readable
+    assert [r["image_id"] for r in records] == list(range(1, 11))
+    metrics = json.loads((out / "metrics.json").read_text())
+    references = dataset["references"]
+    expected = caption_bleu(
+        [tokenize(r["caption"]) for r in results],
+        [[tokenize(c) for c in references[r["image_id"]]] for r in results],
+    )
+    assert metrics["bleu"] == pytest.approx(expected, abs=1e-12)
+    assert line["bleu4"] == metrics["bleu4"] and line["images"] == 10
+    with np.load(out / "maps.npz") as maps:
+        for record in records:
+            if record.get("words"):
+                assert maps[str(record["image_id"])].shape == (len(record["words"]), 16, 16)
+    detections = json.loads((out / "boxes_results.json").read_text())
+    assert detections == [
+        {"image_id": r["image_id"], "category_id": m["category_id"], "bbox": m["box"],
+         "score": m["box_score"]}
+        for r in records for m in r.get("mentions", []) if m["box"]
+    ]  # fmt: skip
+    for key in ("loc_accuracy", "maxboxacc", "pointing", "deletion_auc"):
+        assert key in metrics
+    assert set(metrics["deletion_auc"]) >= {"gradcam", "random", "center"}
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["1.png", "2.png"]
+
+
+def test_captions_run_reports_unreadable_and_converted_images(captions_run):
+    out, line = captions_run
+    bad = json.loads((out / "metrics.json").read_text())["bad_data"]
+    assert bad["failed_images"]["ids"] == [MISSING, TRUNCATED, NOT_AN_IMAGE]
+    errors = bad["failed_images"]["errors"]
+    assert "does not exist" in errors[str(MISSING)]
+    assert "not a readable image" in errors[str(TRUNCATED)]
+    assert "not a readable image" in errors[str(NOT_AN_IMAGE)]
+    converted = {mode: row["ids"] for mode, row in bad["converted_to_rgb"].items()}
+    assert converted == {"L": [GRAY], "RGBA": [RGBA], "I;16": [SIXTEEN_BIT]}
+    report = (out / "report.txt").read_text()
+    assert "unreadable images (skipped): 3" in report
+    assert f"  {TRUNCATED}: " in report and "converted to RGB from I;16: 1 [8]" in report
+    assert line["failed_images"] == 3
+
+
+def test_read_map_gives_the_stored_word_maps_in_image_pixels(captions_run):
+    out, _ = captions_run
+    record = next(r for r in items(out) if r.get("words"))
+    explanation = read_map(out, record["image_id"], record["size"])
+    with np.load(out / "maps.npz") as maps:
+        np.testing.assert_array_equal(explanation.raw.numpy(), maps[str(record["image_id"])])
+    assert tuple(explanation.maps.shape) == (len(record["words"]), 128, 128)
+
+
+def test_captions_run_killed_with_sigkill_resumes_to_identical_outputs(
+    captions_run, dataset, tmp_path
+):
+    reference, _ = captions_run
+    # The reference also drew figures; everything else must be the same bytes.
+    process = subprocess.Popen([sys.executable, *command(dataset, "captions", tmp_path)], env=ENV)
+    parts = tmp_path / "parts"
+    deadline = time.monotonic() + 120
+    while not list(parts.glob("chunk-*.json")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in parts.glob("chunk-*.json")}
+    assert 1 <= len(before) < 5 and not (tmp_path / "metrics.json").exists()
+    subprocess.run([sys.executable, *command(dataset, "captions", tmp_path)], env=ENV, check=True)
+    after = {p.name: p.stat().st_mtime_ns for p in parts.glob("chunk-*.json")}
+    assert all(after[name] == stamp for name, stamp in before.items())  # nothing redone
+    assert len(after) == 5
+    assert_same_outputs(tmp_path, reference, "captions")
+
+
+def test_restarting_with_other_options_is_refused(captions_run, dataset):
+    out, _ = captions_run
+    with pytest.raises(RuntimeError, match="holds a run with other settings"):
+        script("explain_captions").main(
+            arguments(dataset, "captions", out) + ["--box-threshold", "0.3"]
+        )
+
+
+# ----------------------------------------------------------------------------- VQA
+
+
+def test_vqa_run_scores_answers_with_the_official_accuracy(vqa_run, dataset):
+    out, line = vqa_run
+    records = items(out)
+    annotations = {
+        item.question_id: item.answers
+        for item in read_vqa(dataset["paths"]["questions"], dataset["paths"]["vqa_annotations"])
+    }
+    assert sorted(r["question_id"] for r in records) == sorted(annotations)
+    expected = [vqa_accuracy(r.get("answer", ""), annotations[r["question_id"]]) for r in records]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["vqa_accuracy"] == pytest.approx(sum(expected) / len(expected), abs=1e-12)
+    results = json.loads((out / "vqa_results.json").read_text())
+    assert {r["question_id"]: r["answer"] for r in results} == {
+        r["question_id"]: r["answer"] for r in records if "answer" in r
+    }
+    assert line["vqa_accuracy"] == metrics["vqa_accuracy"]
+    with np.load(out / "maps.npz") as maps:
+        assert sorted(int(k) for k in maps.files) == sorted(r["question_id"] for r in results)
+        assert maps[str(results[0]["question_id"])].shape == (3, 16, 16)
+    assert (out / "figures" / "1.png").exists()
+
+
+def test_vqa_run_skips_a_question_with_no_known_words_and_the_questions_of_bad_images(vqa_run):
+    out, line = vqa_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    bad = metrics["bad_data"]
+    assert bad["skipped_questions"]["ids"] == [NONSENSE_QUESTION]
+    assert "no known words" in bad["skipped_questions"]["reasons"][str(NONSENSE_QUESTION)]
+    assert bad["failed_images"]["ids"] == [MISSING, TRUNCATED, NOT_AN_IMAGE]
+    records = items(out)
+    failed = [r for r in records if "error" in r]
+    assert {r["image_id"] for r in failed} == {MISSING, TRUNCATED, NOT_AN_IMAGE}
+    assert bad["failed_images"]["questions"] == len(failed)
+    assert metrics["answered"] == len(records) - len(failed) - 1
+    assert "questions skipped: 1" in (out / "report.txt").read_text()
+    assert line["skipped_questions"] == 1
+
+
+def test_two_torchrun_processes_write_what_one_process_writes(vqa_run, dataset, tmp_path):
+    reference, _ = vqa_run
+    subprocess.run(
+        [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2",
+         *command(dataset, "vqa", tmp_path)],
+        check=True, timeout=300, env=ENV,
+    )  # fmt: skip
+    assert_same_outputs(tmp_path, reference, "vqa")
+    assert json.loads((tmp_path / "timing.json").read_text())["processes"] == 2
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def test_score_map_of_a_box_shaped_map_points_into_and_boxes_its_object():
+    heat = torch.zeros(64, 64)
+    heat[10:20, 30:46] = 1.0  # rows 10..19, columns 30..45 at the model's input resolution
+    truth = [[60.0, 20.0, 32.0, 20.0]]  # the same region in a 128 x 128 original
+    scored = _score_map(heat, (128, 128), truth, RunOptions(pointing_tolerance=0))
+    assert scored["box"] == [59.0, 19.0, 34.0, 22.0]  # bilinear upsampling blurs one pixel
+    assert scored["iou"] == pytest.approx(640 / 748)
+    assert scored["pointing"] and scored["box_hits"] == [1] * len(DEFAULT_THRESHOLDS)
+    assert _score_map(heat, (128, 128), None, RunOptions())["gt_boxes"] is None
+
+
+def test_ground_truth_pairs_a_colour_word_with_the_object_of_that_colour():
+    def instance(index: int, category: int, color: str | None) -> CocoInstance:
+        extra = {"color": color} if color else {}
+        return CocoInstance(index, 1, category, (index, 0.0, 5.0, 5.0), 25.0, extra=extra)
+
+    shapes = {1: [instance(1, 1, "red"), instance(2, 1, "blue"), instance(3, 2, "red")]}
+    assert _ground_truth(shapes, 1, 1, "red") == [[1, 0.0, 5.0, 5.0]]
+    assert _ground_truth(shapes, 1, 1, None) == [[1, 0.0, 5.0, 5.0], [2, 0.0, 5.0, 5.0]]
+    assert _ground_truth(shapes, 1, 2, "blue") == []
+    coco = {1: [instance(4, 1, None)]}  # COCO instances have no colour: any one matches
+    assert _ground_truth(coco, 1, 1, "red") == [[4, 0.0, 5.0, 5.0]]
+    assert _ground_truth(None, 1, 1, "red") is None
+
+
+def test_caption_metrics_count_words_with_no_such_object_as_word_pointing_misses():
+    def mention(category: str, truth: list | None, pointing: bool = False, iou: float = 0.0):
+        scored = {"category": category, "category_id": 1, "box": None, "gt_boxes": truth}
+        if truth:
+            hits = [int(iou >= 0.5)] * len(DEFAULT_THRESHOLDS)
+            scored.update(pointing=pointing, iou=iou, box_hits=hits)
+        return scored
+
+    records = [
+        {"image_id": 1, "caption": "there is a red circle", "words": ["red", "circle"],
+         "mentions": [mention("circle", [[0, 0, 5, 5]], True, 0.8)]},
+        {"image_id": 2, "caption": "there is a blue square", "words": ["blue", "square"],
+         "mentions": [mention("square", [[0, 0, 5, 5]], False, 0.2), mention("square", [])]},
+        {"image_id": 3, "error": "ValueError: broken"},
+    ]  # fmt: skip
+    references = {1: ["there is a red circle"], 2: ["there is a blue square"], 3: ["a star"]}
+    options = RunOptions(deletion_steps=0)
+    metrics = caption_metrics(records, references, options, instances=True)
+    assert metrics["word_pointing"] == {
+        "accuracy": 1 / 3, "hits": 1, "words": 3, "unmatched": 1, "tolerance": 15.0,
+    }  # fmt: skip
+    assert metrics["pointing"]["accuracy"] == 0.5 and metrics["loc_accuracy"]["accuracy"] == 0.5
+    assert metrics["per_category"]["square"] == {
+        "count": 1, "pointing": 0.0, "loc_accuracy": 0.0, "unmatched": 1,
+    }  # fmt: skip
+    assert metrics["bleu4"] == pytest.approx(1.0)
+    assert metrics["images"] == 3 and metrics["captioned"] == 2
+
+
+def test_vqa_metrics_score_skipped_and_failed_questions_zero():
+    humans = ["red"] * 10
+    records = [
+        {"question_id": 1, "image_id": 1, "question": "what color is the circle?",
+         "human_answers": humans, "answer": "red", "categories": [], "gt_boxes": None},
+        {"question_id": 2, "image_id": 1, "question": "xyzzy?", "human_answers": humans,
+         "skipped": "no known words"},
+        {"question_id": 3, "image_id": 2, "question": "what color is the star?",
+         "human_answers": humans, "error": "FileNotFoundError: gone"},
+    ]  # fmt: skip
+    metrics = vqa_metrics(records, RunOptions(deletion_steps=0), instances=False)
+    assert metrics["vqa_accuracy"] == pytest.approx(1 / 3)
+    assert metrics["vqa_accuracy_answered"] == 1.0
+    assert metrics["answered"] == 1 and metrics["bad_data"]["failed_images"]["questions"] == 1
+    assert metrics["loc_accuracy"] is None
+
+
+def test_deletion_of_the_map_that_holds_the_evidence_beats_both_baselines():
+    image = torch.ones(1, 8, 8)
+
+    def score(images: torch.Tensor) -> torch.Tensor:  # the evidence: the top-left 2x2 corner
+        return images[:, 0, :2, :2].mean(dim=(1, 2))
+
+    heat = torch.zeros(8, 8)
+    heat[:2, :2] = 1.0
+    aucs = _deletion(image, heat, score, steps=16, seed=0)
+    # Deleting the 4 evidence pixels first (1/16 of the image) drops the score to 0 at once.
+    assert aucs["gradcam"] == pytest.approx(0.5 / 16)
+    assert aucs["gradcam"] < aucs["random"] and aucs["gradcam"] < aucs["center"]
+
+
+@pytest.mark.parametrize(
+    "name", ["explain_captions", "explain_vqa", "evaluate_shapes", "bench_dataset"]
+)
+def test_every_option_of_every_script_is_explained_in_help(name):
+    parser = script(name).build_parser()
+    assert parser.description
+    for action in parser._actions:
+        assert action.help and len(action.help) > 10, action.option_strings
+
+
+def test_evaluate_shapes_ends_with_the_four_figures(dataset, tmp_path, capsys):
+    line = script("evaluate_shapes").main(
+        ["--root", str(dataset["root"]), "--captioner", str(dataset["models"] / "captioner"),
+         "--vqa", str(dataset["models"] / "vqa"), "--out", str(tmp_path), "--limit", "4",
+         "--max-length", "4", "--workers", "0", "--no-progress"]
+    )  # fmt: skip
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(printed[-1]) == line
+    assert set(line) == {"vqa_accuracy", "bleu4", "word_pointing", "answer_pointing"}
+    captions = json.loads((tmp_path / "captions" / "metrics.json").read_text())
+    assert line["bleu4"] == captions["bleu4"] and captions["word_pointing"]["tolerance"] == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["bleu4"] == line["bleu4"]
