@@ -41,7 +41,8 @@ class Explanation:
     answers, class names) with the same nesting.
     """
 
-    raw: Tensor  # [..., h, w]: the method's map at layer resolution, after ReLU, unscaled
+    raw: Tensor  # CAM family: [..., h, w] at layer resolution, after ReLU, unscaled;
+    # pixel-space methods: the signed attribution [B, 3, H, W]
     maps: Tensor  # [..., H, W]: upsampled to the input and normalised to [0, 1]
     empty: Tensor  # [...] bool: the map was flat, so `maps` holds zeros
     scores: Tensor  # [...]: the explained scores
