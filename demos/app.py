@@ -42,9 +42,10 @@ def shown_errors(function: Callable) -> Callable:
     return run
 
 
-def build(demo: Demo) -> gr.Blocks:
-    """The page: a captioning tab and a VQA tab over `demo`."""
-    examples = interactive.bundled_examples()
+def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.Blocks:
+    """The page: a captioning tab and a VQA tab over `demo`, with `examples` to pick from
+    (default: the bundled samples)."""
+    examples = interactive.bundled_examples() if examples is None else examples
 
     def caption(image: dict | None, method: str, word: str | None, threshold: float) -> tuple:
         result = demo.caption(image, method, word, threshold)
@@ -52,7 +53,7 @@ def build(demo: Demo) -> gr.Blocks:
             result.caption,
             gr.Dropdown(choices=result.choices, value=result.selected),
             str(result.files[0]),
-            result.boxes,
+            interactive.box_text(result.boxes),
             result.gallery,
             [str(path) for path in result.files],
         )
@@ -71,7 +72,7 @@ def build(demo: Demo) -> gr.Blocks:
             gr.Dropdown(choices=result.choices, value=result.selected),
             str(result.files[0]),
             str(result.files[1]),
-            result.boxes,
+            interactive.box_text(result.boxes),
             result.notes,
             [str(path) for path in result.files],
         )
@@ -124,11 +125,12 @@ def build(demo: Demo) -> gr.Blocks:
                         height=420,
                         elem_id="caption-map",
                     )
-                    c_boxes = gr.JSON(label="Box (COCO [x, y, w, h], pixels of your image)")
+                    c_boxes = gr.Textbox(label="Box", interactive=False, elem_id="caption-box")
             c_gallery = gr.Gallery(
                 label="Every word's map",
                 columns=8,
-                height="auto",
+                height=260,
+                object_fit="contain",
                 format="png",
                 elem_id="caption-gallery",
             )
@@ -161,7 +163,7 @@ def build(demo: Demo) -> gr.Blocks:
                             pairs,
                             inputs=[v_image, v_question],
                             label="Bundled examples",
-                            examples_per_page=12,
+                            examples_per_page=4,
                         )
                 with gr.Column(scale=3):
                     v_answers = gr.Label(
@@ -183,7 +185,7 @@ def build(demo: Demo) -> gr.Blocks:
                             height=320,
                             elem_id="vqa-counterfactual",
                         )
-                    v_boxes = gr.JSON(label="Box (COCO [x, y, w, h], pixels of your image)")
+                    v_boxes = gr.Textbox(label="Box", interactive=False, elem_id="vqa-box")
                     v_notes = gr.Markdown()
             v_files = gr.File(
                 label="Downloads: both maps (PNG) and the maps as arrays (.npz)",
@@ -235,7 +237,7 @@ def launch(
         server_name=host,
         server_port=port,
         max_file_size=interactive.MAX_UPLOAD,
-        allowed_paths=[str(interactive.DEFAULT_SAMPLES)],
+        allowed_paths=[str(interactive.DEFAULT_SAMPLES)],  # the examples, wherever we run from
         prevent_thread_lock=not block,
         ssr_mode=False,
         footer_links=["api"],

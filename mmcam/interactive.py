@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from mmcam.captioning import CaptionExplainer, caption_tokens
 from mmcam.datasets import preprocess, read_json, to_rgb
-from mmcam.explanation import normalize_maps
+from mmcam.explanation import Explanation, normalize_maps
 from mmcam.localize import Box, boxes_from_map
 from mmcam.perturbation import occlusion
 from mmcam.pixel_methods import guided_grad_cam
@@ -56,6 +56,7 @@ __all__ = [
     "Demo",
     "Example",
     "InputError",
+    "box_text",
     "bundled_examples",
     "check_question",
     "read_image",
@@ -76,8 +77,11 @@ METHODS = {
     "Occlusion": "occlusion",
 }
 GRADIENT_METHODS = ("gradcam", "gradcam++", "counterfactual")
-OCCLUSION_WINDOW = 16  # pixels of the model input; a shape is 20-40 px, a window hides part of it
-OCCLUSION_STRIDE = 8
+# Occlusion (window, stride) in model-input pixels; shapes are 20-40 px. It costs one forward
+# pass per window position and explained score: a VQA answer gets a fine grid (225 positions),
+# a caption's words (up to ~15 of them, each its own score) a coarse one (49 positions).
+VQA_OCCLUSION = (16, 8)
+CAPTION_OCCLUSION = (32, 16)
 KEEP_FILES_SECONDS = 3600  # download folders older than this are removed at the next request
 
 
@@ -448,6 +452,7 @@ class Demo:
             model,
             self.captioner_layer,
             (row_tokens, steps),
+            CAPTION_OCCLUSION,
         )
         words = model.words(caption)
         if method == "occlusion":
@@ -538,12 +543,16 @@ class Demo:
             explained.counterfactual.maps[0], size,
         )  # fmt: skip
 
-    def _vqa_pixel_map(self, inputs: Tensor, question: str, answer: str, method: str):
+    def _vqa_pixel_map(
+        self, inputs: Tensor, question: str, answer: str, method: str
+    ) -> Explanation:
         """Guided Grad-CAM or occlusion `Explanation` of one answer (maps `[1, S, S]`)."""
         model = self.vqa_model
         tokens = model.tokenize([question]).to(inputs.device)
         target = ClassLogit([list(model.answers).index(answer)])
-        return _pixel_method(method, model, inputs, target, model, self.vqa_layer, (tokens,))
+        return _pixel_method(
+            method, model, inputs, target, model, self.vqa_layer, (tokens,), VQA_OCCLUSION
+        )
 
     # ------------------------------------------------------------------ files
 
@@ -585,13 +594,15 @@ def _pixel_method(
     model: nn.Module,
     layer: str | nn.Module,
     forward_args: Sequence[Tensor],
-):
-    """Guided Grad-CAM or occlusion of one target per row of `rows`."""
+    grid: tuple[int, int],
+) -> Explanation:
+    """Guided Grad-CAM, or occlusion with (window, stride) `grid`, of one target per row."""
     if method == "guided_grad_cam":
         return guided_grad_cam(forward, rows, target, model, layer, forward_args=forward_args)
+    window, stride = grid
     return occlusion(
-        forward, rows, target, window=OCCLUSION_WINDOW, stride=OCCLUSION_STRIDE, batch_size=256,
-        model=model, forward_args=forward_args,
+        forward, rows, target, window=window, stride=stride, batch_size=256, model=model,
+        forward_args=forward_args,
     )  # fmt: skip
 
 
@@ -618,6 +629,17 @@ def _choose(choices: list[str], wanted: str | int | None) -> str:
     if isinstance(wanted, int) and not isinstance(wanted, bool):
         return choices[wanted + 1] if 0 <= wanted < len(choices) - 1 else WHOLE_CAPTION
     return wanted if wanted in choices else WHOLE_CAPTION
+
+
+def box_text(boxes: list[dict]) -> str:
+    """One line for a person: the box, or why there is none."""
+    if not boxes:
+        return "No box: the map is flat (no evidence at this layer)."
+    x, y, w, h = (round(v) for v in boxes[0]["bbox"])
+    return (
+        f"[x, y, w, h] = [{x}, {y}, {w}, {h}] in your image's pixels "
+        f"(mean map value inside: {boxes[0]['score']:.2f})"
+    )
 
 
 def _boxes(heat: Tensor, threshold: float, size: tuple[int, int], label: str) -> list[dict]:
