@@ -429,3 +429,59 @@ def test_evaluate_shapes_ends_with_the_four_figures(dataset, tmp_path, capsys):
     captions = json.loads((tmp_path / "captions" / "metrics.json").read_text())
     assert line["bleu4"] == captions["bleu4"] and captions["word_pointing"]["tolerance"] == 0
     assert json.loads((tmp_path / "metrics.json").read_text())["bleu4"] == line["bleu4"]
+
+
+def test_hugging_face_models_run_through_the_same_scripts(dataset, tmp_path):
+    """--hf with tiny random BLIP captioning and ViLT VQA checkpoints saved in the test."""
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+        ViltConfig,
+        ViltForQuestionAnswering,
+        ViltImageProcessor,
+        ViltProcessor,
+    )
+
+    words = "[PAD] [UNK] [CLS] [SEP] [MASK] a the red blue circle square star is what color [DEC]"
+    (tmp_path / "vocab.txt").write_text("\n".join(words.split()) + "\n")
+    tokenizer = BertTokenizer(vocab=str(tmp_path / "vocab.txt"), bos_token="[DEC]")
+    size = len(words.split())
+    tiny = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+    torch.manual_seed(0)
+    text = dict(tiny, vocab_size=size, max_position_embeddings=32, bos_token_id=size - 1,
+                pad_token_id=0, sep_token_id=3, eos_token_id=3)  # fmt: skip
+    blip = BlipForConditionalGeneration(
+        BlipConfig(text_config=text, vision_config=dict(tiny, image_size=32, patch_size=8))
+    )
+    blip.save_pretrained(tmp_path / "blip")
+    images = BlipImageProcessor(size={"height": 32, "width": 32})
+    BlipProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(tmp_path / "blip")
+    answers = ["red", "blue", "yes", "no"]
+    vilt = ViltForQuestionAnswering(
+        ViltConfig(vocab_size=size, image_size=64, patch_size=16, max_position_embeddings=40,
+                   num_labels=len(answers), id2label=dict(enumerate(answers)), **tiny)
+    )  # fmt: skip
+    vilt.save_pretrained(tmp_path / "vilt")
+    images = ViltImageProcessor(size={"shortest_edge": 48}, size_divisor=16)
+    ViltProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(tmp_path / "vilt")
+    common = ["--root", str(dataset["root"]), "--limit", "3", "--deletion-steps", "2",
+              "--workers", "0", "--no-progress"]  # fmt: skip
+    with one_thread():
+        captions = script("explain_captions").main(
+            [*common, "--hf", str(tmp_path / "blip"), "--out", str(tmp_path / "c"),
+             "--max-length", "3"]
+        )  # fmt: skip
+        vqa = script("explain_vqa").main(
+            [*common, "--hf", str(tmp_path / "vilt"), "--out", str(tmp_path / "v")]
+        )
+    assert captions["images"] == 3 and captions["failed_images"] == 1  # image 3 is missing
+    with np.load(tmp_path / "c" / "maps.npz") as maps:
+        assert sorted(maps.files) == ["1", "2"]
+        assert maps["1"].shape[1:] == (4, 4)  # BLIP's 4x4 patch grid
+    results = json.loads((tmp_path / "v" / "vqa_results.json").read_text())
+    assert {r["answer"] for r in results} <= set(answers) and vqa["vqa_accuracy"] is not None
+    with np.load(tmp_path / "v" / "maps.npz") as maps:
+        assert maps[str(results[0]["question_id"])].shape == (3, 3, 3)  # 48 px / 16 px patches
