@@ -33,6 +33,7 @@ Files written to `<out>` (all atomically) once every chunk is done:
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import zipfile
@@ -184,14 +185,16 @@ def load_run_vqa(
 
 
 def run_device(requested: str = "auto") -> str:
-    """`requested`, or with "auto" this process's GPU (torchrun's LOCAL_RANK) or the CPU."""
-    if requested != "auto":
-        return requested
-    if torch.cuda.is_available():
-        import os
-
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    return "cpu"
+    """`requested`, or with "auto" this process's GPU (torchrun's LOCAL_RANK) or the CPU; a
+    GPU becomes the current CUDA device."""
+    device = requested
+    if requested == "auto":
+        rank = int(os.environ.get("LOCAL_RANK", 0))
+        device = f"cuda:{rank}" if torch.cuda.is_available() else "cpu"
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and chosen.index is not None:  # NCCL's barrier uses the current
+        torch.cuda.set_device(chosen)  # device: make it this rank's
+    return device
 
 
 # ----------------------------------------------------------------------------- data
