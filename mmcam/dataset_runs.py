@@ -3,9 +3,10 @@
 `explain_captions` captions each image, maps every word, and scores the maps of the words
 that name a category (`mmcam.word_categories`) against the COCO instances, when given;
 `explain_vqa` answers each question, maps the top answers, and scores the top answer's map
-against the instances the question names. Both also measure faithfulness by deletion (the
-caption's log-probability, the answer's logit, as the most salient pixels are removed) for the
-Grad-CAM map and two baselines: a random map and a centre Gaussian.
+against the instances the question names. Both also measure faithfulness by deletion for the
+map and two baselines, a random map and a centre Gaussian: the generated caption's
+teacher-forced log-probability (against the whole caption's map), or the top answer's logit,
+as the most salient pixels are removed.
 
 The work goes through `mmcam.runner`: the items (images) are cut into fixed chunks; a
 DataLoader's workers read and preprocess a chunk's images while the model explains the
@@ -28,6 +29,8 @@ Files written to `<out>` (all atomically) once every chunk is done:
     metrics.json, report.txt   see `mmcam.dataset_report`
     figures/               overlays with boxes, with `save_figures`
     run.json               the options; a restart with different ones is refused
+    timing.json            this process's images, seconds and images/s (the only file that
+                           differs between two runs of the same command)
 """
 
 from __future__ import annotations
