@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
             gr.Dropdown(choices=result.choices, value=result.selected),
             str(result.files[0]),
             interactive.box_text(result.boxes),
-            result.gallery,
+            [(str(path), label) for path, label in result.gallery],
             [str(path) for path in result.files],
         )
 
@@ -231,7 +232,13 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
 def launch(
     page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, *, block: bool = True
 ) -> str:
-    """Serve `page` with the queue on (one request at a time per model) and return its URL."""
+    """Serve `page` with the queue on (one request at a time per model) and return its URL.
+
+    `port` 0 picks a free port; `block=False` returns at once (close with `page.close()`)."""
+    if port == 0:
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
     page.queue(default_concurrency_limit=1, max_size=64)
     _, url, _ = page.launch(
         server_name=host,

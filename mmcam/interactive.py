@@ -67,7 +67,7 @@ DEFAULT_SAMPLES = MODELS / "samples"
 MAX_IMAGE_SIDE = 4096  # pixels: a larger image is refused (the models see 128 x 128 anyway)
 MAX_UPLOAD = "20mb"  # Gradio's own upload limit (launch(max_file_size=...)), checked first
 DISPLAY_SIDE = (384, 768)  # the shown overlay's longer side is the image's, clamped to this
-GALLERY_SIDE = 192  # longer side of each word's overlay in the gallery
+GALLERY = (192, 192)  # longer side of each word's overlay in the gallery
 WHOLE_CAPTION = "whole caption"
 METHODS = {
     "Grad-CAM": "gradcam",
@@ -285,7 +285,7 @@ class CaptionResult:
     method: str  # shown name
     heat_map: np.ndarray  # uint8 [H, W, 3]: the selected map over the image, its box drawn
     boxes: list[dict]  # [{"label", "bbox": [x, y, w, h], "score"}] in the uploaded image's pixels
-    gallery: list[tuple[np.ndarray, str]]  # every word's overlay and its choice label
+    gallery: list[tuple[Path, str]]  # every word's overlay (a PNG) and its choice label
     files: list[Path]  # PNG of `heat_map` and maps.npz
     word_maps: Tensor  # [T, S, S] in [0, 1], at the model's input resolution
     caption_map: Tensor  # [S, S]
@@ -379,11 +379,11 @@ class Demo:
         size = (picture.height, picture.width)
         boxes = _boxes(chosen, threshold, size, selected)
         heat_map = _draw(picture, chosen, boxes, DISPLAY_SIDE)
-        gallery = [
-            (_draw(picture, word_map, [], (GALLERY_SIDE, GALLERY_SIDE)), label)
-            for word_map, label in zip(word_maps, choices[1:], strict=True)
-        ]
         folder = self._request_folder()
+        gallery = []
+        for index, (word_map, label) in enumerate(zip(word_maps, choices[1:], strict=True)):
+            path = folder / f"word-{index + 1:02d}-{_slug(words[index])}.png"
+            gallery.append((_save_png(path, _draw(picture, word_map, [], GALLERY)), label))
         files = [
             _save_png(folder / f"caption-{_slug(selected)}-{key}.png", heat_map),
             _save_npz(

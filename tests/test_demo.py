@@ -1,0 +1,337 @@
+"""The demo's endpoints through `gradio_client` against the app launched on 127.0.0.1, its
+messages for bad input, its pixel-method maps against the library's, and a load test."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from mmcam import interactive  # noqa: E402
+from mmcam.captioning import CaptionExplainer, caption_tokens  # noqa: E402
+from mmcam.datasets import load_image, preprocess  # noqa: E402
+from mmcam.interactive import Demo, bundled_examples  # noqa: E402
+from mmcam.perturbation import occlusion  # noqa: E402
+from mmcam.pixel_methods import guided_grad_cam  # noqa: E402
+from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb  # noqa: E402
+from mmcam.vqa import VQAExplainer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_app():
+    """demos/app.py as a module (demos/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("mmcam_demo_app", ROOT / "demos" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as demos/app.py runs it: the models are small
+    yield Demo.bundled(work_dir=tmp_path_factory.mktemp("downloads"))
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def server(demo):
+    app = load_app()
+    page = app.build(demo)
+    url = app.launch(page, "127.0.0.1", 0, block=False)
+    yield page, url
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server[1], verbose=False)
+
+
+@pytest.fixture(scope="module")
+def samples():
+    examples = bundled_examples()
+    assert len(examples) >= 2 and all(e.questions for e in examples), "models/samples is empty"
+    return examples
+
+
+def model_input(path: Path) -> torch.Tensor:
+    return preprocess(load_image(path))[None]
+
+
+def update_value(output: object) -> object:
+    """A component's value from gradio_client's output (plain, or a `gr.Dropdown(...)` update)."""
+    return output["value"] if isinstance(output, dict) and "__type__" in output else output
+
+
+# ----------------------------------------------------------------------------- endpoints
+
+
+def test_caption_endpoint_gives_the_models_caption_and_every_word_map(client, demo, samples):
+    path = samples[0].image
+    images = model_input(path)
+    expected = demo.captioner.caption(images)[0]
+    words = expected.split()
+    label = f"2: {words[1]}"
+
+    text, word, heat_map, box, gallery, files = client.predict(
+        handle_file(path), "Grad-CAM", label, 0.15, api_name="/caption"
+    )
+
+    assert text == expected
+    assert update_value(word) == label
+    assert [c[0] for c in word["choices"]] == [interactive.WHOLE_CAPTION] + [
+        f"{i + 1}: {w}" for i, w in enumerate(words)
+    ]
+    shown = np.asarray(Image.open(heat_map))
+    assert shown.shape == (384, 384, 3)  # a 128 x 128 image is drawn at 384 px
+    assert np.array_equal(shown, demo.caption(path, "Grad-CAM", label).heat_map)
+    assert box.startswith("[x, y, w, h] = [")
+    assert [item["caption"] for item in gallery] == [f"{i + 1}: {w}" for i, w in enumerate(words)]
+    assert all(Image.open(item["image"]).size == (192, 192) for item in gallery)
+    assert sorted(Path(f).suffix for f in files) == [".npz", ".png"]
+
+    arrays = np.load(next(f for f in files if f.endswith(".npz")))
+    assert list(arrays["words"]) == words and str(arrays["selected"]) == label
+    assert arrays["word_maps"].shape == (len(words), 128, 128)
+    assert arrays["caption_map"].shape == (128, 128)
+    oracle = CaptionExplainer(demo.captioner, demo.captioner.explained_layer).explain(images)
+    np.testing.assert_allclose(arrays["word_maps"], oracle.words.maps[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(arrays["caption_map"], oracle.caption.maps[0].numpy(), atol=1e-6)
+    ((x, y, w, h),) = arrays["boxes"]
+    assert 0 <= x < x + w <= 128 and 0 <= y < y + h <= 128
+    peak = np.unravel_index(arrays["word_maps"][1].argmax(), (128, 128))  # (row, column)
+    assert x <= peak[1] < x + w and y <= peak[0] < y + h  # the box holds the map's peak
+
+
+def test_answer_endpoint_gives_the_models_answers_and_maps(client, demo, samples):
+    path, question = samples[1].image, samples[1].questions[0]
+    images = model_input(path)
+    model = demo.vqa_model
+    with torch.no_grad():
+        probabilities = torch.softmax(model(images, model.tokenize([question])), dim=1)[0]
+    top = probabilities.topk(5)
+    expected = [model.answers[i] for i in top.indices.tolist()]
+
+    answers, chosen, heat_map, against, box, notes, files = client.predict(
+        handle_file(path), question, "Grad-CAM", None, 0.15, api_name="/answer"
+    )
+
+    assert answers["label"] == model.answer(images, [question])[0] == expected[0]
+    assert [c["label"] for c in answers["confidences"]] == expected
+    np.testing.assert_allclose(
+        [c["confidence"] for c in answers["confidences"]], top.values.numpy(), atol=1e-5
+    )
+    assert update_value(chosen) == expected[0]
+    assert np.asarray(Image.open(heat_map)).shape == (384, 384, 3)
+    assert np.asarray(Image.open(against)).shape == (384, 384, 3)
+    assert box.startswith("[x, y, w, h] = [") and notes == ""
+    arrays = np.load(next(f for f in files if f.endswith(".npz")))
+    oracle = VQAExplainer(model, model.explained_layer).explain(
+        images, [question], top_k=5, counterfactual=True
+    )
+    assert list(arrays["answers"]) == expected == list(arrays["mapped_answers"])
+    np.testing.assert_allclose(arrays["maps"], oracle.maps.maps[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        arrays["counterfactual_maps"], oracle.counterfactual.maps[0].numpy(), atol=1e-6
+    )
+
+
+def test_choosing_another_answer_maps_that_answer(client, demo, samples):
+    path, question = samples[0].image, samples[0].questions[0]
+    best = demo.answer(path, question).choices
+    answers, chosen, *_, files = client.predict(
+        handle_file(path), question, "Grad-CAM++", best[1], 0.15, api_name="/answer"
+    )
+    assert update_value(chosen) == best[1]
+    arrays = np.load(next(f for f in files if f.endswith(".npz")))
+    assert str(arrays["selected"]) == best[1] and str(arrays["method"]) == "gradcam++"
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "notes.txt").write_text("not an image")
+    Image.new("RGB", (interactive.MAX_IMAGE_SIDE + 1, 8)).save(folder / "wide.png")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (None, "No image: upload an image or pick one of the examples."),
+        ("notes.txt", "notes.txt is not an image the demo can read"),
+        ("wide.png", "wide.png is 4097 x 8 pixels; the demo takes images up to 4096 pixels"),
+    ],
+)
+def test_bad_image_is_answered_with_a_message(client, bad_files, image, message):
+    upload = handle_file(bad_files / image) if image else None
+    with pytest.raises(AppError, match=message.replace(".", r"\.")):
+        client.predict(upload, "Grad-CAM", None, 0.15, api_name="/caption")
+    with pytest.raises(AppError, match=message.replace(".", r"\.")):
+        client.predict(
+            upload, "what color is the star?", "Grad-CAM", None, 0.15, api_name="/answer"
+        )
+
+
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [
+        ("   ", "Empty question"),
+        ("zorp blick?", r"knows none of the words of this question \(unknown: 'zorp', 'blick'\)"),
+    ],
+)
+def test_bad_question_is_answered_with_a_message(client, samples, question, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(
+            handle_file(samples[0].image), question, "Grad-CAM", None, 0.15, api_name="/answer"
+        )
+
+
+def test_unknown_words_in_a_question_are_named_but_answered(client, samples):
+    *_, notes, _ = client.predict(
+        handle_file(samples[0].image),
+        "what zorp is the star?",
+        "Grad-CAM",
+        None,
+        0.15,
+        api_name="/answer",
+    )
+    assert notes == "Words the model does not know (read as unknown): 'zorp'."
+
+
+def test_bad_image_checks_in_process(tmp_path):
+    with pytest.raises(interactive.InputError, match="An array of shape"):
+        interactive.read_image(np.zeros((0, 3), dtype=np.uint8))
+    (tmp_path / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    with pytest.raises(interactive.InputError, match="cut.png is not an image"):
+        interactive.read_image(tmp_path / "cut.png")
+    with pytest.raises(interactive.InputError, match="Unknown method 'gradcam3'"):
+        interactive._method("gradcam3")
+    with pytest.raises(interactive.InputError, match="box threshold"):
+        interactive._threshold(1.0)
+
+
+# ----------------------------------------------------------------------------- pixel methods
+
+
+def test_pixel_method_maps_equal_the_library_calls(demo, samples):
+    """Guided Grad-CAM and occlusion rows of the demo are the library's maps of each word, and the
+    occlusion caption map (summed word drops) is occlusion of the caption's log-probability."""
+    path = samples[0].image
+    images = model_input(path)
+    model = demo.captioner
+    caption = model.generate(images)[0]
+    count = len(caption)
+    tokens, _ = caption_tokens([caption], model.bos_index, model.eos_index, model.pad_index, "cpu")
+    lengths = torch.tensor([count])
+
+    def forward(x, t, n):
+        return model.decode_logits(model.encode(x), t, n)
+
+    guided = demo.caption(path, "Guided Grad-CAM", 2)
+    word = guided_grad_cam(
+        forward,
+        images,
+        WordLogProb(tokens, lengths, 2),
+        model,
+        model.explained_layer,
+        forward_args=(tokens, lengths),
+    )
+    np.testing.assert_allclose(guided.word_maps[2], word.maps[0], atol=1e-5)
+
+    occluded = demo.caption(path, "Occlusion", 0)
+    window, stride = interactive.CAPTION_OCCLUSION
+    whole = occlusion(
+        forward,
+        images,
+        CaptionLogProb(tokens, lengths),
+        window,
+        stride,
+        model=model,
+        forward_args=(tokens, lengths),
+    )
+    first = occlusion(
+        forward,
+        images,
+        WordLogProb(tokens, lengths, 0),
+        window,
+        stride,
+        model=model,
+        forward_args=(tokens, lengths),
+    )
+    np.testing.assert_allclose(occluded.caption_map, whole.maps[0], atol=1e-4)
+    np.testing.assert_allclose(occluded.word_maps[0], first.maps[0], atol=1e-4)
+
+    question = samples[0].questions[0]
+    answered = demo.answer(path, question, "Occlusion")
+    vqa = demo.vqa_model
+    index = list(vqa.answers).index(answered.selected)
+    window, stride = interactive.VQA_OCCLUSION
+    expected = occlusion(
+        vqa,
+        images,
+        ClassLogit([index]),
+        window,
+        stride,
+        forward_args=(vqa.tokenize([question]),),
+    )
+    assert answered.mapped == [answered.selected]
+    np.testing.assert_allclose(answered.maps[0], expected.maps[0], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def test_sixteen_concurrent_requests_are_all_answered_correctly(server, demo, samples, capsys):
+    page, url = server
+    assert page.enable_queue
+    requests = []
+    for i in range(16):
+        sample = samples[i % len(samples)]
+        if i % 2 == 0:
+            expected = demo.captioner.caption(model_input(sample.image))[0]
+            requests.append(
+                ("/caption", (handle_file(sample.image), "Grad-CAM", None, 0.15), expected)
+            )
+        else:
+            question = sample.questions[i % len(sample.questions)]
+            expected = demo.vqa_model.answer(model_input(sample.image), [question])[0]
+            args = (handle_file(sample.image), question, "Grad-CAM", None, 0.15)
+            requests.append(("/answer", args, expected))
+
+    client = Client(url, verbose=False, download_files=False)  # the answers, not the files
+    done: dict[int, float] = {}
+    start = time.perf_counter()
+    jobs = []
+    for i, (endpoint, args, _) in enumerate(requests):
+        job = client.submit(*args, api_name=endpoint)
+        job.add_done_callback(lambda _, i=i: done.__setitem__(i, time.perf_counter()))
+        jobs.append(job)
+    results = [job.result(timeout=120) for job in jobs]
+    latencies = sorted(done[i] - start for i in range(len(jobs)))
+
+    for (endpoint, _, expected), result in zip(requests, results, strict=True):
+        got = result[0] if endpoint == "/caption" else result[0]["label"]
+        assert got == expected, (endpoint, got, expected)
+    median, worst = statistics.median(latencies), latencies[-1]
+    with capsys.disabled():
+        print(
+            f"\ndemo load test: 16 concurrent requests, median {median:.2f} s, worst {worst:.2f} s"
+        )
+    assert worst < 60
