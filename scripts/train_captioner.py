@@ -36,7 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--epochs", type=int, default=40, help="most training epochs (default: %(default)s)"
     )
     p.add_argument("--batch-size", type=int, default=32, help="images per batch")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle AdamW)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=3e-3,
+        help="peak learning rate (AdamW, warm-up then cosine decay)",
+    )
     p.add_argument(
         "--references",
         type=int,

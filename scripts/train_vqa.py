@@ -42,7 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--batch-size", type=int, default=32, help="images per batch (all their questions)"
     )
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle AdamW)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=3e-3,
+        help="peak learning rate (AdamW, warm-up then cosine decay)",
+    )
     p.add_argument(
         "--answers",
         type=int,
