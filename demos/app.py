@@ -130,7 +130,7 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
             c_gallery = gr.Gallery(
                 label="Every word's map",
                 columns=8,
-                height=260,
+                height=340,  # two rows: captions of the shapes run to ~16 words
                 object_fit="contain",
                 format="png",
                 elem_id="caption-gallery",
@@ -202,7 +202,7 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
         c_outputs = [c_text, c_word, c_map, c_boxes, c_gallery, c_files]
         c_run.click(shown_errors(caption), c_inputs, c_outputs, api_name="caption", **caption_event)
         gr.on(
-            [c_word.input, c_method.input, c_threshold.release],
+            [c_word.select, c_method.input, c_threshold.release],
             shown_errors(recaption),
             c_inputs,
             c_outputs,
@@ -218,7 +218,7 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
             shown_errors(answer), v_inputs, v_outputs, api_visibility="private", **vqa_event
         )
         gr.on(
-            [v_chosen.input, v_method.input, v_threshold.release],
+            [v_chosen.select, v_method.input, v_threshold.release],
             shown_errors(reanswer),
             v_inputs,
             v_outputs,

@@ -22,6 +22,7 @@ from mmcam import interactive  # noqa: E402
 from mmcam.captioning import CaptionExplainer, caption_tokens  # noqa: E402
 from mmcam.datasets import load_image, preprocess  # noqa: E402
 from mmcam.interactive import Demo, bundled_examples  # noqa: E402
+from mmcam.localize import boxes_from_map  # noqa: E402
 from mmcam.perturbation import occlusion  # noqa: E402
 from mmcam.pixel_methods import guided_grad_cam  # noqa: E402
 from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb  # noqa: E402
@@ -110,10 +111,10 @@ def test_caption_endpoint_gives_the_models_caption_and_every_word_map(client, de
     oracle = CaptionExplainer(demo.captioner, demo.captioner.explained_layer).explain(images)
     np.testing.assert_allclose(arrays["word_maps"], oracle.words.maps[0].numpy(), atol=1e-6)
     np.testing.assert_allclose(arrays["caption_map"], oracle.caption.maps[0].numpy(), atol=1e-6)
-    ((x, y, w, h),) = arrays["boxes"]
-    assert 0 <= x < x + w <= 128 and 0 <= y < y + h <= 128
-    peak = np.unravel_index(arrays["word_maps"][1].argmax(), (128, 128))  # (row, column)
-    assert x <= peak[1] < x + w and y <= peak[0] < y + h  # the box holds the map's peak
+    (box_from_map,) = boxes_from_map(oracle.words.maps[0, 1], 0.15, image_size=(128, 128))
+    np.testing.assert_array_equal(arrays["boxes"], [box_from_map.to_list()])
+    x, y, w, h = box_from_map.to_list()
+    assert box.startswith(f"[x, y, w, h] = [{x:.0f}, {y:.0f}, {w:.0f}, {h:.0f}]")
 
 
 def test_answer_endpoint_gives_the_models_answers_and_maps(client, demo, samples):
