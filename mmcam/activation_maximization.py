@@ -24,6 +24,7 @@ from mmcam.layer_output import ChannelMean, layer_forward
 from mmcam.model_state import explaining
 from mmcam.pixel_methods import ReluRule, pixel_explanation
 from mmcam.targets import Target
+from mmcam.visualize import save_image_grid
 
 
 def noise_images(
@@ -147,29 +148,3 @@ def filter_grid(
     explanation.labels = [f"channel {k}" for k in channels]
     titles = [f"{k}: {s:.2f}" for k, s in zip(channels, explanation.scores.tolist(), strict=True)]
     return save_image_grid(display_images(explanation.raw), titles, path, columns), explanation
-
-
-def save_image_grid(
-    images: Tensor, titles: Sequence[str], path: str | Path, columns: int = 8
-) -> Path:
-    """Save `[N, 3, H, W]` images in [0, 1] as one titled grid figure (PNG)."""
-    import matplotlib.pyplot as plt
-
-    from mmcam.visualize import image_array  # also selects the file-only Agg backend
-
-    if len(images) != len(titles):
-        raise ValueError(f"{len(images)} images but {len(titles)} titles")
-    columns = max(1, min(columns, len(images)))
-    rows = -(-len(images) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
-    for index, axis in enumerate(axes.flat):
-        axis.axis("off")
-        if index < len(images):
-            axis.imshow(image_array(images[index]))
-            axis.set_title(titles[index], fontsize=8)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path

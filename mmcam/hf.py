@@ -154,6 +154,37 @@ class _HFAdapter(nn.Module):
         return self.tokenizer.convert_ids_to_tokens(list(token_ids))
 
 
+class _VQAImages(_HFAdapter):
+    """The PIL path shared by the VQA adapters."""
+
+    def explain_image(
+        self,
+        image: Any,
+        question: str,
+        *,
+        top_k: int = 3,
+        method: str = "gradcam",
+        counterfactual: bool = False,
+    ) -> VQAExplanation:
+        """The top-k answers and their maps in the original image's pixels.
+
+        `method`: gradcam, gradcam++, counterfactual (on `layer`), or cross-attention (BLIP).
+        """
+        processed = self.preprocess(image)
+        images = processed.pixel_values
+        if method == CROSS_ATTENTION:
+            result = self._cross_attention(images, question, top_k)
+        else:
+            explainer = VQAExplainer(self, self.layer, to_grid=self.to_grid)
+            result = explainer.explain(
+                images, [question], top_k=top_k, method=method, counterfactual=counterfactual
+            )
+        return _vqa_in_original_pixels(result, processed)
+
+    def _cross_attention(self, images: Tensor, question: str, top_k: int) -> VQAExplanation:
+        raise NotImplementedError
+
+
 def _layer_index(index: int, count: int, what: str) -> int:
     if not -count <= index < count:
         raise ValueError(f"{what} index {index} out of range: the model has {count} layers")
@@ -267,7 +298,7 @@ class BlipCaptioner(_BlipLayers):
         return result
 
 
-class BlipVQA(_BlipLayers):
+class BlipVQA(_BlipLayers, _VQAImages):
     """`BlipForQuestionAnswering` as a `VQAModel`: answer score = log p(answer | image, question).
 
     BLIP writes its answer with a text decoder, so the "logit" of each of `answers` is the
@@ -331,40 +362,19 @@ class BlipVQA(_BlipLayers):
         ).logits
         return token_logprobs(logits, answer_ids, lengths).sum(dim=1).view(rows, count)
 
-    def explain_image(
-        self,
-        image: Any,
-        question: str,
-        *,
-        top_k: int = 3,
-        method: str = "gradcam",
-        counterfactual: bool = False,
-    ) -> VQAExplanation:
-        """The top-k candidate answers and their maps in the original image's pixels.
-
-        `method`: gradcam, gradcam++, counterfactual (on `layer`), or cross-attention.
-        """
-        processed = self.preprocess(image)
-        images = processed.pixel_values
-        if method == CROSS_ATTENTION:
-            result = explain_vqa_attention(
-                self,
-                images,
-                [question],
-                self.attention_layer,
-                self.grid,
-                self.question_tokens([question]),
-                top_k=top_k,
-            )
-        else:
-            explainer = VQAExplainer(self, self.layer, to_grid=self.to_grid)
-            result = explainer.explain(
-                images, [question], top_k=top_k, method=method, counterfactual=counterfactual
-            )
-        return _vqa_in_original_pixels(result, processed)
+    def _cross_attention(self, images: Tensor, question: str, top_k: int) -> VQAExplanation:
+        return explain_vqa_attention(
+            self,
+            images,
+            [question],
+            self.attention_layer,
+            self.grid,
+            self.question_tokens([question]),
+            top_k=top_k,
+        )
 
 
-class ViltVQA(_HFAdapter):
+class ViltVQA(_VQAImages):
     """`ViltForQuestionAnswering` as a `VQAModel`: answer logits from its classifier.
 
     ViLT is single-stream: the question tokens, an image class token and the patch tokens go
@@ -450,31 +460,11 @@ class ViltVQA(_HFAdapter):
         image_mask = torch.cat([token_mask[:, :1], cells], dim=1)
         return image_embeds, image_mask
 
-    def explain_image(
-        self,
-        image: Any,
-        question: str,
-        *,
-        top_k: int = 3,
-        method: str = "gradcam",
-        counterfactual: bool = False,
-    ) -> VQAExplanation:
-        """The top-k answers and their maps in the original image's pixels."""
-        if method == CROSS_ATTENTION:
-            raise ValueError(
-                "ViLT has no cross-attention (text and image share one encoder); use gradcam, "
-                "gradcam++ or counterfactual"
-            )
-        processed = self.preprocess(image)
-        explainer = VQAExplainer(self, self.layer, to_grid=self.to_grid)
-        result = explainer.explain(
-            processed.pixel_values,
-            [question],
-            top_k=top_k,
-            method=method,
-            counterfactual=counterfactual,
+    def _cross_attention(self, images: Tensor, question: str, top_k: int) -> VQAExplanation:
+        raise ValueError(
+            "ViLT has no cross-attention (text and image share one encoder); use gradcam, "
+            "gradcam++ or counterfactual"
         )
-        return _vqa_in_original_pixels(result, processed)
 
     def to_grid(self, tokens: Tensor) -> Tensor:
         """The explained layer's tokens `[N, T, D]` as `[N, D, h, w]`, in the patch grid of the

@@ -107,9 +107,31 @@ def map_grid(
                 axis.add_patch(plt.Rectangle((x, y), w, h, fill=False, edgecolor="white", lw=1.5))
     if suptitle:
         figure.suptitle(suptitle, fontsize=10)
+    return save_figure(figure, path)
+
+
+def save_figure(figure: plt.Figure, path: str | Path) -> Path:
+    """Lay out `figure`, write it as a PNG at `path` (folders made as needed) and close it."""
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def save_image_grid(
+    images: Tensor, titles: Sequence[str], path: str | Path, columns: int = 8
+) -> Path:
+    """Save `[N, 3, H, W]` images in [0, 1] as one titled grid figure (PNG)."""
+    if len(images) != len(titles):
+        raise ValueError(f"{len(images)} images but {len(titles)} titles")
+    columns = max(1, min(columns, len(images)))
+    rows = -(-len(images) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < len(images):
+            axis.imshow(image_array(images[index]))
+            axis.set_title(titles[index], fontsize=8)
+    return save_figure(figure, path)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 from captum.attr import Occlusion
-from tiny_models import TinyCaptioner, TinyCNN, TinyVQA
-from torch import nn
+from oracle import close
+from tiny_models import TinyCaptioner, TinyVQA
 
 from mmcam.perturbation import occlusion
 from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb
@@ -15,25 +15,13 @@ from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb
 CLASSES = [1, 3, 0]
 
 
-def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
-    actual, expected = actual.detach(), expected.detach()
-    scale = max(float(expected.abs().max()), 1e-12)
-    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * scale)
-
-
-@pytest.fixture
-def tiny() -> tuple[nn.Module, torch.Tensor]:
-    torch.manual_seed(0)
-    return TinyCNN().eval(), torch.randn(3, 3, 16, 16)
-
-
 @pytest.mark.parametrize(
     ("window", "stride", "fill", "per_eval"),
     [(4, 2, 0.0, 1), (4, 4, 0.5, 5), (5, 3, -1.0, 64), ((3, 6), (2, 5), 0.25, 7)],
 )
-def test_occlusion_equals_captum(tiny, window, stride, fill, per_eval):
+def test_occlusion_equals_captum(tiny_classifier, window, stride, fill, per_eval):
     """Same window, stride, fill and forward batch; windows clipped at the border included."""
-    model, images = tiny
+    model, images = tiny_classifier
     ours = occlusion(model, images, ClassLogit(CLASSES), window, stride, fill, 3 * per_eval)
     win = (window, window) if isinstance(window, int) else window
     step = (stride, stride) if isinstance(stride, int) else stride
@@ -45,8 +33,8 @@ def test_occlusion_equals_captum(tiny, window, stride, fill, per_eval):
     close(ours.scores, model(images)[torch.arange(3), CLASSES])
 
 
-def test_a_per_channel_fill_equals_captum_with_that_baseline(tiny):
-    model, images = tiny
+def test_a_per_channel_fill_equals_captum_with_that_baseline(tiny_classifier):
+    model, images = tiny_classifier
     fill = torch.tensor([0.1, -0.2, 0.3]).view(1, 3, 1, 1)
     ours = occlusion(model, images, ClassLogit(CLASSES), 4, 3, fill, batch_size=8)
     captum = Occlusion(model).attribute(images, (3, 4, 4), (3, 3, 3), fill.expand_as(images),
@@ -140,8 +128,8 @@ def test_a_forward_holding_per_image_inputs_gets_a_message_saying_what_to_do(cap
     assert single.raw.shape == (1, 3, 8, 8)
 
 
-def test_bad_settings_raise(tiny):
-    model, images = tiny
+def test_bad_settings_raise(tiny_classifier):
+    model, images = tiny_classifier
     with pytest.raises(ValueError, match="larger than the image"):
         occlusion(model, images, ClassLogit(CLASSES), window=17)
     with pytest.raises(ValueError, match="never occluded"):
@@ -150,8 +138,8 @@ def test_bad_settings_raise(tiny):
         occlusion(model, images, ClassLogit([1, 2]), window=4)
 
 
-def test_parameters_get_no_gradient_and_mode_is_kept(tiny):
-    model, images = tiny
+def test_parameters_get_no_gradient_and_mode_is_kept(tiny_classifier):
+    model, images = tiny_classifier
     model.train()
     occlusion(model, images, ClassLogit(CLASSES), window=8)
     assert model.training and all(p.grad is None for p in model.parameters())

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from captum.attr import Deconvolution, GuidedBackprop, GuidedGradCam
+from oracle import close
 from tiny_models import TinyCaptioner, TinyCNN, TinyVQA
 from torch import nn
 
@@ -27,18 +28,6 @@ from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb
 CLASSES = [1, 3, 0]
 
 
-def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
-    actual, expected = actual.detach(), expected.detach()
-    scale = max(float(expected.abs().max()), 1e-12)
-    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * scale)
-
-
-@pytest.fixture
-def tiny() -> tuple[nn.Module, torch.Tensor]:
-    torch.manual_seed(0)
-    return TinyCNN().eval(), torch.randn(3, 3, 16, 16)
-
-
 def plain_gradient(model: nn.Module, images: torch.Tensor, classes) -> torch.Tensor:
     inputs = images.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(ClassLogit(classes)(model(inputs)).sum(), inputs)
@@ -51,8 +40,8 @@ def quiet(call, *args, **kwargs):
         return call(*args, **kwargs)
 
 
-def test_guided_backprop_equals_captum_with_a_class_per_image(tiny):
-    model, images = tiny
+def test_guided_backprop_equals_captum_with_a_class_per_image(tiny_classifier):
+    model, images = tiny_classifier
     ours = guided_backprop(model, images, ClassLogit(CLASSES))
     close(ours.raw, quiet(GuidedBackprop(model).attribute, images, target=CLASSES))
     assert ours.raw.shape == (3, 3, 16, 16) and ours.maps.shape == (3, 16, 16)
@@ -60,15 +49,15 @@ def test_guided_backprop_equals_captum_with_a_class_per_image(tiny):
     assert not torch.allclose(ours.raw, plain_gradient(model, images, CLASSES))
 
 
-def test_deconvnet_equals_captum(tiny):
-    model, images = tiny
+def test_deconvnet_equals_captum(tiny_classifier):
+    model, images = tiny_classifier
     ours = deconvnet(model, images, ClassLogit(CLASSES))
     close(ours.raw, quiet(Deconvolution(model).attribute, images, target=CLASSES))
 
 
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
-def test_guided_grad_cam_equals_captum(tiny, mode):
-    model, images = tiny
+def test_guided_grad_cam_equals_captum(tiny_classifier, mode):
+    model, images = tiny_classifier
     ours = guided_grad_cam(model, images, ClassLogit(CLASSES), model, "features", mode=mode)
     captum = GuidedGradCam(model, model.features)
     close(ours.raw, quiet(captum.attribute, images, target=CLASSES, interpolate_mode=mode))
@@ -94,8 +83,8 @@ class FunctionalCNN(TinyCNN):
         return self.fc(self.pool(hidden).flatten(1))
 
 
-def test_functional_relu_gives_the_same_guided_map_as_its_module_twin(tiny):
-    model, images = tiny
+def test_functional_relu_gives_the_same_guided_map_as_its_module_twin(tiny_classifier):
+    model, images = tiny_classifier
     twin = FunctionalCNN().eval()
     twin.load_state_dict(model.state_dict())
     for method in (guided_backprop, deconvnet):
@@ -112,10 +101,10 @@ def twin_with(activation: nn.Module, model: TinyCNN) -> TinyCNN:
 
 
 @pytest.mark.parametrize("activation", [nn.ReLU6(), nn.Hardtanh(0.0, 6.0), nn.ReLU(inplace=True)])
-def test_relu6_network_gets_the_guided_rule(tiny, activation):
+def test_relu6_network_gets_the_guided_rule(tiny_classifier, activation):
     """Inputs small enough that no activation reaches 6: ReLU6 = ReLU, so the maps must match
     the ReLU network's (Captum returns the plain gradient on the ReLU6 network)."""
-    model, images = tiny
+    model, images = tiny_classifier
     small = images * 0.1
     twin = twin_with(activation, model)
     with torch.no_grad():
@@ -150,16 +139,18 @@ def test_leaky_relu_keeps_its_slope_and_drops_negative_gradients():
     assert deconv.flatten().tolist() == [1.0, 0.0, 3.0, 4.0]
 
 
-def test_a_model_without_relu_family_activations_warns_and_gives_the_plain_gradient(tiny):
-    model, images = tiny
+def test_a_model_without_relu_family_activations_warns_and_gives_plain_gradient(
+    tiny_classifier,
+):
+    model, images = tiny_classifier
     smooth = twin_with(nn.GELU(), model)
     with pytest.warns(UserWarning, match=r"\(activations seen: gelu\).*plain input gradient"):
         ours = guided_backprop(smooth, images, ClassLogit(CLASSES))
     close(ours.raw, plain_gradient(smooth, images, CLASSES))
 
 
-def test_batched_maps_equal_one_image_at_a_time(tiny):
-    model, images = tiny
+def test_batched_maps_equal_one_image_at_a_time(tiny_classifier):
+    model, images = tiny_classifier
     batched = guided_backprop(model, images, ClassLogit(CLASSES)).raw
     for row, label in enumerate(CLASSES):
         close(batched[row : row + 1], guided_backprop(model, images[row : row + 1],
@@ -175,8 +166,8 @@ def no_hooks(model: nn.Module) -> bool:
     )
 
 
-def test_model_is_exactly_as_before_afterwards(tiny):
-    model, images = tiny
+def test_model_is_exactly_as_before_afterwards(tiny_classifier):
+    model, images = tiny_classifier
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     guided_backprop(model, images, ClassLogit(CLASSES), model=model)
@@ -190,8 +181,8 @@ def test_model_is_exactly_as_before_afterwards(tiny):
         assert torch.equal(value, before[key])
 
 
-def test_rule_and_mode_are_removed_when_the_forward_raises(tiny):
-    model, images = tiny
+def test_rule_and_mode_are_removed_when_the_forward_raises(tiny_classifier):
+    model, images = tiny_classifier
     model.train()
 
     def failing(x):
@@ -243,8 +234,8 @@ def test_caption_word_and_vqa_targets_batched_equal_per_image():
     close(batched.raw[1:], single.raw)
 
 
-def test_strongest_feature_map_is_the_deconvnet_projection_of_the_top_channel(tiny):
-    model, images = tiny
+def test_strongest_feature_map_is_the_deconvnet_projection_of_the_top_channel(tiny_classifier):
+    model, images = tiny_classifier
     ran_head = []
     handle = model.fc.register_forward_hook(lambda *_: ran_head.append(True))
     try:
@@ -273,8 +264,8 @@ def test_strongest_feature_map_is_the_deconvnet_projection_of_the_top_channel(ti
     close(with_target.scores, model(images)[torch.arange(3), CLASSES].detach())
 
 
-def test_short_target_list_raises(tiny):
-    model, images = tiny
+def test_short_target_list_raises(tiny_classifier):
+    model, images = tiny_classifier
     with pytest.raises(ValueError, match="2 target classes for a batch of 3"):
         guided_backprop(model, images, ClassLogit([1, 2]))
 
