@@ -354,13 +354,12 @@ def pixel_explanations(
     }
 
 
-def panel_rows(explanations: dict[str, Explanation], index: int = 0) -> list[PanelRow]:
-    """One figure row per method for image `index` of the batch: its map, titled with the score
-    (and the channel, for the strongest feature map). Draw them with `visualize.map_grid`."""
-    rows = []
-    for name, explanation in explanations.items():
-        title = f"score {float(explanation.scores[index]):.3g}"
-        if explanation.labels:
-            title = f"{explanation.labels[index]}, {title}"
-        rows.append(PanelRow(name, [explanation.maps[index]], [title]))
-    return rows
+def panel_row(explanations: dict[str, Explanation], name: str, index: int = 0) -> PanelRow:
+    """One figure row for image `index` of the batch: a panel per method, titled with the method
+    (and the channel, for the strongest feature map). Draw it with `visualize.map_grid`."""
+    titles = [
+        f"{method}: {explanation.labels[index]}" if explanation.labels else method
+        for method, explanation in explanations.items()
+    ]
+    maps = [explanation.maps[index] for explanation in explanations.values()]
+    return PanelRow(name, maps, titles)

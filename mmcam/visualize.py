@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,11 +99,11 @@ def map_grid(
         for axis in row_axes:
             axis.axis("off")
         row_axes[0].imshow(base)
-        row_axes[0].set_title(row.name, fontsize=9, fontweight="bold")
+        row_axes[0].set_title(textwrap.fill(row.name, 24), fontsize=9, fontweight="bold")
         for index, (heat_map, title) in enumerate(zip(row.maps, row.titles, strict=True)):
             axis = row_axes[index + 1]
             axis.imshow(overlay(base, heat_map, alpha))
-            axis.set_title(title, fontsize=9)
+            axis.set_title(textwrap.fill(title, 24), fontsize=9)
             for x, y, w, h in row.boxes[index] if row.boxes is not None else []:
                 axis.add_patch(plt.Rectangle((x, y), w, h, fill=False, edgecolor="white", lw=1.5))
     if suptitle:

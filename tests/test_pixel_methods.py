@@ -19,7 +19,7 @@ from mmcam.pixel_methods import (
     deconvnet,
     guided_backprop,
     guided_grad_cam,
-    panel_rows,
+    panel_row,
     pixel_explanations,
     strongest_feature_map,
 )
@@ -296,11 +296,10 @@ def test_one_row_per_method_for_a_caption_and_a_vqa_example(tmp_path):
         direct = occlusion(forward, images, target, 4, 2, forward_args=args)
         close(rows["occlusion"].raw, direct.raw)
         close(rows["guided backprop"].scores, rows["occlusion"].scores)
-        panels = panel_rows(rows, index=1)
-        assert [row.name for row in panels] == names
-        assert panels[0].titles == [f"score {float(rows['guided backprop'].scores[1]):.3g}"]
-        assert panels[4].titles[0].startswith(f"{layer} channel ")
-        assert torch.equal(panels[3].maps[0], rows["occlusion"].maps[1])
+        panel = panel_row(rows, "pixel methods", index=1)
+        assert panel.titles[:4] == names[:4]
+        assert panel.titles[4].startswith(f"strongest feature map: {layer} channel ")
+        assert torch.equal(panel.maps[3], rows["occlusion"].maps[1])
     assert all(p.grad is None for p in [*captioner.parameters(), *vqa.parameters()])
 
 

@@ -1,0 +1,161 @@
+"""`make run`: explain the bundled models on the bundled sample scenes and draw what they saw.
+
+For each sample: the caption with one map per word (Grad-CAM, Grad-CAM++ and counterfactual
+rows, and the whole caption's map), and each question's top answers with their maps. The
+first sample also gets one row per pixel-space method (guided backprop, deconvnet, guided
+Grad-CAM, occlusion, strongest feature map) for its caption and its first question.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from mmcam.captioner import EXPLAINED_LAYER as CAPTIONER_LAYER
+from mmcam.captioner import load_captioner
+from mmcam.captioning import CaptionExplainer, caption_tokens
+from mmcam.datasets import image_to_uint8, preprocess
+from mmcam.localize import boxes_from_map
+from mmcam.pixel_methods import panel_row, pixel_explanations
+from mmcam.runner import write_json
+from mmcam.targets import CaptionLogProb, ClassLogit
+from mmcam.visualize import PanelRow, map_grid
+from mmcam.vqa import VQAExplainer
+from mmcam.vqa_model import EXPLAINED_LAYER as VQA_LAYER
+from mmcam.vqa_model import load_vqa_model
+from mmcam.word_categories import WordCategories
+
+SAMPLES = Path(__file__).resolve().parent.parent / "models" / "samples"
+CAPTION_METHODS = {
+    "Grad-CAM": "gradcam",
+    "Grad-CAM++": "gradcam++",
+    "counterfactual": "counterfactual",
+}
+BOX_THRESHOLD = 0.15
+
+
+def write_sample_figures(out: str | Path, samples: str | Path = SAMPLES) -> dict:
+    """Write the figures into `out` and return (and save as `summary.json`) what was found."""
+    out, samples = Path(out), Path(samples)
+    listing = json.loads((samples / "samples.json").read_text())["samples"]
+    pictures = [Image.open(samples / sample["file_name"]) for sample in listing]
+    images = torch.stack([preprocess(picture) for picture in pictures])  # [N, 3, 128, 128]
+    shown = [image_to_uint8(picture).permute(1, 2, 0).numpy() for picture in pictures]
+
+    captioner, vqa = load_captioner(), load_vqa_model()
+    explainer = CaptionExplainer(captioner, CAPTIONER_LAYER)
+    captions = explainer.generate(images)
+    by_method = {
+        name: explainer.explain(images, captions, method=method)
+        for name, method in CAPTION_METHODS.items()
+    }
+    summary = []
+    for index, sample in enumerate(listing):
+        gradcam = by_method["Grad-CAM"]
+        words = gradcam.word_labels(index)
+        rows = [_caption_row(name, result, index, words) for name, result in by_method.items()]
+        if index == 0:
+            pixel = _caption_pixel_maps(captioner, images[:1], captions[:1])
+            rows.append(panel_row(pixel, "pixel methods, whole caption"))
+        caption_path = map_grid(
+            shown[index], rows, out / f"caption_{index + 1}.png", suptitle=gradcam.texts[index]
+        )
+        answers = _answer_questions(vqa, images[index], shown[index], sample, index, out)
+        summary.append(
+            {
+                "image": sample["file_name"],
+                "caption": gradcam.texts[index],
+                "word_pointing": _word_pointing(words, gradcam.words.maps[index], sample),
+                "answers": answers,
+                "figures": [str(caption_path), str(out / f"vqa_{index + 1}.png")],
+            }
+        )
+    write_json(out / "summary.json", summary)
+    return {"samples": summary}
+
+
+def _caption_row(name: str, result, index: int, words: list[str]) -> PanelRow:
+    """One method's per-word maps and the whole caption's map, boxes on words naming a shape."""
+    maps = [*result.words.maps[index, : len(words)], result.caption.maps[index]]
+    shape_words = {m.head for m in WordCategories.shapes().find(words)}
+    boxes = [
+        [box.to_list() for box in boxes_from_map(maps[i], BOX_THRESHOLD)]
+        if i in shape_words
+        else []
+        for i in range(len(words))
+    ]
+    return PanelRow(name, maps, [*words, "whole caption"], [*boxes, []])
+
+
+def _caption_pixel_maps(captioner, images: Tensor, captions: list[list[int]]) -> dict:
+    """Every pixel-space method on the caption's log-probability."""
+    tokens, counts = caption_tokens(
+        captions, captioner.bos_index, captioner.eos_index, captioner.pad_index, images.device
+    )
+
+    def forward(x: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
+        return captioner.decode_logits(captioner.encode(x), tokens, lengths)
+
+    return pixel_explanations(
+        forward,
+        images,
+        CaptionLogProb(tokens, counts),
+        captioner,
+        CAPTIONER_LAYER,
+        forward_args=(tokens, counts),
+    )
+
+
+def _answer_questions(vqa, image: Tensor, shown, sample: dict, index: int, out: Path) -> list:
+    """Top answers and maps for every question of a sample, drawn as one figure."""
+    questions = [entry["question"] for entry in sample["questions"]]
+    images = image.expand(len(questions), -1, -1, -1)
+    result = VQAExplainer(vqa, VQA_LAYER).explain(images, questions, counterfactual=True)
+    rows, answers = [], []
+    for row, entry in enumerate(sample["questions"]):
+        labels = [
+            f"{answer} {probability:.2f}"
+            for answer, probability in zip(
+                result.answers[row], result.probabilities[row].tolist(), strict=True
+            )
+        ]
+        maps = [*result.maps.maps[row], result.counterfactual.maps[row, 0]]
+        titles = [*labels, f"against {result.answers[row][0]}"]
+        rows.append(PanelRow(entry["question"], maps, titles))
+        answers.append(
+            {
+                "question": entry["question"],
+                "expected": entry["answer"],
+                "answer": result.answers[row][0],
+                "probability": round(float(result.probabilities[row, 0]), 4),
+            }
+        )
+    if index == 0:
+        question = vqa.tokenize(questions[:1])
+        best = vqa.answers.index(result.answers[0][0])
+        pixel = pixel_explanations(
+            vqa, images[:1], ClassLogit(best), vqa, VQA_LAYER, forward_args=(question,)
+        )
+        rows.append(panel_row(pixel, f"pixel methods, {result.answers[0][0]}"))
+    map_grid(shown, rows, out / f"vqa_{index + 1}.png")
+    return answers
+
+
+def _word_pointing(words: Sequence[str], maps: Tensor, sample: dict) -> list[dict]:
+    """For each "<colour> <shape>" the caption names: does its word map peak inside that
+    object's ground-truth box?"""
+    found = []
+    for mention in WordCategories.shapes().find(words):
+        heat = maps[mention.head]
+        row, column = divmod(int(heat.argmax()), heat.shape[-1])
+        for obj in sample["objects"]:
+            if obj["kind"] == mention.category and obj["color"] == mention.color:
+                x, y, w, h = obj["bbox"]
+                inside = x <= column < x + w and y <= row < y + h
+                found.append({"word": f"{mention.color} {mention.category}", "peak_inside": inside})
+    return found
