@@ -87,7 +87,8 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
 
     methods = list(METHODS)
     threshold_help = "Box threshold (fraction of the map's peak)"
-    with gr.Blocks(title="mmcam demo") as page:
+    # delete_cache: Gradio's copies of the outputs are removed after an hour (and at restart).
+    with gr.Blocks(title="mmcam demo", delete_cache=(3600, 3600)) as page:
         gr.Markdown(INTRO.format(side=interactive.MAX_IMAGE_SIDE, upload=interactive.MAX_UPLOAD))
         with gr.Tab("Captioning", id="captioning"):
             with gr.Row():

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -340,7 +341,10 @@ class Demo:
         self.caption_explainer = CaptionExplainer(captioner, self.captioner_layer)
         self.vqa_explainer = VQAExplainer(vqa_model, self.vqa_layer)
         self.preprocess_image = preprocess_image or _default_preprocess(captioner)
-        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="mmcam-demo-"))
+        if work_dir is None:  # our own temporary folder: removed with the demo
+            work_dir = tempfile.mkdtemp(prefix="mmcam-demo-")
+            weakref.finalize(self, shutil.rmtree, work_dir, ignore_errors=True)
+        self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._caption_lock, self._vqa_lock = threading.Lock(), threading.Lock()
 

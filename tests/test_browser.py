@@ -173,3 +173,13 @@ def test_vqa_tab_in_a_browser(browser_page, demo):
     (SCREENSHOTS / "vqa.png").write_bytes(screenshot)
     assert_heat_map_shown(shown_pixels(screenshot, page, "#vqa-map img"))
     assert shown_pixels(screenshot, page, "#vqa-counterfactual img").std() > 20
+
+    # Bad input is answered in the page, and the page stays usable.
+    page.locator("#vqa-question textarea").fill("zorp blick?")
+    page.click("#vqa-run")
+    page.get_by_text(
+        "knows none of the words of this question (unknown: 'zorp', 'blick')"
+    ).wait_for()
+    assert (
+        page.locator("#vqa-answers h2, #vqa-answers .output-class").first.inner_text() == expected
+    )
