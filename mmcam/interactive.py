@@ -146,9 +146,9 @@ def _decode_data_url(url: str | None) -> Image.Image | None:
         _check_size(image.size, "The pasted image")
         image.load()
         return image
+    except InputError:
+        raise
     except (UnidentifiedImageError, OSError, ValueError, IndexError) as error:
-        if isinstance(error, InputError):
-            raise
         raise InputError("The pasted data is not an image the demo can read.") from error
 
 
@@ -220,56 +220,21 @@ class Example:
 
 
 def bundled_examples(folder: str | Path = DEFAULT_SAMPLES) -> list[Example]:
-    """The sample images of `folder` (sorted by name) with their questions.
-
-    Questions come from any JSON file beside the images: VQA v2 questions
-    (`{"questions": [{"image_id", "question"}], "images": [{"id", "file_name"}]}`), a list of
-    `{"file_name" | "image", "questions" | "question"}` records, or `{file_name: [questions]}`.
-    """
+    """The sample images of `folder` (sorted by name) with their questions, read from
+    `samples.json` beside them: `{"samples": [{"file_name", "questions": [{"question"}]}]}`
+    (questions may also be plain strings)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     questions: dict[str, list[str]] = {p.name: [] for p in images}
-    for path in sorted(folder.glob("*.json")):
-        for name, question in _questions_in(read_json(path)):
-            name = Path(name).name
-            if name in questions and question not in questions[name]:
-                questions[name].append(question)
+    listing = folder / "samples.json"
+    for record in read_json(listing).get("samples", []) if listing.is_file() else []:
+        for asked in record.get("questions", []):
+            text = asked.get("question") if isinstance(asked, dict) else asked
+            if isinstance(text, str) and record.get("file_name") in questions:
+                questions[record["file_name"]].append(text)
     return [Example(p, questions[p.name]) for p in images]
-
-
-def _questions_in(data: object) -> list[tuple[str, str]]:
-    """(file name, question) pairs of a samples JSON in a form `bundled_examples` reads."""
-    pairs: list[tuple[str, str]] = []
-    if isinstance(data, dict) and isinstance(data.get("questions"), list):
-        names = {i.get("id"): i.get("file_name") for i in data.get("images", []) if "id" in i}
-        for q in data["questions"]:
-            name = q.get("file_name") or q.get("image") or names.get(q.get("image_id"))
-            if name and q.get("question"):
-                pairs.append((name, q["question"]))
-        return pairs
-    records = (
-        data if isinstance(data, list) else data.get("samples") if isinstance(data, dict) else None
-    )
-    if isinstance(records, list):
-        for record in records:
-            if not isinstance(record, dict):
-                continue
-            name = record.get("file_name") or record.get("image") or record.get("file")
-            asked = record.get("questions") or [record.get("question")]
-            for q in asked:
-                text = q.get("question") if isinstance(q, dict) else q
-                if name and isinstance(text, str):
-                    pairs.append((name, text))
-        return pairs
-    if isinstance(data, dict):
-        for name, asked in data.items():
-            for q in asked if isinstance(asked, list) else [asked]:
-                text = q.get("question") if isinstance(q, dict) else q
-                if isinstance(text, str):
-                    pairs.append((name, text))
-    return pairs
 
 
 # ----------------------------------------------------------------------------- results

@@ -3,7 +3,9 @@ messages for bad input, its pixel-method maps against the library's, and a load 
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import os
 import statistics
 import time
@@ -214,6 +216,18 @@ def test_unknown_words_in_a_question_are_named_but_answered(client, samples):
         api_name="/answer",
     )
     assert notes == "Words the model does not know (read as unknown): 'zorp'."
+
+
+def test_pasted_and_uploaded_images_are_read_as_rgb(tmp_path):
+    buffer = io.BytesIO()
+    Image.new("LA", (30, 20), (128, 200)).save(buffer, format="PNG")
+    pasted = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    image = interactive.read_image({"path": None, "url": pasted})
+    assert image.mode == "RGB" and image.size == (30, 20) and image.getpixel((0, 0)) == (128,) * 3
+    with pytest.raises(interactive.InputError, match="The pasted data is not an image"):
+        interactive.read_image({"path": None, "url": "data:image/png;base64,AAAA"})
+    Image.new("P", (7, 5)).save(tmp_path / "palette.gif")
+    assert interactive.read_image({"path": str(tmp_path / "palette.gif")}).mode == "RGB"
 
 
 def test_bad_image_checks_in_process(tmp_path):
