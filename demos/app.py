@@ -35,10 +35,7 @@ def shown_errors(function: Callable) -> Callable:
         try:
             return function(*args)
         except InputError as error:
-            message = str(error)
-            raise gr.Error(
-                message, title="Cannot explain this input", print_exception=False
-            ) from None
+            raise gr.Error(str(error), print_exception=False) from None
 
     return run
 
@@ -53,7 +50,7 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
         return (
             result.caption,
             gr.Dropdown(choices=result.choices, value=result.selected),
-            str(result.files[0]),
+            str(result.heat_map_file),
             interactive.box_text(result.boxes),
             [(str(path), label) for path, label in result.gallery],
             [str(path) for path in result.files],
@@ -71,8 +68,8 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
         return (
             result.answers,
             gr.Dropdown(choices=result.choices, value=result.selected),
-            str(result.files[0]),
-            str(result.files[1]),
+            str(result.heat_map_file),
+            str(result.counterfactual_file),
             interactive.box_text(result.boxes),
             result.notes,
             [str(path) for path in result.files],

@@ -252,10 +252,15 @@ class CaptionResult:
     heat_map: np.ndarray  # uint8 [H, W, 3]: the selected map over the image, its box drawn
     boxes: list[dict]  # [{"label", "bbox": [x, y, w, h], "score"}] in the uploaded image's pixels
     gallery: list[tuple[Path, str]]  # every word's overlay (a JPEG) and its choice label
-    files: list[Path]  # PNG of `heat_map` and maps.npz
+    files: list[Path]  # PNG of `heat_map`, then caption-maps.npz
     word_maps: Tensor  # [T, S, S] in [0, 1], at the model's input resolution
     caption_map: Tensor  # [S, S]
     image_size: tuple[int, int]  # (height, width) of the uploaded image
+
+    @property
+    def heat_map_file(self) -> Path:
+        """`heat_map` as a PNG."""
+        return self.files[0]
 
 
 @dataclass
@@ -270,13 +275,23 @@ class AnswerResult:
     heat_map: np.ndarray  # uint8 [H, W, 3]: evidence for `selected`, its box drawn
     counterfactual: np.ndarray  # uint8 [H, W, 3]: what argues against `selected`
     boxes: list[dict]
-    files: list[Path]
+    files: list[Path]  # PNGs of `heat_map` and `counterfactual`, then vqa-maps.npz
     notes: str  # e.g. the words the model did not know and ignored
     mapped: list[str]  # the answers `maps` explain: all of `choices` for the gradient methods,
     # only `selected` for guided Grad-CAM and occlusion (they cost a pass per answer)
     maps: Tensor  # [len(mapped), S, S] in [0, 1], at the model's input resolution
     counterfactual_maps: Tensor  # [k, S, S]: one per answer in `choices`
     image_size: tuple[int, int]
+
+    @property
+    def heat_map_file(self) -> Path:
+        """`heat_map` as a PNG."""
+        return self.files[0]
+
+    @property
+    def counterfactual_file(self) -> Path:
+        """`counterfactual` as a PNG."""
+        return self.files[1]
 
 
 # ----------------------------------------------------------------------------- the demo
