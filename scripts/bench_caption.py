@@ -1,8 +1,10 @@
 """Per-word caption maps, three ways, side by side: mmcam's one batched pass; one forward and
 one backward per word (Captum's LayerGradCam per word, what Captum and pytorch-grad-cam users
 must do); one shared forward and one backward per word through the retained graph (torchcam's
-way). Batch of 8 random 128x128 images, captions of 12 words, the reference captioner's
-architecture at its bundled size and with a 512-unit LSTM (random seeded weights)."""
+way). Batch of 8 random images, captions of 12 words, random seeded weights, three captioners:
+Show and Tell (resnet18 encoder, 512-unit LSTM, 224x224: the headline figures), and the
+bundled attention captioner's architecture at its bundled size and with a 512-unit LSTM
+(128x128)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ import torch
 from mmcam.benchmarking import report, time_side_by_side
 from mmcam.captioner import EXPLAINED_LAYER, Captioner, CaptionerConfig
 from mmcam.captioning import CaptionExplainer, caption_tokens
+from mmcam.show_and_tell import EXPLAINED_LAYER as SHOW_AND_TELL_LAYER
+from mmcam.show_and_tell import ShowAndTell
 from mmcam.vocab import Vocabulary
 from mmcam.word_baselines import maps_forward_backward_per_word, maps_retained_graph
 
-SIZES = {
-    "bundled": {},
-    "lstm512": {
+ATTENTION_SIZES = {
+    "attention": {},
+    "attention512": {
         "encoder_widths": [64, 128, 256],
         "memory_dim": 256,
         "hidden_dim": 512,
@@ -26,6 +30,36 @@ SIZES = {
         "embed_dim": 128,
     },
 }
+
+
+def captioners(vocab: Vocabulary):
+    """(name, model, explained layer, image side) of each benchmarked captioner."""
+    yield "show_and_tell", ShowAndTell(vocab).eval(), SHOW_AND_TELL_LAYER, 224
+    for name, overrides in ATTENTION_SIZES.items():
+        config = CaptionerConfig(vocab_size=len(vocab), **overrides)
+        yield name, Captioner(config, vocab).eval(), EXPLAINED_LAYER, 128
+
+
+def contenders(model, layer: str, images: torch.Tensor, captions: list[list[int]]) -> dict:
+    tokens, counts = caption_tokens(
+        captions, model.bos_index, model.eos_index, model.pad_index, images.device
+    )
+    explainer = CaptionExplainer(model, layer)
+
+    def forward() -> None:
+        with torch.no_grad():
+            model.decode_logits(model.encode(images), tokens, counts)
+
+    return {
+        "forward (no grad)": forward,
+        "mmcam batched": lambda: explainer.explain(images, captions),
+        "forward+backward per word (Captum)": lambda: maps_forward_backward_per_word(
+            model, layer, images, captions
+        ),
+        "backward per word, retained graph": lambda: maps_retained_graph(
+            model, layer, images, captions
+        ),
+    }
 
 
 def main() -> None:
@@ -40,38 +74,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     vocab = Vocabulary([f"word{i}" for i in range(40)])
-    images = torch.rand(args.batch, 3, 128, 128)
     first_word = len(vocab) - 40
     captions = torch.randint(first_word, len(vocab), (args.batch, args.words)).tolist()
     times, figures = {}, {}
-    for size, overrides in SIZES.items():
-        model = Captioner(CaptionerConfig(vocab_size=len(vocab), **overrides), vocab).eval()
-        explainer = CaptionExplainer(model, EXPLAINED_LAYER)
-        tokens, counts = caption_tokens(
-            captions, model.bos_index, model.eos_index, model.pad_index, images.device
-        )
-
-        def forward(model=model, tokens=tokens, counts=counts):
-            with torch.no_grad():
-                model.decode_logits(model.encode(images), tokens, counts)
-
+    for name, model, layer, side in captioners(vocab):
+        images = torch.rand(args.batch, 3, side, side)
         measured = time_side_by_side(
-            {
-                "forward (no grad)": forward,
-                "mmcam batched": lambda e=explainer: e.explain(images, captions),
-                "forward+backward per word (Captum)": lambda m=model: (
-                    maps_forward_backward_per_word(m, EXPLAINED_LAYER, images, captions)
-                ),
-                "backward per word, retained graph": lambda m=model: maps_retained_graph(
-                    m, EXPLAINED_LAYER, images, captions
-                ),
-            },
-            repeats=args.repeats,
-            warmup=1,
+            contenders(model, layer, images, captions), repeats=args.repeats, warmup=1
         )
-        times.update({f"{size}: {name}": seconds for name, seconds in measured.items()})
+        times.update({f"{name}: {contender}": t for contender, t in measured.items()})
         ours = measured["mmcam batched"]
-        prefix = "" if size == "lstm512" else f"{size}_"
+        prefix = "" if name == "show_and_tell" else f"{name}_"
         figures[f"{prefix}speedup_vs_forward_backward_per_word"] = (
             measured["forward+backward per word (Captum)"] / ours
         )

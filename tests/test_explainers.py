@@ -9,8 +9,10 @@ from tiny_models import TinyCaptioner, TinyVQA
 
 from mmcam.cam import grad_cam
 from mmcam.captioning import CaptionExplainer, caption_tokens
+from mmcam.show_and_tell import ShowAndTell
 from mmcam.tap import Tap
 from mmcam.targets import CaptionLogProb, WordLogProb
+from mmcam.vocab import Vocabulary
 from mmcam.vqa import VQAExplainer
 from mmcam.word_baselines import maps_forward_backward_per_word, maps_retained_graph
 
@@ -163,3 +165,19 @@ def test_benchmark_baselines_compute_the_same_word_maps(captioner, images):
     for baseline in (maps_forward_backward_per_word, maps_retained_graph):
         maps = baseline(captioner, LAYER, images, CAPTIONS)
         torch.testing.assert_close(maps, result.words.raw, atol=1e-5, rtol=0)
+
+
+def test_show_and_tell_word_maps_equal_the_per_word_baselines():
+    torch.manual_seed(3)
+    model = ShowAndTell(Vocabulary(["a", "red", "circle", "square"]), hidden_dim=16, embed_dim=8)
+    model.eval()
+    images = torch.rand(2, 3, 32, 32)
+    captions = [[4, 5, 6], [4, 7]]
+    result = CaptionExplainer(model, "encoder.layer4").explain(images, captions)
+    baseline = maps_retained_graph(model, "encoder.layer4", images, captions)
+    torch.testing.assert_close(result.words.raw, baseline, atol=1e-5, rtol=0)
+    assert result.word_labels(1) == ["a", "square"]
+    generated = model.generate(images, max_length=4)
+    assert len(generated) == 2 and all(len(caption) <= 4 for caption in generated)
+    with pytest.raises(ValueError, match="decodes greedily"):
+        model.generate(images, beam_size=3)
