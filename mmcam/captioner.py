@@ -92,6 +92,9 @@ class CaptionerConfig:
     attention_dim: int = 128
     dropout: float = 0.1
     image_size: int = 128
+    # The LSTM's first state from the mean of the grid (Show-Attend-Tell) or zeros; from zeros,
+    # every word's evidence passes through the attention, so its map is where it looked.
+    start_from_image: bool = True
 
 
 class Captioner(nn.Module):
@@ -138,13 +141,14 @@ class Captioner(nn.Module):
     # ------------------------------------------------------------------ decoder
 
     def init_state(self, memory: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """LSTM state from the mean memory, and the precomputed attention keys `[N, h*w, A]`."""
+        """The first LSTM state (see `CaptionerConfig.start_from_image`) and the precomputed
+        attention keys `[N, h*w, A]`."""
+        keys = self.attend_memory(memory)
+        if not self.config.start_from_image:
+            zeros = memory.new_zeros(memory.shape[0], self.config.hidden_dim)
+            return zeros, zeros, keys
         mean = memory.mean(dim=1)
-        return (
-            torch.tanh(self.init_h(mean)),
-            torch.tanh(self.init_c(mean)),
-            self.attend_memory(memory),
-        )
+        return torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean)), keys
 
     def step(
         self, memory: Tensor, keys: Tensor, words: Tensor, h: Tensor, c: Tensor

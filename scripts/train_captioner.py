@@ -72,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="time budget in minutes: the learning rate anneals by then and training stops "
         "there (a run then depends on machine speed, not only on --seed)",
     )
+    p.add_argument(
+        "--zero-start",
+        action="store_true",
+        help="start the LSTM from zeros, not from the image's mean feature, so every word's "
+        "evidence passes through attention (sharper per-word maps)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and dropout")
     return p.parse_args(argv)
@@ -86,7 +92,10 @@ def main(argv: list[str] | None = None) -> dict:
     texts = [c for caps in train_captions.values() for c in caps[: args.references or None]]
     vocab = Vocabulary.build(texts, min_count=args.min_count)
     config = CaptionerConfig(
-        vocab_size=len(vocab), encoder_widths=args.widths, hidden_dim=args.hidden
+        vocab_size=len(vocab),
+        encoder_widths=args.widths,
+        hidden_dim=args.hidden,
+        start_from_image=not args.zero_start,
     )
     model = Captioner(config, vocab)
     train = CaptionDataset(
