@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
+from argparse import RawTextHelpFormatter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -200,3 +202,89 @@ def fit(
             tqdm.write(f"time budget of {time_limit:.0f} s used after {step} steps (epoch {epoch})")
             break
     return summary
+
+
+def training_parser(description: str, out: str) -> argparse.ArgumentParser:
+    """The options both training scripts share; each script adds its model's own."""
+    p = argparse.ArgumentParser(description=description, formatter_class=RawTextHelpFormatter)
+    p.add_argument("--data", default="data/shapes", help="dataset root in COCO 2014 layout")
+    p.add_argument("--out", default=out, help="folder for the best checkpoint")
+    p.add_argument(
+        "--epochs", type=int, default=40, help="most training epochs (default: %(default)s)"
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    p.add_argument(
+        "--lr", type=float, default=3e-3, help="peak learning rate (AdamW, warm-up then cosine)"
+    )
+    p.add_argument(
+        "--min-count", type=int, default=1, help="vocabulary: keep words seen this often"
+    )
+    p.add_argument(
+        "--widths",
+        type=int,
+        nargs="+",
+        default=[32, 64, 64],
+        help="encoder conv widths; the last is the explained layer's channels",
+    )
+    p.add_argument(
+        "--train-limit", type=int, default=None, help="use only the first N train images"
+    )
+    p.add_argument("--val-limit", type=int, default=None, help="validate on the first N val images")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="time budget in minutes: the learning rate anneals by then and training stops "
+        "there (a run then depends on machine speed, not only on --seed)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and dropout")
+    return p
+
+
+def train(
+    model: nn.Module,
+    train_set: Any,
+    collate: Callable,
+    loss_fn: Callable[[nn.Module, Batch], Tensor],
+    validate: Callable[[nn.Module], dict[str, float]],
+    save: Callable[[nn.Module, Path], Any],
+    args: argparse.Namespace,
+    generator: torch.Generator,
+    *,
+    metric: str,
+    name: str,
+) -> dict:
+    """Shuffle `train_set` into batches, `fit`, and print the result as one line of JSON."""
+    loader = DataLoader(
+        train_set,
+        batch_size=args.batch_size,
+        shuffle=True,
+        generator=generator,
+        collate_fn=collate,
+        drop_last=True,
+    )
+    print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
+    start = time.perf_counter()
+    summary = fit(
+        model,
+        loader,
+        loss_fn,
+        validate,
+        save,
+        args.out,
+        metric=metric,
+        epochs=args.epochs,
+        lr=args.lr,
+        time_limit=args.time_limit * 60 if args.time_limit else None,
+        config=vars(args),
+    )
+    line = {
+        "model": name,
+        f"best_{metric}": summary["best"],
+        "epochs": summary["epochs_run"],
+        "seconds": round(time.perf_counter() - start, 1),
+        "out": args.out,
+    }
+    print(json.dumps(line))
+    return line

@@ -10,11 +10,8 @@ epoch and keeps the best checkpoint (config.json, vocab.json, model.pt) in --out
 from __future__ import annotations
 
 import argparse
-import json
-import time
 
 import torch
-from torch.utils.data import DataLoader
 
 from mmcam.captioner import Captioner, CaptionerConfig, save_captioner
 from mmcam.datasets import (
@@ -24,24 +21,12 @@ from mmcam.datasets import (
     seed_everything,
     split_paths,
 )
-from mmcam.training import caption_loss, caption_scores, fit
+from mmcam.training import caption_loss, caption_scores, train, training_parser
 from mmcam.vocab import Vocabulary
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", default="data/shapes", help="dataset root in COCO 2014 layout")
-    p.add_argument("--out", default="models/captioner", help="folder for the best checkpoint")
-    p.add_argument(
-        "--epochs", type=int, default=40, help="most training epochs (default: %(default)s)"
-    )
-    p.add_argument("--batch-size", type=int, default=32, help="images per batch")
-    p.add_argument(
-        "--lr",
-        type=float,
-        default=3e-3,
-        help="peak learning rate (AdamW, warm-up then cosine decay)",
-    )
+    p = training_parser(__doc__, out="models/captioner")
     p.add_argument(
         "--references",
         type=int,
@@ -49,37 +34,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="train on each image's first N captions (0: all). The shapes set's first\n"
         "caption is its canonical one, so N=1 teaches one regular phrasing",
     )
-    p.add_argument(
-        "--min-count", type=int, default=1, help="vocabulary: keep words seen this often"
-    )
     p.add_argument("--hidden", type=int, default=256, help="decoder LSTM units")
-    p.add_argument(
-        "--widths",
-        type=int,
-        nargs="+",
-        default=[32, 64, 64],
-        help="encoder conv widths; the last is the explained layer's channels",
-    )
-    p.add_argument(
-        "--train-limit", type=int, default=None, help="use only the first N train images"
-    )
-    p.add_argument("--val-limit", type=int, default=None, help="validate on the first N val images")
     p.add_argument("--beam-size", type=int, default=1, help="beam size for validation captions")
-    p.add_argument(
-        "--time-limit",
-        type=float,
-        default=None,
-        help="time budget in minutes: the learning rate anneals by then and training stops "
-        "there (a run then depends on machine speed, not only on --seed)",
-    )
     p.add_argument(
         "--zero-start",
         action="store_true",
         help="start the LSTM from zeros, not from the image's mean feature, so every word's "
         "evidence passes through attention (sharper per-word maps)",
     )
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and dropout")
     return p.parse_args(argv)
 
 
@@ -97,46 +59,23 @@ def main(argv: list[str] | None = None) -> dict:
         hidden_dim=args.hidden,
         start_from_image=not args.zero_start,
     )
-    model = Captioner(config, vocab)
-    train = CaptionDataset(
+    train_set = CaptionDataset(
         args.data, "train", vocab, references=args.references or None, limit=args.train_limit
     )
     val = CaptionDataset(args.data, "val", vocab, limit=args.val_limit)
-    loader = DataLoader(
-        train,
-        batch_size=args.batch_size,
-        shuffle=True,
-        generator=generator,
-        collate_fn=collate_captions,
-        drop_last=True,
-    )
-    print(
-        f"{len(train)} train / {len(val)} val images, {len(vocab)} words, "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters"
-    )
-    start = time.perf_counter()
-    summary = fit(
-        model,
-        loader,
+    print(f"{len(train_set)} train / {len(val)} val images, {len(vocab)} words")
+    return train(
+        Captioner(config, vocab),
+        train_set,
+        collate_captions,
         caption_loss,
         lambda m: caption_scores(m, val, beam_size=args.beam_size)[0],
         save_captioner,
-        args.out,
+        args,
+        generator,
         metric="bleu4",
-        epochs=args.epochs,
-        lr=args.lr,
-        time_limit=args.time_limit * 60 if args.time_limit else None,
-        config=vars(args),
+        name="captioner",
     )
-    line = {
-        "model": "captioner",
-        "best_bleu4": summary["best"],
-        "epochs": summary["epochs_run"],
-        "seconds": round(time.perf_counter() - start, 1),
-        "out": args.out,
-    }
-    print(json.dumps(line))
-    return line
 
 
 if __name__ == "__main__":
