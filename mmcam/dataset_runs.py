@@ -675,7 +675,7 @@ def explain_vqa(
 @dataclass
 class RunResult:
     """What a finished run reports: its metrics (as in `metrics.json`) and this process's
-    timing (`timing.json`: the images it explained in this session, seconds, images/s)."""
+    timing (`timing.json`: `images_explained` in this session, seconds, images per second)."""
 
     metrics: dict
     timing: dict
@@ -705,7 +705,7 @@ def _run(
         explained += len(chunk.items) + len(chunk.failures)
     seconds = time.perf_counter() - started
     timing = {
-        "images": explained,
+        "images_explained": explained,
         "seconds": round(seconds, 3),
         "images_per_second": round(explained / seconds, 3) if explained else None,
         "processes": shard.world,
@@ -753,6 +753,8 @@ def _progress(
 
 def _finish(run: ChunkedRun, out: Path, task: str, data: Any, options: RunOptions) -> dict:
     """Merge the parts into the output files, metrics and report."""
+    for stale in run.parts.glob(".*.tmp"):  # left by a process killed mid-write; every rank
+        stale.unlink(missing_ok=True)  # is past the barrier, so none is being written now
     records = run.merged_records  # re-read from disk on each pass: memory stays flat
     if task == "captions":
         results = (

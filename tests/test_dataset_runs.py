@@ -196,7 +196,7 @@ def test_captions_run_writes_results_maps_boxes_and_bleu_of_every_readable_image
         [[tokenize(c) for c in references[r["image_id"]]] for r in results],
     )
     assert metrics["bleu"] == pytest.approx(expected, abs=1e-12)
-    assert line["bleu4"] == metrics["bleu4"] and line["images"] == 10
+    assert line["bleu4"] == metrics["bleu4"] and line["images"] == line["images_explained"] == 10
     with np.load(out / "maps.npz") as maps:
         for record in records:
             if record.get("words"):
