@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from mmcam.explanation import Explanation
-from mmcam.methods import cam_weights, channel_weights, weighted_map
+from mmcam.methods import cam_weights, gradient_map, weighted_map
 from mmcam.tap import Tap
 from mmcam.targets import ClassLogit, Target
 
@@ -29,7 +29,7 @@ def grad_cam(
     labels: list | None = None,
 ) -> Explanation:
     """Maps of `scores` (one per tapped row) by a gradient method: gradcam, gradcam++,
-    counterfactual. `size` is the input's (H, W) to upsample to; the tap's activations are
+    counterfactual, hirescam. `size` is the input's (H, W) to upsample to; the tap's activations are
     released afterwards."""
     activations, gradients = tap.gradients(scores)  # [N, K, h, w] each
     tap.release()
@@ -45,8 +45,7 @@ def maps_from_gradients(
     labels: list | None = None,
 ) -> Explanation:
     """The `Explanation` of `scores` from A and dY/dA grids `[N, K, h, w]`, N = scores.numel()."""
-    weights = channel_weights(method, activations, gradients)  # [N, K]
-    raw = weighted_map(activations, weights)  # [N, h, w]
+    raw = gradient_map(method, activations, gradients)  # [N, h, w]
     raw = raw.reshape(*scores.shape, *raw.shape[-2:])
     return Explanation.from_raw(raw, scores, _size(size), method, labels)
 

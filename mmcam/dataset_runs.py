@@ -63,6 +63,7 @@ from mmcam.datasets import (
 )
 from mmcam.explanation import Explanation
 from mmcam.localize import boxes_from_map, resize_map
+from mmcam.methods import GRADIENT_METHODS
 from mmcam.metrics import (
     DEFAULT_THRESHOLDS,
     center_gaussian_map,
@@ -850,7 +851,7 @@ def add_run_arguments(parser: Any, *, pointing_tolerance: float = 15.0, deletion
     group.add_argument(
         "--method",
         default="gradcam",
-        choices=["gradcam", "gradcam++", "counterfactual"],
+        choices=list(GRADIENT_METHODS),
         help="how maps are made (default: %(default)s)",
     )
     group.add_argument(

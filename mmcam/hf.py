@@ -36,6 +36,7 @@ from mmcam.captioning import CaptionExplainer, CaptionExplanation
 from mmcam.cross_attention import METHOD as CROSS_ATTENTION
 from mmcam.cross_attention import explain_caption_attention, explain_vqa_attention
 from mmcam.explanation import Explanation
+from mmcam.methods import GRADIENT_METHODS
 from mmcam.targets import token_logprobs
 from mmcam.vqa import VQAExplainer, VQAExplanation
 
@@ -168,7 +169,8 @@ class _VQAImages(_HFAdapter):
     ) -> VQAExplanation:
         """The top-k answers and their maps in the original image's pixels.
 
-        `method`: gradcam, gradcam++, counterfactual (on `layer`), or cross-attention (BLIP).
+        `method`: gradcam, gradcam++, counterfactual, hirescam (on `layer`), or cross-attention
+        (BLIP).
         """
         processed = self.preprocess(image)
         images = processed.pixel_values
@@ -274,7 +276,7 @@ class BlipCaptioner(_BlipLayers):
     ) -> CaptionExplanation:
         """Maps of each word of `caption` (generated when None) in the original image's pixels.
 
-        `method`: gradcam, gradcam++, counterfactual (on `layer`), or cross-attention (on
+        `method`: gradcam, gradcam++, counterfactual, hirescam (on `layer`), or cross-attention (on
         `attention_layer`).
         """
         processed = self.preprocess(image)
@@ -462,8 +464,8 @@ class ViltVQA(_VQAImages):
 
     def _cross_attention(self, images: Tensor, question: str, top_k: int) -> VQAExplanation:
         raise ValueError(
-            "ViLT has no cross-attention (text and image share one encoder); use gradcam, "
-            "gradcam++ or counterfactual"
+            "ViLT has no cross-attention (text and image share one encoder); use one of "
+            f"{', '.join(GRADIENT_METHODS)}"
         )
 
     def to_grid(self, tokens: Tensor) -> Tensor:

@@ -40,6 +40,7 @@ from mmcam.captioning import CaptionExplainer, caption_tokens
 from mmcam.datasets import preprocess, read_json, to_rgb
 from mmcam.explanation import Explanation, normalize_maps
 from mmcam.localize import Box, boxes_from_map
+from mmcam.methods import GRADIENT_METHODS
 from mmcam.perturbation import occlusion
 from mmcam.pixel_methods import guided_grad_cam
 from mmcam.protocols import CaptionModel, VQAModel
@@ -74,10 +75,10 @@ METHODS = {
     "Grad-CAM": "gradcam",
     "Grad-CAM++": "gradcam++",
     "Counterfactual": "counterfactual",
+    "HiResCAM": "hirescam",
     "Guided Grad-CAM": "guided_grad_cam",
     "Occlusion": "occlusion",
 }
-GRADIENT_METHODS = ("gradcam", "gradcam++", "counterfactual")
 # Occlusion (window, stride) in model-input pixels; shapes are 20-40 px. It costs one forward
 # pass per window position and explained score: a VQA answer gets a fine grid (225 positions),
 # a caption's words (up to ~15 of them, each its own score) a coarse one (49 positions).

@@ -1,7 +1,8 @@
-"""CAM methods: how the channel weights of a feature grid are formed.
+"""CAM methods: how a feature grid and its gradients become one map.
 
 Each method maps the activations A `[N, K, h, w]` and the gradients G = dY/dA of the same
-shape to channel weights `[N, K]`; the map is then ReLU(sum_k w_k A_k) for all of them.
+shape to a signed map `[N, h, w]`; the explanation is its ReLU. All of them are linear in G,
+so the signed map of a sum of scores is the sum of their signed maps.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-ChannelWeights = Callable[[Tensor, Tensor], Tensor]
+SignedMap = Callable[[Tensor, Tensor], Tensor]
 
 
 def gradcam_weights(activations: Tensor, gradients: Tensor) -> Tensor:
-    """Grad-CAM (Selvaraju et al. 2017): w_k = mean_ij dY/dA_k,ij."""
+    """Grad-CAM (Selvaraju et al. 2017) channel weights: w_k = mean_ij dY/dA_k,ij."""
     return gradients.mean(dim=(-2, -1))
 
 
@@ -33,37 +34,61 @@ def gradcam_plus_plus_weights(activations: Tensor, gradients: Tensor) -> Tensor:
     return (alpha * gradients.clamp(min=0)).sum(dim=(-2, -1))
 
 
-def counterfactual_weights(activations: Tensor, gradients: Tensor) -> Tensor:
-    """Counterfactual Grad-CAM (Selvaraju et al. 2017, sec. 5): Grad-CAM of -Y.
-
-    Shows the regions whose removal would make the model more confident in the target.
-    """
-    return -gradcam_weights(activations, gradients)
-
-
-GRADIENT_METHODS: dict[str, ChannelWeights] = {
-    "gradcam": gradcam_weights,
-    "gradcam++": gradcam_plus_plus_weights,
-    "counterfactual": counterfactual_weights,
-}
-
-
 def cam_weights(linear: nn.Linear, classes: Tensor) -> Tensor:
     """CAM (Zhou et al. 2016): w_k = W[c, k] of the linear layer after global average pooling."""
     return linear.weight.detach()[classes]  # [N, K]
 
 
+def weighted_sum(activations: Tensor, weights: Tensor) -> Tensor:
+    """sum_k w_k A_k: `[N, K, h, w]` and `[N, K]` to `[N, h, w]`."""
+    return torch.einsum("nk,nkhw->nhw", weights, activations)
+
+
 def weighted_map(activations: Tensor, weights: Tensor) -> Tensor:
-    """ReLU(sum_k w_k A_k): `[N, K, h, w]` and `[N, K]` to `[N, h, w]`."""
-    return torch.einsum("nk,nkhw->nhw", weights, activations).clamp(min=0)
+    """ReLU(sum_k w_k A_k)."""
+    return weighted_sum(activations, weights).clamp(min=0)
 
 
-def channel_weights(method: str, activations: Tensor, gradients: Tensor) -> Tensor:
-    """The weights of gradient method `method` (a key of `GRADIENT_METHODS`)."""
+def gradcam(activations: Tensor, gradients: Tensor) -> Tensor:
+    return weighted_sum(activations, gradcam_weights(activations, gradients))
+
+
+def gradcam_plus_plus(activations: Tensor, gradients: Tensor) -> Tensor:
+    return weighted_sum(activations, gradcam_plus_plus_weights(activations, gradients))
+
+
+def counterfactual(activations: Tensor, gradients: Tensor) -> Tensor:
+    """Counterfactual Grad-CAM (Selvaraju et al. 2017, sec. 5): Grad-CAM of -Y.
+
+    Shows the regions whose removal would make the model more confident in the target.
+    """
+    return -gradcam(activations, gradients)
+
+
+def hirescam(activations: Tensor, gradients: Tensor) -> Tensor:
+    """HiResCAM (Draelos & Carin 2020): sum_k G_k * A_k, element-wise instead of averaged.
+
+    Each cell keeps its own gradient, so a map follows what the score depends on at that cell;
+    Grad-CAM's spatial average can move the peak onto another object when the model's use of a
+    channel differs between places (as with attention over the grid).
+    """
+    return (gradients * activations).sum(dim=1)
+
+
+GRADIENT_METHODS: dict[str, SignedMap] = {
+    "gradcam": gradcam,
+    "gradcam++": gradcam_plus_plus,
+    "counterfactual": counterfactual,
+    "hirescam": hirescam,
+}
+
+
+def gradient_map(method: str, activations: Tensor, gradients: Tensor) -> Tensor:
+    """ReLU of the signed map of gradient method `method` (a key of `GRADIENT_METHODS`)."""
     try:
-        weigh = GRADIENT_METHODS[method]
+        signed = GRADIENT_METHODS[method]
     except KeyError:
         raise ValueError(
             f"unknown CAM method {method!r}; choose one of {', '.join(GRADIENT_METHODS)}"
         ) from None
-    return weigh(activations, gradients)
+    return signed(activations, gradients).clamp(min=0)

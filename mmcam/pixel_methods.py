@@ -32,7 +32,7 @@ from torch.overrides import TorchFunctionMode
 
 from mmcam.explanation import Explanation, normalize_maps
 from mmcam.layer_output import LayerReached
-from mmcam.methods import gradcam_weights, weighted_map
+from mmcam.methods import gradient_map
 from mmcam.model_state import explaining
 from mmcam.perturbation import occlusion
 from mmcam.tap import Tap, find_layer
@@ -247,7 +247,7 @@ def guided_grad_cam(
             _check_scores(scores, images)
         activations, grads = tap.gradients(scores)  # [B, K, h, w] each
         tap.release()
-        cam = weighted_map(activations, gradcam_weights(activations, grads))  # [B, h, w]
+        cam = gradient_map("gradcam", activations, grads)  # [B, h, w]
         guided, _ = rule_gradients("guided", forward, images, target, None, forward_args)
     upsampled = F.interpolate(cam[:, None], size=images.shape[-2:], mode=mode)  # [B, 1, H, W]
     return pixel_explanation(guided * upsampled, scores, "guided_grad_cam")

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from mmcam.captioning import caption_tokens
-from mmcam.methods import gradcam_weights, weighted_map
+from mmcam.methods import gradient_map
 from mmcam.protocols import CaptionModel
 from mmcam.tap import find_layer
 from mmcam.targets import token_logprobs
@@ -67,5 +67,5 @@ def maps_retained_graph(
         (gradients,) = torch.autograd.grad(
             logp[:, position].sum(), activations, retain_graph=position < steps - 1
         )
-        maps.append(weighted_map(activations.detach(), gradcam_weights(activations, gradients)))
+        maps.append(gradient_map("gradcam", activations.detach(), gradients))
     return torch.stack(maps, dim=1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 from captum.attr import LayerGradCam
-from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from tiny_models import TinyCNN
 from torch import nn
@@ -49,7 +49,8 @@ def test_gradcam_equals_captum_layergradcam(resnet, tiny):
 
 
 @pytest.mark.parametrize(
-    ("method", "anchor"), [("gradcam", GradCAM), ("gradcam++", GradCAMPlusPlus)]
+    ("method", "anchor"),
+    [("gradcam", GradCAM), ("gradcam++", GradCAMPlusPlus), ("hirescam", HiResCAM)],
 )
 def test_normalised_maps_equal_pytorch_grad_cam(resnet, tiny, method, anchor):
     for model, layer, images, classes in cases(resnet, tiny):
