@@ -1,7 +1,8 @@
 """`make run`: explain the bundled models on the bundled sample scenes and draw what they saw.
 
-For each sample: the caption with one map per word (Grad-CAM, Grad-CAM++ and counterfactual
-rows, and the whole caption's map), and each question's top answers with their maps. The
+For each sample: the caption with one map per word (Grad-CAM, Grad-CAM++, HiResCAM and
+counterfactual rows, and the whole caption's map), and each question's top answers with their
+Grad-CAM maps, the best answer's HiResCAM and counterfactual maps. The
 first sample also gets one row per pixel-space method (guided backprop, deconvnet, guided
 Grad-CAM, occlusion, strongest feature map) for its caption and its first question.
 """
@@ -18,7 +19,7 @@ from torch import Tensor
 
 from mmcam.captioner import EXPLAINED_LAYER as CAPTIONER_LAYER
 from mmcam.captioner import load_captioner
-from mmcam.captioning import CaptionExplainer, caption_tokens
+from mmcam.captioning import CaptionExplainer, CaptionExplanation, caption_tokens
 from mmcam.datasets import image_to_uint8, preprocess
 from mmcam.localize import boxes_from_map
 from mmcam.pixel_methods import panel_row, pixel_explanations
@@ -34,8 +35,10 @@ SAMPLES = Path(__file__).resolve().parent.parent / "models" / "samples"
 CAPTION_METHODS = {
     "Grad-CAM": "gradcam",
     "Grad-CAM++": "gradcam++",
+    "HiResCAM": "hirescam",
     "counterfactual": "counterfactual",
 }
+POINTING_METHODS = ("Grad-CAM", "Grad-CAM++", "HiResCAM")  # maps of evidence for the word
 BOX_THRESHOLD = 0.15
 
 
@@ -70,7 +73,7 @@ def write_sample_figures(out: str | Path, samples: str | Path = SAMPLES) -> dict
             {
                 "image": sample["file_name"],
                 "caption": gradcam.texts[index],
-                "word_pointing": _word_pointing(words, gradcam.words.maps[index], sample),
+                "word_pointing": _word_pointing(words, by_method, index, sample),
                 "answers": answers,
                 "figures": [str(caption_path), str(out / f"vqa_{index + 1}.png")],
             }
@@ -115,7 +118,9 @@ def _answer_questions(vqa, image: Tensor, shown, sample: dict, index: int, out: 
     """Top answers and maps for every question of a sample, drawn as one figure."""
     questions = [entry["question"] for entry in sample["questions"]]
     images = image.expand(len(questions), -1, -1, -1)
-    result = VQAExplainer(vqa, VQA_LAYER).explain(images, questions, counterfactual=True)
+    explainer = VQAExplainer(vqa, VQA_LAYER)
+    result = explainer.explain(images, questions, counterfactual=True)
+    hirescam = explainer.explain(images, questions, top_k=1, method="hirescam")
     rows, answers = [], []
     for row, entry in enumerate(sample["questions"]):
         labels = [
@@ -124,8 +129,11 @@ def _answer_questions(vqa, image: Tensor, shown, sample: dict, index: int, out: 
                 result.answers[row], result.probabilities[row].tolist(), strict=True
             )
         ]
-        maps = [*result.maps.maps[row], result.counterfactual.maps[row, 0]]
-        titles = [*labels, f"against {result.answers[row][0]}"]
+        best = result.answers[row][0]
+        maps = [
+            *result.maps.maps[row], hirescam.maps.maps[row, 0], result.counterfactual.maps[row, 0]
+        ]
+        titles = [*labels, f"{best} HiResCAM", f"against {best}"]
         rows.append(PanelRow(entry["question"], maps, titles))
         answers.append(
             {
@@ -146,16 +154,21 @@ def _answer_questions(vqa, image: Tensor, shown, sample: dict, index: int, out: 
     return answers
 
 
-def _word_pointing(words: Sequence[str], maps: Tensor, sample: dict) -> list[dict]:
+def _word_pointing(
+    words: Sequence[str], by_method: dict[str, CaptionExplanation], index: int, sample: dict
+) -> list[dict]:
     """For each "<colour> <shape>" the caption names: does its word map peak inside that
-    object's ground-truth box?"""
+    object's ground-truth box, by each method whose map shows evidence for the word?"""
     found = []
     for mention in WordCategories.shapes().find(words):
-        heat = maps[mention.head]
-        row, column = divmod(int(heat.argmax()), heat.shape[-1])
         for obj in sample["objects"]:
             if obj["kind"] == mention.category and obj["color"] == mention.color:
                 x, y, w, h = obj["bbox"]
-                inside = x <= column < x + w and y <= row < y + h
+                inside = {}
+                for name, result in by_method.items():
+                    if name in POINTING_METHODS:
+                        heat = result.words.maps[index, mention.head]
+                        row, column = divmod(int(heat.argmax()), heat.shape[-1])
+                        inside[name] = x <= column < x + w and y <= row < y + h
                 found.append({"word": f"{mention.color} {mention.category}", "peak_inside": inside})
     return found

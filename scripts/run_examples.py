@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from mmcam.sample_figures import SAMPLES, write_sample_figures
+from mmcam.sample_figures import POINTING_METHODS, SAMPLES, write_sample_figures
 
 
 def main() -> None:
@@ -25,8 +25,11 @@ def main() -> None:
     for sample in result["samples"]:
         print(f"\n{sample['image']}: {sample['caption']}")
         for point in sample["word_pointing"]:
-            verdict = "inside" if point["peak_inside"] else "OUTSIDE"
-            print(f"  map of '{point['word']}' peaks {verdict} its box")
+            verdicts = ", ".join(
+                f"{method} {'inside' if inside else 'OUTSIDE'}"
+                for method, inside in point["peak_inside"].items()
+            )
+            print(f"  peak of the map of '{point['word']}' vs its box: {verdicts}")
         for answer in sample["answers"]:
             mark = (
                 "ok" if answer["answer"] == answer["expected"] else f"expected {answer['expected']}"
@@ -35,13 +38,16 @@ def main() -> None:
             print(f"  Q: {answer['question']}  A: {said}")
         print("  figures: " + ", ".join(sample["figures"]))
     seconds = time.perf_counter() - start
-    words = [p["peak_inside"] for s in result["samples"] for p in s["word_pointing"]]
+    points = [p["peak_inside"] for s in result["samples"] for p in s["word_pointing"]]
+    pointing = {
+        method: sum(p[method] for p in points) / max(len(points), 1) for method in POINTING_METHODS
+    }
     answers = [a["answer"] == a["expected"] for s in result["samples"] for a in s["answers"]]
     print(f"\n{len(result['samples'])} samples in {seconds:.1f} s; figures in {args.out}/")
     print(
         json.dumps(
             {
-                "word_pointing": sum(words) / max(len(words), 1),
+                "word_pointing": pointing,
                 "answers_correct": sum(answers) / max(len(answers), 1),
                 "seconds": round(seconds, 1),
             }
