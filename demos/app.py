@@ -9,6 +9,7 @@ does all the work; this file only lays the page out and launches it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 from collections.abc import Callable
@@ -20,12 +21,13 @@ import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
 from mmcam import interactive  # noqa: E402
-from mmcam.interactive import METHODS, WHOLE_CAPTION, Demo, InputError  # noqa: E402
+from mmcam.interactive import WHOLE_CAPTION, Demo, InputError  # noqa: E402
 
 INTRO = """# mmcam: what did the model look at?
 Grad-CAM and friends for the bundled captioner and VQA model (trained on the synthetic *shapes*
-scenes). Images larger than {side} pixels a side (or {upload}) are refused; the models see
-128 x 128. Boxes are COCO `[x, y, w, h]` in the pixels of your image."""
+scenes; they see 128 x 128), or the Hugging Face models given with `--hf-captioner` /
+`--hf-vqa`. Images larger than {side} pixels a side (or {upload}) are refused. Boxes are
+COCO `[x, y, w, h]` in the pixels of your image."""
 
 
 def shown_errors(function: Callable) -> Callable:
@@ -82,7 +84,6 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
             return tuple(gr.skip() for _ in range(7))
         return answer(image, question, method, chosen, threshold)
 
-    methods = list(METHODS)
     threshold_help = "Box threshold (fraction of the map's peak)"
     # delete_cache: Gradio's copies of the outputs are removed after an hour (and at restart).
     with gr.Blocks(title="mmcam demo", delete_cache=(3600, 3600)) as page:
@@ -97,7 +98,9 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
                         height=300,
                         elem_id="caption-image",
                     )
-                    c_method = gr.Radio(methods, value=methods[0], label="Method")
+                    c_method = gr.Radio(
+                        demo.methods("captioning"), value="Grad-CAM", label="Method"
+                    )
                     c_threshold = gr.Slider(0, 0.9, value=0.15, step=0.05, label=threshold_help)
                     c_run = gr.Button(
                         "Caption and explain", variant="primary", elem_id="caption-run"
@@ -153,7 +156,7 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
                         placeholder="what color is the circle?",
                         elem_id="vqa-question",
                     )
-                    v_method = gr.Radio(methods, value=methods[0], label="Method")
+                    v_method = gr.Radio(demo.methods("VQA"), value="Grad-CAM", label="Method")
                     v_threshold = gr.Slider(0, 0.9, value=0.15, step=0.05, label=threshold_help)
                     v_run = gr.Button("Answer and explain", variant="primary", elem_id="vqa-run")
                     pairs = [[str(e.image), q] for e in examples for q in e.questions[:2]]
@@ -262,6 +265,21 @@ def main() -> None:
         help="folder holding captioner/ and vqa/ checkpoints",
     )
     parser.add_argument(
+        "--hf-captioner",
+        metavar="NAME_OR_PATH",
+        help="a BLIP captioning model (Hugging Face hub name or local folder) instead of ours",
+    )
+    parser.add_argument(
+        "--hf-vqa",
+        metavar="NAME_OR_PATH",
+        help="a ViLT or BLIP VQA model (hub name or local folder) instead of ours",
+    )
+    parser.add_argument(
+        "--answers",
+        type=Path,
+        help="JSON list of candidate answers, needed by BLIP VQA (--hf-vqa), which scores a list",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -269,7 +287,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    launch(build(Demo.bundled(args.models)), args.host, args.port)
+    answers = json.loads(args.answers.read_text()) if args.answers else None
+    demo = Demo.load(
+        args.models, hf_captioner=args.hf_captioner, hf_vqa=args.hf_vqa, hf_answers=answers
+    )
+    launch(build(demo), args.host, args.port)
 
 
 if __name__ == "__main__":

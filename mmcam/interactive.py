@@ -44,6 +44,7 @@ from mmcam.methods import GRADIENT_METHODS
 from mmcam.perturbation import occlusion
 from mmcam.pixel_methods import guided_grad_cam
 from mmcam.protocols import CaptionModel, VQAModel
+from mmcam.tap import Grid
 from mmcam.targets import ClassLogit, token_logprobs
 from mmcam.visualize import overlay
 from mmcam.vqa import VQAExplainer
@@ -191,11 +192,18 @@ def _known_words_hint(model: VQAModel) -> str:
     return f"It knows {len(words)} words, such as: {', '.join(words[:20])}."
 
 
-def _method(name: str | None) -> tuple[str, str]:
-    """(shown name, method key) of a method given by either."""
+def _method(name: str | None, pixel_methods: bool = True) -> tuple[str, str]:
+    """(shown name, method key) of a method given by either; without `pixel_methods` only the
+    gradient methods are allowed."""
     name = name or "Grad-CAM"
     for shown, key in METHODS.items():
         if name in (shown, key):
+            if not pixel_methods and key not in GRADIENT_METHODS:
+                allowed = [s for s, k in METHODS.items() if k in GRADIENT_METHODS]
+                raise InputError(
+                    f"{shown} is offered for the convolutional models only; explain this model "
+                    f"with {', '.join(allowed)}."
+                )
             return shown, key
     raise InputError(f"Unknown method {name!r}; choose one of {', '.join(METHODS)}.")
 
@@ -314,14 +322,26 @@ class Demo:
         captioner_layer: str | nn.Module | None = None,
         vqa_layer: str | nn.Module | None = None,
         preprocess_image: Callable[[Image.Image], Tensor] | None = None,
+        vqa_preprocess: Callable[[Image.Image], Tensor] | None = None,
+        captioner_grid: Grid | None = None,
+        vqa_grid: Grid | None = None,
         work_dir: str | Path | None = None,
     ) -> None:
         self.captioner, self.vqa_model = captioner, vqa_model
         self.captioner_layer = captioner_layer or _explained_layer(captioner)
         self.vqa_layer = vqa_layer or _explained_layer(vqa_model)
-        self.caption_explainer = CaptionExplainer(captioner, self.captioner_layer)
-        self.vqa_explainer = VQAExplainer(vqa_model, self.vqa_layer)
+        self.caption_explainer = CaptionExplainer(
+            captioner, self.captioner_layer, to_grid=captioner_grid
+        )
+        self.vqa_explainer = VQAExplainer(vqa_model, self.vqa_layer, to_grid=vqa_grid)
         self.preprocess_image = preprocess_image or _default_preprocess(captioner)
+        self.vqa_preprocess = vqa_preprocess or self.preprocess_image
+        # Guided Grad-CAM and occlusion drive the model with our own token tensors and a
+        # convolutional layer; transformer layers (a `to_grid`) get the gradient methods only.
+        self.pixel_methods = {
+            "captioning": captioner_grid is None,
+            "VQA": vqa_grid is None,
+        }
         if work_dir is None:  # our own temporary folder: removed with the demo
             work_dir = tempfile.mkdtemp(prefix="mmcam-demo-")
             weakref.finalize(self, shutil.rmtree, work_dir, ignore_errors=True)
@@ -329,14 +349,43 @@ class Demo:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._caption_lock, self._vqa_lock = threading.Lock(), threading.Lock()
 
+    def methods(self, task: str) -> list[str]:
+        """The shown names of the methods offered for `task` ("captioning" or "VQA")."""
+        return [
+            shown
+            for shown, key in METHODS.items()
+            if self.pixel_methods[task] or key in GRADIENT_METHODS
+        ]
+
     @classmethod
-    def bundled(cls, models: str | Path = MODELS, **kwargs: object) -> Demo:
-        """The demo over the bundled checkpoints `models/captioner` and `models/vqa`."""
-        from mmcam.captioner import load_captioner
-        from mmcam.vqa_model import load_vqa_model
+    def load(
+        cls,
+        models: str | Path = MODELS,
+        *,
+        hf_captioner: str | None = None,
+        hf_vqa: str | None = None,
+        hf_answers: Sequence[str] | None = None,
+        **kwargs: object,
+    ) -> Demo:
+        """The demo over the checkpoints `models/captioner` and `models/vqa`, or over Hugging
+        Face models (a hub name or a local folder): BLIP captioning for `hf_captioner`, ViLT
+        or BLIP VQA for `hf_vqa` (BLIP scores the candidate `hf_answers`)."""
+        from mmcam.dataset_runs import load_run_captioner, load_run_vqa
 
         models = Path(models)
-        return cls(load_captioner(models / "captioner"), load_vqa_model(models / "vqa"), **kwargs)
+        captioner = load_run_captioner(models / "captioner", hf=hf_captioner)
+        vqa = load_run_vqa(models / "vqa", hf=hf_vqa, answers=hf_answers)
+        return cls(
+            captioner.model,
+            vqa.model,
+            captioner_layer=captioner.layer,
+            vqa_layer=vqa.layer,
+            preprocess_image=captioner.preprocess,
+            vqa_preprocess=vqa.preprocess,
+            captioner_grid=captioner.to_grid,
+            vqa_grid=vqa.to_grid,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ captioning
 
@@ -350,7 +399,7 @@ class Demo:
         """Caption `image`, map every word and the whole caption by `method`, and draw the map
         of `word` (a choice label, a word index, or None / WHOLE_CAPTION) with its box."""
         picture = read_image(image)
-        shown, key = _method(method)
+        shown, key = _method(method, self.pixel_methods["captioning"])
         threshold = _threshold(threshold)
         inputs = self.preprocess_image(picture)[None]  # [1, 3, S, S]
         with self._caption_lock:
@@ -474,9 +523,9 @@ class Demo:
         counterfactual Grad-CAM map (what argues against it)."""
         picture = read_image(image)
         question, unknown = check_question(self.vqa_model, question)
-        shown, key = _method(method)
+        shown, key = _method(method, self.pixel_methods["VQA"])
         threshold = _threshold(threshold)
-        inputs = self.preprocess_image(picture)[None]
+        inputs = self.vqa_preprocess(picture)[None]
         gradient = key in GRADIENT_METHODS
         with self._vqa_lock:
             explained = self.vqa_explainer.explain(

@@ -31,7 +31,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as downloads:
-        demo = Demo.bundled(work_dir=downloads)
+        demo = Demo.load(work_dir=downloads)
         sample = bundled_examples()[0]
         image = load_image(sample.image)
         question = sample.questions[0]

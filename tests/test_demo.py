@@ -45,7 +45,7 @@ def load_app():
 def demo(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as demos/app.py runs it: the models are small
-    yield Demo.bundled(work_dir=tmp_path_factory.mktemp("downloads"))
+    yield Demo.load(work_dir=tmp_path_factory.mktemp("downloads"))
     torch.set_num_threads(threads)
 
 

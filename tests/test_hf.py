@@ -33,6 +33,7 @@ from mmcam.hf import (
     load_hf_captioner,
     load_hf_vqa,
 )
+from mmcam.interactive import Demo, InputError
 from mmcam.tap import Tap
 from mmcam.targets import WordLogProb
 from mmcam.vqa import VQAExplainer
@@ -387,3 +388,27 @@ def test_loaders_read_a_local_directory(captioner, vilt, tmp_path, images):
     assert isinstance(vqa, ViltVQA) and vqa.answers == ANSWERS
     with pytest.raises(ValueError, match="pass answers"):
         load_hf_vqa(str(tmp_path / "blip"))
+
+
+def test_demo_explains_hugging_face_models_by_the_gradient_methods(captioner, vilt, tmp_path):
+    for name, adapter in (("blip", captioner), ("vilt", vilt)):
+        adapter.model.save_pretrained(tmp_path / name)
+        adapter.processor.save_pretrained(tmp_path / name)
+    demo = Demo.load(
+        hf_captioner=str(tmp_path / "blip"), hf_vqa=str(tmp_path / "vilt"), work_dir=tmp_path
+    )
+    image = picture(40, 56, seed=1)
+    captioned = demo.caption(image, "HiResCAM")
+    pixels = captioner.preprocess(image).pixel_values
+    expected = captioner.words(CaptionExplainer(captioner, captioner.layer).generate(pixels)[0])
+    assert captioned.words == expected and captioned.image_size == (40, 56)
+    assert captioned.heat_map.shape[:2] == (274, 384)  # shown with its longer side at 384 px
+    assert captioned.word_maps.shape == (len(expected), *pixels.shape[-2:])
+    answered = demo.answer(image, QUESTIONS[0], "Grad-CAM")
+    with torch.no_grad():
+        processed = vilt.preprocess([image])
+        logits = vilt(processed.pixel_values, vilt.tokenize([QUESTIONS[0]]))
+    assert answered.selected == ANSWERS[int(logits.argmax())]
+    assert "Occlusion" not in demo.methods("VQA") and "HiResCAM" in demo.methods("captioning")
+    with pytest.raises(InputError, match="Occlusion is offered for the convolutional models only"):
+        demo.answer(image, QUESTIONS[0], "Occlusion")
