@@ -52,7 +52,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from mmcam.captioning import CaptionExplainer, caption_tokens
-from mmcam.dataset_report import caption_metrics, report_text, vqa_metrics
+from mmcam.dataset_report import caption_metrics, report_text, summary, vqa_metrics
 from mmcam.datasets import (
     CocoInstance,
     VQAItem,
@@ -843,6 +843,70 @@ def read_map(out: str | Path, key: int, size: Sequence[int] | None = None) -> Ex
 
 
 # ----------------------------------------------------------------------------- command lines
+
+
+def add_dataset_arguments(
+    parser: Any, *, layout: str, root_holds: str, instances_for: str, words: str, limit: str
+) -> Any:
+    """The data options both dataset scripts share, in a group the script adds its own
+    annotation files to (returned). The strings say what differs in the help."""
+    data = parser.add_argument_group(f"data ({layout} under --root)")
+    data.add_argument(
+        "--root",
+        default="data/shapes",
+        help=f"dataset root holding {root_holds} (default: %(default)s)",
+    )
+    data.add_argument("--split", default="val", help="split name, e.g. val (default: val)")
+    data.add_argument("--images", help="image folder (default: ROOT/SPLIT2014)")
+    data.add_argument(
+        "--instances",
+        help=f"COCO instances file for {instances_for} (default: "
+        "ROOT/annotations/instances_SPLIT2014.json when it exists)",
+    )
+    data.add_argument(
+        "--no-instances", action="store_true", help="no box metrics even if instances exist"
+    )
+    data.add_argument(
+        "--categories",
+        choices=["coco", "shapes"],
+        default="coco",
+        help=f"without an instances file: {words} (default: coco)",
+    )
+    data.add_argument("--limit", type=int, help=f"only {limit}")
+    return data
+
+
+def add_model_arguments(parser: Any, *, checkpoint: str, hf: str, out: str) -> Any:
+    """`--checkpoint`, `--hf` and `--out` in a "model" group the script adds its own options to
+    (returned)."""
+    model = parser.add_argument_group("model")
+    model.add_argument("--checkpoint", help=checkpoint)
+    model.add_argument(
+        "--hf", metavar="NAME_OR_PATH", help=f"{hf} from the Hugging Face hub or a local folder"
+    )
+    parser.add_argument("--out", default=out, help="output folder (default: %(default)s)")
+    return model
+
+
+def optional_file(given: str | None, default: Path, off: bool) -> str | Path | None:
+    """An explicit file, else `default` when it exists; None when switched off."""
+    if off:
+        return None
+    if given is not None:
+        return given
+    return default if default.is_file() else None
+
+
+def print_run(result: RunResult | None, out: str | Path) -> dict | None:
+    """Print a finished run's report and its JSON line (returned); None on torchrun ranks
+    other than 0, which leave merging and reporting to rank 0."""
+    if result is None:
+        return None
+    print(report_text(result.metrics), end="")
+    print(f"outputs in {out}")
+    line = {**summary(result.metrics), **result.timing}
+    print(json.dumps(line))
+    return line
 
 
 def add_run_arguments(parser: Any, *, pointing_tolerance: float = 15.0, deletion: int = 20) -> None:

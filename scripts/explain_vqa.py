@@ -18,15 +18,16 @@ Ends with one JSON line of the headline figures.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from mmcam.dataset_report import report_text, summary
 from mmcam.dataset_runs import (
+    add_dataset_arguments,
+    add_model_arguments,
     add_run_arguments,
     explain_vqa,
     load_run_vqa,
+    optional_file,
     options_from_arguments,
+    print_run,
     read_vqa_data,
     run_device,
 )
@@ -37,14 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    data = parser.add_argument_group("data (official VQA v2 / COCO 2014 layout under --root)")
-    data.add_argument(
-        "--root",
-        default="data/shapes",
-        help="dataset root holding the VQA v2 files, <split>2014/ and annotations/ "
-        "(default: %(default)s)",
+    data = add_dataset_arguments(
+        parser,
+        layout="official VQA v2 / COCO 2014 layout",
+        root_holds="the VQA v2 files, <split>2014/ and annotations/",
+        instances_for="box metrics and image file names",
+        words="whose category words a question is scanned for",
+        limit="the questions of the first N images",
     )
-    data.add_argument("--split", default="val", help="split name, e.g. val (default: val)")
     data.add_argument(
         "--questions",
         help="VQA v2 questions file (default: ROOT/v2_OpenEnded_mscoco_SPLIT2014_questions.json)",
@@ -55,33 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         "ROOT/v2_mscoco_SPLIT2014_annotations.json when it exists)",
     )
     data.add_argument("--no-annotations", action="store_true", help="answer only; no accuracy")
-    data.add_argument("--images", help="image folder (default: ROOT/SPLIT2014)")
-    data.add_argument(
-        "--instances",
-        help="COCO instances file for box metrics and image file names (default: "
-        "ROOT/annotations/instances_SPLIT2014.json when it exists)",
-    )
-    data.add_argument(
-        "--no-instances", action="store_true", help="no box metrics even if instances exist"
-    )
-    data.add_argument(
-        "--categories",
-        choices=["coco", "shapes"],
-        default="coco",
-        help="without an instances file: whose category words a question is scanned for "
-        "(default: coco)",
-    )
-    data.add_argument("--limit", type=int, help="only the questions of the first N images")
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--checkpoint",
-        help="VQA model folder (config.json, vocab.json, answers.json, model.pt) "
+    model = add_model_arguments(
+        parser,
+        checkpoint="VQA model folder (config.json, vocab.json, answers.json, model.pt) "
         "(default: models/vqa)",
-    )
-    model.add_argument(
-        "--hf",
-        metavar="NAME_OR_PATH",
-        help="a ViLT or BLIP VQA model from the Hugging Face hub or a local folder instead",
+        hf="a ViLT or BLIP VQA model",
+        out="out/explain_vqa",
     )
     model.add_argument(
         "--answers",
@@ -90,20 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--top-k", type=int, default=3, help="answers mapped per question (default: 3)"
     )
-    parser.add_argument(
-        "--out", default="out/explain_vqa", help="output folder (default: %(default)s)"
-    )
     add_run_arguments(parser)
     return parser
-
-
-def _default(given: str | None, default: Path, off: bool) -> str | Path | None:
-    """An explicit file, else the default when it exists; None when switched off."""
-    if off:
-        return None
-    if given is not None:
-        return given
-    return default if default.is_file() else None
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -112,8 +80,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     data = read_vqa_data(
         args.questions or paths["questions"],
         args.images or paths["images"],
-        _default(args.annotations, paths["vqa_annotations"], args.no_annotations),
-        _default(args.instances, paths["instances"], args.no_instances),
+        optional_file(args.annotations, paths["vqa_annotations"], args.no_annotations),
+        optional_file(args.instances, paths["instances"], args.no_instances),
         categories=args.categories,
         limit=args.limit,
     )
@@ -122,13 +90,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         args.checkpoint, hf=args.hf, answers=answers, device=run_device(args.device)
     )
     result = explain_vqa(model, data, args.out, options_from_arguments(args))
-    if result is None:  # a torchrun rank other than 0: rank 0 merges and reports
-        return None
-    print(report_text(result.metrics), end="")
-    print(f"outputs in {args.out}")
-    line = {**summary(result.metrics), **result.timing}
-    print(json.dumps(line))
-    return line
+    return print_run(result, args.out)
 
 
 if __name__ == "__main__":
