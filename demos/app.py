@@ -42,6 +42,24 @@ def shown_errors(function: Callable) -> Callable:
     return run
 
 
+def input_image(elem_id: str) -> gr.Image:
+    return gr.Image(
+        type="filepath",
+        label="Image",
+        sources=["upload", "clipboard"],
+        height=300,
+        elem_id=elem_id,
+    )
+
+
+def output_image(label: str, height: int, elem_id: str) -> gr.Image:
+    return gr.Image(label=label, format="png", interactive=False, height=height, elem_id=elem_id)
+
+
+def downloads(label: str) -> gr.File:
+    return gr.File(label=label, file_count="multiple", interactive=False)
+
+
 def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.Blocks:
     """The page: a captioning tab and a VQA tab over `demo`, with `examples` to pick from
     (default: the bundled samples)."""
@@ -91,13 +109,7 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
         with gr.Tab("Captioning", id="captioning"):
             with gr.Row():
                 with gr.Column(scale=2):
-                    c_image = gr.Image(
-                        type="filepath",
-                        label="Image",
-                        sources=["upload", "clipboard"],
-                        height=300,
-                        elem_id="caption-image",
-                    )
+                    c_image = input_image("caption-image")
                     c_method = gr.Radio(
                         demo.methods("captioning"), value="Grad-CAM", label="Method"
                     )
@@ -120,13 +132,7 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
                         label="Word to explain",
                         elem_id="caption-word",
                     )
-                    c_map = gr.Image(
-                        label="Heat map and box",
-                        format="png",
-                        interactive=False,
-                        height=420,
-                        elem_id="caption-map",
-                    )
+                    c_map = output_image("Heat map and box", 420, "caption-map")
                     c_boxes = gr.Textbox(label="Box", interactive=False, elem_id="caption-box")
             c_gallery = gr.Gallery(
                 label="Every word's map",
@@ -136,21 +142,11 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
                 format="png",
                 elem_id="caption-gallery",
             )
-            c_files = gr.File(
-                label="Downloads: the heat map (PNG) and every map as arrays (.npz)",
-                file_count="multiple",
-                interactive=False,
-            )
+            c_files = downloads("Downloads: the heat map (PNG) and every map as arrays (.npz)")
         with gr.Tab("VQA", id="vqa"):
             with gr.Row():
                 with gr.Column(scale=2):
-                    v_image = gr.Image(
-                        type="filepath",
-                        label="Image",
-                        sources=["upload", "clipboard"],
-                        height=300,
-                        elem_id="vqa-image",
-                    )
+                    v_image = input_image("vqa-image")
                     v_question = gr.Textbox(
                         label="Question",
                         placeholder="what color is the circle?",
@@ -173,27 +169,13 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
                     )
                     v_chosen = gr.Dropdown([], label="Answer to explain", elem_id="vqa-chosen")
                     with gr.Row():
-                        v_map = gr.Image(
-                            label="Evidence for the answer, and its box",
-                            format="png",
-                            interactive=False,
-                            height=320,
-                            elem_id="vqa-map",
-                        )
-                        v_against = gr.Image(
-                            label="Counterfactual: evidence against it",
-                            format="png",
-                            interactive=False,
-                            height=320,
-                            elem_id="vqa-counterfactual",
+                        v_map = output_image("Evidence for the answer, and its box", 320, "vqa-map")
+                        v_against = output_image(
+                            "Counterfactual: evidence against it", 320, "vqa-counterfactual"
                         )
                     v_boxes = gr.Textbox(label="Box", interactive=False, elem_id="vqa-box")
                     v_notes = gr.Markdown()
-            v_files = gr.File(
-                label="Downloads: both maps (PNG) and the maps as arrays (.npz)",
-                file_count="multiple",
-                interactive=False,
-            )
+            v_files = downloads("Downloads: both maps (PNG) and the maps as arrays (.npz)")
 
         # preprocess=False: the image arrives as Gradio's file record (its path in Gradio's
         # upload cache) and mmcam.interactive opens it, so a file that is not an image gets a
