@@ -68,9 +68,10 @@ def counterfactual(activations: Tensor, gradients: Tensor) -> Tensor:
 def hirescam(activations: Tensor, gradients: Tensor) -> Tensor:
     """HiResCAM (Draelos & Carin 2020): sum_k G_k * A_k, element-wise instead of averaged.
 
-    Each cell keeps its own gradient, so a map follows what the score depends on at that cell;
-    Grad-CAM's spatial average can move the peak onto another object when the model's use of a
-    channel differs between places (as with attention over the grid).
+    Each cell keeps its own gradient, so a map follows what the score depends on at that cell.
+    Grad-CAM applies a channel's grid-averaged gradient to the channel's activation everywhere:
+    when the gradient sits on a few cells (attention over the grid) and the channel is active
+    elsewhere too, its peak can land off the object the score depends on.
     """
     return (gradients * activations).sum(dim=1)
 
