@@ -321,7 +321,7 @@ def _number(value: Any, digits: int = 3) -> str:
 
 def report_text(metrics: Mapping[str, Any]) -> str:
     """A short report of a run's metrics for a person to read."""
-    lines = []
+    lines = [f"maps: {metrics['method']} at layer {metrics['layer']}"]
     if metrics["task"] == "captions":
         lines.append(f"captions: {metrics['images']} images, {metrics['captioned']} captioned")
         bleu = metrics["bleu"]

@@ -85,7 +85,7 @@ from mmcam.runner import (
     write_atomically,
     write_json,
 )
-from mmcam.tap import Grid
+from mmcam.tap import Grid, find_layer
 from mmcam.targets import CaptionLogProb
 from mmcam.visualize import PanelRow, map_grid
 from mmcam.vocab import tokenize
@@ -124,6 +124,9 @@ class ExplainedModel:
     to_grid: Grid | None = None
     caption_text: Callable[[list[int]], str] | None = None
 
+    def __post_init__(self) -> None:
+        find_layer(self.model, self.layer)  # an unknown name fails now, listing the valid ones
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
@@ -142,17 +145,21 @@ class _HFImages:
 
 
 def load_run_captioner(
-    checkpoint: str | Path | None = None, *, hf: str | None = None, device: str = "cpu"
+    checkpoint: str | Path | None = None,
+    *,
+    hf: str | None = None,
+    device: str = "cpu",
+    layer: str | None = None,
 ) -> ExplainedModel:
     """The bundled captioner (or the one in `checkpoint`), or with `hf` a BLIP captioner from
-    a Hugging Face hub name or local folder."""
+    a Hugging Face hub name or local folder; explained at `layer` (default: the model's own)."""
     if hf is not None:
         from mmcam.hf import load_hf_captioner
 
         adapter = load_hf_captioner(hf, device=device)
         return ExplainedModel(
             adapter,
-            adapter.layer,
+            layer or adapter.layer,
             _HFImages(adapter.processor),
             f"hf:{hf}",
             adapter.to_grid,
@@ -162,7 +169,7 @@ def load_run_captioner(
 
     path = checkpoint or DEFAULT_CAPTIONER
     model = load_captioner(path, device)
-    return ExplainedModel(model, model.explained_layer, preprocess, str(path))
+    return ExplainedModel(model, layer or model.explained_layer, preprocess, str(path))
 
 
 def load_run_vqa(
@@ -171,21 +178,27 @@ def load_run_vqa(
     hf: str | None = None,
     answers: Sequence[str] | None = None,
     device: str = "cpu",
+    layer: str | None = None,
 ) -> ExplainedModel:
     """The bundled VQA model (or the one in `checkpoint`), or with `hf` a ViLT / BLIP VQA
-    model from a Hugging Face hub name or local folder (BLIP scores the candidate `answers`)."""
+    model from a Hugging Face hub name or local folder (BLIP scores the candidate `answers`);
+    explained at `layer` (default: the model's own)."""
     if hf is not None:
         from mmcam.hf import load_hf_vqa
 
         adapter = load_hf_vqa(hf, answers=answers, device=device)
         return ExplainedModel(
-            adapter, adapter.layer, _HFImages(adapter.processor), f"hf:{hf}", adapter.to_grid
+            adapter,
+            layer or adapter.layer,
+            _HFImages(adapter.processor),
+            f"hf:{hf}",
+            adapter.to_grid,
         )
     from mmcam.vqa_model import DEFAULT_VQA, load_vqa_model, preprocess
 
     path = checkpoint or DEFAULT_VQA
     model = load_vqa_model(path, device)
-    return ExplainedModel(model, model.explained_layer, preprocess, str(path))
+    return ExplainedModel(model, layer or model.explained_layer, preprocess, str(path))
 
 
 def run_device(requested: str = "auto") -> str:
@@ -714,7 +727,7 @@ def _run(
     wait_for_all_ranks()
     if not shard.is_main:
         return None
-    metrics = _finish(run, out, task, data, options)
+    metrics = _finish(run, out, task, data, options, model.layer)
     write_json(out / "timing.json", timing)
     return RunResult(metrics, timing)
 
@@ -723,7 +736,7 @@ def _start(
     out: Path, task: str, ids: list[int], model: ExplainedModel, options: RunOptions, shard: Shard
 ) -> ChunkedRun:
     """The chunked run in `out`, after checking a restart uses the options it began with."""
-    stamp = {"task": task, "model": model.name, "options": options.stamp()}
+    stamp = {"task": task, "model": model.name, "layer": model.layer, "options": options.stamp()}
     path = out / "run.json"
     if path.exists():
         found = json.loads(path.read_text())
@@ -752,8 +765,10 @@ def _progress(
             bar.update(len(chunk.items) + len(chunk.failures))
 
 
-def _finish(run: ChunkedRun, out: Path, task: str, data: Any, options: RunOptions) -> dict:
-    """Merge the parts into the output files, metrics and report."""
+def _finish(
+    run: ChunkedRun, out: Path, task: str, data: Any, options: RunOptions, layer: str
+) -> dict:
+    """Merge the parts into the output files, metrics and report (`layer`: the explained one)."""
     for stale in run.parts.glob(".*.tmp"):  # left by a process killed mid-write; every rank
         stale.unlink(missing_ok=True)  # is past the barrier, so none is being written now
     records = run.merged_records  # re-read from disk on each pass: memory stays flat
@@ -802,6 +817,7 @@ def _finish(run: ChunkedRun, out: Path, task: str, data: Any, options: RunOption
     write_atomically(
         out / "items.jsonl", lambda file: file.writelines(json.dumps(r) + "\n" for r in records())
     )
+    metrics["layer"] = layer
     write_json(out / "metrics.json", metrics)
     write_atomically(out / "report.txt", lambda file: file.write(report_text(metrics)))
     return metrics
@@ -912,6 +928,12 @@ def print_run(result: RunResult | None, out: str | Path) -> dict | None:
 def add_run_arguments(parser: Any, *, pointing_tolerance: float = 15.0, deletion: int = 20) -> None:
     """The options every dataset script shares (a `RunOptions` each), on an argparse parser."""
     group = parser.add_argument_group("explaining and scoring")
+    group.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="the layer whose output is explained (default: the model's own: encoder.features "
+        "for the bundled models, a late vision layer for BLIP and ViLT)",
+    )
     group.add_argument(
         "--method",
         default="gradcam",

@@ -131,7 +131,9 @@ def _answer_questions(vqa, image: Tensor, shown, sample: dict, index: int, out: 
         ]
         best = result.answers[row][0]
         maps = [
-            *result.maps.maps[row], hirescam.maps.maps[row, 0], result.counterfactual.maps[row, 0]
+            *result.maps.maps[row],
+            hirescam.maps.maps[row, 0],
+            result.counterfactual.maps[row, 0],
         ]
         titles = [*labels, f"{best} HiResCAM", f"against {best}"]
         rows.append(PanelRow(entry["question"], maps, titles))

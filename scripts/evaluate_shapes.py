@@ -71,13 +71,13 @@ def main(argv: list[str] | None = None) -> dict | None:
     paths = split_paths(args.root, args.split)
     out, options, device = Path(args.out), options_from_arguments(args), run_device(args.device)
     captions = explain_captions(
-        load_run_captioner(args.captioner, device=device),
+        load_run_captioner(args.captioner, device=device, layer=args.layer),
         read_caption_data(paths["captions"], paths["images"], paths["instances"], limit=args.limit),
         out / "captions",
         options,
     )
     vqa = explain_vqa(
-        load_run_vqa(args.vqa, device=device),
+        load_run_vqa(args.vqa, device=device, layer=args.layer),
         read_vqa_data(
             paths["questions"],
             paths["images"],

@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         categories=args.categories,
         limit=args.limit,
     )
-    model = load_run_captioner(args.checkpoint, hf=args.hf, device=run_device(args.device))
+    device = run_device(args.device)
+    model = load_run_captioner(args.checkpoint, hf=args.hf, device=device, layer=args.layer)
     result = explain_captions(model, data, args.out, options_from_arguments(args))
     return print_run(result, args.out)
 

@@ -86,8 +86,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         limit=args.limit,
     )
     answers = read_json(args.answers) if args.answers else None
+    device = run_device(args.device)
     model = load_run_vqa(
-        args.checkpoint, hf=args.hf, answers=answers, device=run_device(args.device)
+        args.checkpoint, hf=args.hf, answers=answers, device=device, layer=args.layer
     )
     result = explain_vqa(model, data, args.out, options_from_arguments(args))
     return print_run(result, args.out)

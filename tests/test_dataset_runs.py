@@ -267,6 +267,21 @@ def test_restarting_with_other_options_is_refused(captions_run, dataset):
         )
 
 
+def test_another_layer_is_explained_on_request_and_an_unknown_one_is_listed(dataset, tmp_path):
+    options = arguments(dataset, "vqa", tmp_path) + ["--limit", "2", "--deletion-steps", "0"]
+    with one_thread():
+        script("explain_vqa").main(options + ["--layer", "encoder.stem"])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["layer"] == "encoder.stem"
+    assert "maps: gradcam at layer encoder.stem" in (tmp_path / "report.txt").read_text()
+    record = next(r for r in items(tmp_path) if "error" not in r)
+    assert read_map(tmp_path, record["question_id"]).raw.shape[-2:] == (32, 32)  # stride 4
+    elsewhere = tmp_path / "elsewhere"
+    with pytest.raises(ValueError, match="no layer named 'encoder.stm'.*encoder.stem"):
+        script("explain_vqa").main(options + ["--layer", "encoder.stm", "--out", str(elsewhere)])
+    assert not elsewhere.exists()
+
+
 # ----------------------------------------------------------------------------- VQA
 
 
