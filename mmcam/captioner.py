@@ -95,6 +95,7 @@ class CaptionerConfig:
     # The LSTM's first state from the mean of the grid (Show-Attend-Tell) or zeros; from zeros,
     # every word's evidence passes through the attention, so its map is where it looked.
     start_from_image: bool = True
+    memory_kernel: int = 1  # each cell's memory from a k x k neighbourhood of the grid
 
 
 class Captioner(nn.Module):
@@ -116,7 +117,9 @@ class Captioner(nn.Module):
         )
         c = config
         self.encoder = ConvEncoder(c.encoder_widths)
-        self.memory = nn.Linear(self.encoder.channels + 2, c.memory_dim)
+        self.memory = nn.Conv2d(
+            self.encoder.channels + 2, c.memory_dim, c.memory_kernel, padding=c.memory_kernel // 2
+        )
         self.init_h = nn.Linear(c.memory_dim, c.hidden_dim)
         self.init_c = nn.Linear(c.memory_dim, c.hidden_dim)
         self.attend_memory = nn.Linear(c.memory_dim, c.attention_dim)
@@ -135,8 +138,8 @@ class Captioner(nn.Module):
 
     def memory_from_grid(self, grid: Tensor) -> Tensor:
         """`[N, C, h, w]` feature grid -> `[N, h*w, D]`; batch size taken from `grid`."""
-        cells = add_coordinates(grid).flatten(2).transpose(1, 2)  # [N, h*w, C+2]
-        return torch.relu(self.memory(cells))
+        cells = self.memory(add_coordinates(grid)).flatten(2).transpose(1, 2)  # [N, h*w, D]
+        return torch.relu(cells)
 
     # ------------------------------------------------------------------ decoder
 

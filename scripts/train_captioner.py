@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=256, help="decoder LSTM units")
     p.add_argument("--beam-size", type=int, default=1, help="beam size for validation captions")
     p.add_argument(
+        "--memory-kernel", type=int, default=1, help="cells each memory vector sees (k x k)"
+    )
+    p.add_argument(
         "--zero-start",
         action="store_true",
         help="start the LSTM from zeros, not from the image's mean feature, so every word's "
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         encoder_widths=args.widths,
         hidden_dim=args.hidden,
         start_from_image=not args.zero_start,
+        memory_kernel=args.memory_kernel,
     )
     train_set = CaptionDataset(
         args.data, "train", vocab, references=args.references or None, limit=args.train_limit
