@@ -3,7 +3,7 @@
 MLP), trained from scratch on the shapes data.
 
     image [B, 3, 128, 128] -> encoder.features [B, C, 16, 16]   (the Grad-CAM layer)
-      -> + 2 coordinate channels -> memory [B, 256, D]  (one vector per grid cell)
+      -> + 2 coordinate channels -> k x k conv -> memory [B, 256, D]  (one vector per cell)
       -> per step: attention over the 256 cells, LSTMCell(word, context) -> next-word logits
 
 Everything after `encoder.features` takes its batch size from the tensors it gets, so the
