@@ -13,7 +13,7 @@ drops rows as they finish, so a row with `lengths[b] = t` costs t steps.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -157,14 +157,24 @@ class Captioner(nn.Module):
         self, memory: Tensor, keys: Tensor, words: Tensor, h: Tensor, c: Tensor
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """One decoding step: next-word logits `[N, V]`, new (h, c), attention `[N, h*w]`."""
+        h, c, context, alpha = self.advance(memory, keys, words, h, c)
+        return self.readout(h, context), h, c, alpha
+
+    def advance(
+        self, memory: Tensor, keys: Tensor, words: Tensor, h: Tensor, c: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """A step without its output layer: new (h, c), the read context `[N, D]`, attention."""
         query = self.attend_hidden(h)[:, :, None]  # [N, A, 1]
         scores = torch.bmm(keys, query).squeeze(2) * self.config.attention_dim**-0.5
         alpha = torch.softmax(scores, dim=1)  # [N, h*w]
         context = torch.bmm(alpha[:, None], memory).squeeze(1)  # [N, D]
         context = torch.sigmoid(self.gate(h)) * context
         h, c = self.cell(torch.cat([self.embed(words), context], dim=1), (h, c))
-        logits = self.out(self.dropout(torch.cat([h, context], dim=1)))
-        return logits, h, c, alpha
+        return h, c, context, alpha
+
+    def readout(self, h: Tensor, context: Tensor) -> Tensor:
+        """Next-word logits `[N, V]` from a step's state and context."""
+        return self.out(self.dropout(torch.cat([h, context], dim=1)))
 
     def decode_logits(self, features: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Teacher-forced logits `[N, L, V]`: `logits[n, t]` scores `tokens[n, t + 1]`.
@@ -172,27 +182,48 @@ class Captioner(nn.Module):
         Only steps `t < lengths[n]` are computed (rows leave the loop as they finish); the rest
         are zeros. `features` is `encode`'s output (or a replica of it), `[N, h*w, D]`."""
         n, steps = tokens.shape
+        order, decoded = self._teacher_forced_steps(features, tokens, lengths)
+        rows = []
+        for _, h, context in decoded:
+            logits = self.readout(h, context)
+            rows.append(F.pad(logits, (0, 0, 0, n - logits.shape[0])))
+        out = features.new_zeros(n, steps, self.config.vocab_size)
+        if rows:
+            out_sorted = torch.stack(rows, dim=1)  # [N, T, V], rows in length order
+            out = out.index_copy(0, order, F.pad(out_sorted, (0, 0, 0, steps - len(rows))))
+        return out
+
+    def decode_last_logits(self, features: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """`[N, V]`: row n's logits at its last step, `lengths[n] - 1`; the output layer runs
+        once per row (on the rows that finish at each step) instead of at every step."""
+        order, decoded = self._teacher_forced_steps(features, tokens, lengths.clamp(min=1))
+        last = [self.readout(h[going_on:], context[going_on:]) for going_on, h, context in decoded]
+        out = torch.cat(last[::-1])  # the longest rows finish last and come first in `order`
+        return torch.zeros_like(out).index_copy(0, order, out)
+
+    def _teacher_forced_steps(
+        self, features: Tensor, tokens: Tensor, lengths: Tensor
+    ) -> tuple[Tensor, Iterator[tuple[int, Tensor, Tensor]]]:
+        """The rows' order by decreasing length, and the steps: for each, how many rows go on
+        after it and the (h, context) of the rows still active, in that order."""
+        n, steps = tokens.shape
         if features.shape[0] != n:
             raise ValueError(f"{features.shape[0]} feature rows for {n} token rows")
         lengths = lengths.to(tokens.device).clamp(max=steps)
         order = torch.argsort(lengths, descending=True, stable=True)
         memory, tokens_sorted, sorted_lengths = features[order], tokens[order], lengths[order]
-        h, c, keys = self.init_state(memory)
-        rows = []
-        for t in range(int(sorted_lengths.max()) if n else 0):
-            active = int((sorted_lengths > t).sum())  # rows sorted: the first `active` go on
-            logits, h_new, c_new, _ = self.step(
-                memory[:active], keys[:active], tokens_sorted[:active, t], h[:active], c[:active]
-            )
-            h, c = h_new, c_new
-            rows.append(F.pad(logits, (0, 0, 0, n - active)))
-        out = torch.zeros(
-            n, steps, self.config.vocab_size, device=tokens.device, dtype=memory.dtype
-        )
-        if rows:
-            out_sorted = torch.stack(rows, dim=1)  # [N, T, V]
-            out = out.index_copy(0, order, F.pad(out_sorted, (0, 0, 0, steps - len(rows))))
-        return out
+
+        def decoded() -> Iterator[tuple[int, Tensor, Tensor]]:
+            h, c, keys = self.init_state(memory)
+            for t in range(int(sorted_lengths.max()) if n else 0):
+                active = int((sorted_lengths > t).sum())  # sorted: the first `active` go on
+                h, c, context, _ = self.advance(
+                    memory[:active], keys[:active], tokens_sorted[:active, t], h[:active],
+                    c[:active],
+                )  # fmt: skip
+                yield int((sorted_lengths > t + 1).sum()), h, context
+
+        return order, decoded()
 
     # ------------------------------------------------------------------ generation
 

@@ -91,11 +91,16 @@ class WordReplicas:
         return self.word_index + 1
 
     def scores(self, logits: Tensor) -> Tensor:
-        """Each replica's word log-probability `[B, T]`, 0 past a caption's end."""
-        logp = token_logprobs(logits, self.replica_tokens, self.lengths)  # [B*T, L-1]
-        scores = logp.gather(1, self.word_index[:, None]).view(self.batch, self.steps)
+        """Each replica's word log-probability `[B, T]` from teacher-forced logits `[B*T, L, V]`
+        or from the scored step's logits alone `[B*T, V]`; 0 past a caption's end."""
+        if logits.dim() == 3:
+            logp = token_logprobs(logits, self.replica_tokens, self.lengths)  # [B*T, L-1]
+            scores = logp.gather(1, self.word_index[:, None])
+        else:
+            scored = self.replica_tokens.gather(1, self.lengths[:, None])  # [B*T, 1]
+            scores = torch.log_softmax(logits.float(), dim=-1).gather(1, scored)
         valid = self.word_index.view(self.batch, self.steps) < self.counts[:, None]
-        return torch.where(valid, scores, 0.0)
+        return torch.where(valid, scores.view(self.batch, self.steps), 0.0)
 
 
 class CaptionExplainer:
@@ -150,7 +155,8 @@ class CaptionExplainer:
         with explaining(model, images.device):
             with Tap(model, self.layer, replicas=steps, to_grid=self.to_grid) as tap:
                 features = model.encode(images)
-                logits = model.decode_logits(features, replicas.replica_tokens, replicas.lengths)
+                decode = getattr(model, "decode_last_logits", model.decode_logits)
+                logits = decode(features, replicas.replica_tokens, replicas.lengths)
             scores = replicas.scores(logits)  # [B, T]
             activations, gradients = tap.gradients(scores)  # [B*T, K, h, w]
             tap.release()

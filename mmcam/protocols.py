@@ -34,6 +34,11 @@ class CaptionModel(Protocol):
         are never read, so a model may skip them (an LSTM over a packed sequence does).
         """
 
+    # Optional, not checked: `decode_last_logits(features, tokens, lengths) -> [B, V]`, the
+    # logits of step `lengths[b] - 1` only (scoring `tokens[b, lengths[b]]`). Per-word maps need
+    # one scored step per replica, so a model with a large vocabulary that offers it is
+    # explained without computing the output layer at every step (`ShowAndTell` does).
+
     def generate(self, images: Tensor, max_length: int = 20, beam_size: int = 1) -> list[list[int]]:
         """Token ids of each image's caption, without BOS and EOS."""
 

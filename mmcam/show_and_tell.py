@@ -57,13 +57,23 @@ class ShowAndTell(nn.Module):
 
     def decode_logits(self, features: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Teacher-forced logits `[N, L, V]`; the LSTM runs only `lengths[n]` steps of row n."""
+        hidden, _ = self._decode(features, tokens, lengths)
+        hidden, _ = pad_packed_sequence(hidden, batch_first=True, total_length=tokens.shape[1])
+        return self.out(hidden)
+
+    def decode_last_logits(self, features: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """`[N, V]`: row n's logits at its last step, `lengths[n] - 1` (they score
+        `tokens[n, lengths[n]]`). The output layer runs once per row instead of once per step:
+        with a COCO-sized vocabulary it is most of the decoder's cost."""
+        _, (last, _) = self._decode(features, tokens, lengths)
+        return self.out(last[-1])  # the packed LSTM's final state is each row's last step
+
+    def _decode(self, features: Tensor, tokens: Tensor, lengths: Tensor):
         steps = lengths.clamp(min=1, max=tokens.shape[1]).cpu()
         packed = pack_padded_sequence(
             self.embed(tokens), steps, batch_first=True, enforce_sorted=False
         )
-        hidden, _ = self.lstm(packed, self._state(features))
-        hidden, _ = pad_packed_sequence(hidden, batch_first=True, total_length=tokens.shape[1])
-        return self.out(hidden)
+        return self.lstm(packed, self._state(features))
 
     @torch.no_grad()
     def generate(self, images: Tensor, max_length: int = 20, beam_size: int = 1) -> list[list[int]]:

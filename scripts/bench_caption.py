@@ -1,10 +1,10 @@
 """Per-word caption maps, three ways, side by side: mmcam's one batched pass; one forward and
 one backward per word (Captum's LayerGradCam per word, what Captum and pytorch-grad-cam users
 must do); one shared forward and one backward per word through the retained graph (torchcam's
-way). Batch of 8 random images, captions of 12 words, random seeded weights, three captioners:
-Show and Tell (resnet18 encoder, 512-unit LSTM, 224x224: the headline figures), and the
-bundled attention captioner's architecture at its bundled size and with a 512-unit LSTM
-(128x128)."""
+way). Batch of 8 random images, captions of 12 words, a COCO-sized vocabulary, random seeded
+weights, three captioners: Show and Tell (resnet18 encoder, 512-unit LSTM, 224x224: the
+headline figures), and the bundled attention captioner's architecture at its bundled size and
+with a 512-unit LSTM (128x128)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ from mmcam.show_and_tell import ShowAndTell
 from mmcam.vocab import Vocabulary
 from mmcam.word_baselines import maps_forward_backward_per_word, maps_retained_graph
 
+BUNDLED = {"memory_kernel": 3, "start_from_image": False}  # as models/captioner/config.json
 ATTENTION_SIZES = {
-    "attention": {},
+    "attention": BUNDLED,
     "attention512": {
+        **BUNDLED,
         "encoder_widths": [64, 128, 256],
         "memory_dim": 256,
         "hidden_dim": 512,
@@ -66,6 +68,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=8, help="images per batch")
     parser.add_argument("--words", type=int, default=12, help="words per caption")
+    parser.add_argument(
+        "--vocab",
+        type=int,
+        default=10000,
+        help="vocabulary size (default: 10000, about a COCO caption vocabulary of the words "
+        "seen 5 or more times)",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per contender")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
@@ -73,8 +82,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    vocab = Vocabulary([f"word{i}" for i in range(40)])
-    first_word = len(vocab) - 40
+    vocab = Vocabulary([f"word{i}" for i in range(args.vocab)])
+    first_word = len(vocab) - args.vocab
     captions = torch.randint(first_word, len(vocab), (args.batch, args.words)).tolist()
     times, figures = {}, {}
     for name, model, layer, side in captioners(vocab):

@@ -8,6 +8,7 @@ from captum.attr import LayerGradCam
 from tiny_models import TinyCaptioner, TinyVQA
 
 from mmcam.cam import grad_cam
+from mmcam.captioner import Captioner, CaptionerConfig
 from mmcam.captioning import CaptionExplainer, caption_tokens
 from mmcam.show_and_tell import ShowAndTell
 from mmcam.tap import Tap
@@ -181,3 +182,28 @@ def test_show_and_tell_word_maps_equal_the_per_word_baselines():
     assert len(generated) == 2 and all(len(caption) <= 4 for caption in generated)
     with pytest.raises(ValueError, match="decodes greedily"):
         model.generate(images, beam_size=3)
+
+
+def attention_captioner(vocab: Vocabulary) -> Captioner:
+    config = CaptionerConfig(
+        len(vocab), [8, 8, 8], memory_dim=8, embed_dim=8, hidden_dim=16, attention_dim=8,
+        image_size=32, memory_kernel=3,
+    )  # fmt: skip
+    return Captioner(config, vocab)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda vocab: ShowAndTell(vocab, hidden_dim=16, embed_dim=8), attention_captioner],
+)
+def test_last_step_logits_are_the_teacher_forced_logits_at_each_rows_last_step(build):
+    torch.manual_seed(4)
+    model = build(Vocabulary(["a", "red", "circle"])).eval()
+    features = model.encode(torch.rand(3, 3, 32, 32))
+    tokens, _ = caption_tokens([[4, 5, 6], [4], [6, 5]], 1, 2, 0, torch.device("cpu"))
+    lengths = torch.tensor([3, 1, 2])
+    with torch.no_grad():
+        full = model.decode_logits(features, tokens, lengths)
+        last = model.decode_last_logits(features, tokens, lengths)
+    torch.testing.assert_close(last, full[torch.arange(3), lengths - 1])
+    assert not torch.equal(last[0], full[0, 0])  # a later step, not the first

@@ -72,16 +72,16 @@ def test_decode_logits_honours_lengths_and_costs_one_step_per_counted_token() ->
     tokens = torch.randint(4, len(model.vocab), (3, 7))
     tokens[:, 0] = model.bos_index
     rows_decoded = []
-    step = model.step
+    advance = model.advance
 
-    def counting_step(memory, *args):
+    def counting_advance(memory, *args):
         rows_decoded.append(memory.shape[0])
-        return step(memory, *args)
+        return advance(memory, *args)
 
     with torch.no_grad():
         memory = model.encode(images)
         full = model.decode_logits(memory, tokens, torch.tensor([7, 7, 7]))
-        model.step = counting_step
+        model.advance = counting_advance
         short = model.decode_logits(memory, tokens, torch.tensor([2, 6, 1]))
     assert rows_decoded == [3, 2, 1, 1, 1, 1]  # replica with length t runs t steps
     assert sum(rows_decoded) == 2 + 6 + 1
