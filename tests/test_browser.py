@@ -123,6 +123,8 @@ def test_captioning_tab_in_a_browser(browser_page, demo):
     )
     examples.locator("button.gallery-item").first.click()
     page.wait_for_selector("#caption-image img")
+    page.get_by_role("radio", name="HiResCAM").check()  # it points best on these models
+    wait_until_idle(page)
     page.click("#caption-run")
     wait_for_new_image(page, "#caption-map", None)
     page.wait_for_function(
@@ -143,6 +145,10 @@ def test_captioning_tab_in_a_browser(browser_page, demo):
     assert page.locator("#caption-text textarea").input_value() == expected
     assert page.locator("#caption-word input").input_value() == f"{target + 1}: {words[target]}"
     assert page.locator("#caption-box textarea").input_value().startswith("[x, y, w, h] = [")
+    assert page.get_by_role("radio", name="HiResCAM").is_checked()
+    files = "xpath=following::td[contains(@class,'filename')][1]"
+    download = page.locator("#caption-map").locator(files)
+    assert download.get_attribute("aria-label").endswith("-hirescam.png")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     screenshot = page.screenshot(full_page=True)
     (SCREENSHOTS / "captioning.png").write_bytes(screenshot)
