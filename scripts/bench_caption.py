@@ -75,6 +75,12 @@ def main() -> None:
         help="vocabulary size (default: 10000, about a COCO caption vocabulary of the words "
         "seen 5 or more times)",
     )
+    parser.add_argument(
+        "--all-step-logits",
+        action="store_true",
+        help="make mmcam ask the decoders for every step's logits, as for a model without "
+        "decode_last_logits (to see what that method buys)",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per contender")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
@@ -87,6 +93,8 @@ def main() -> None:
     captions = torch.randint(first_word, len(vocab), (args.batch, args.words)).tolist()
     times, figures = {}, {}
     for name, model, layer, side in captioners(vocab):
+        if args.all_step_logits:  # the explainer falls back to decode_logits
+            model.decode_last_logits = model.decode_logits
         images = torch.rand(args.batch, 3, side, side)
         measured = time_side_by_side(
             contenders(model, layer, images, captions), repeats=args.repeats, warmup=1
