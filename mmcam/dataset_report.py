@@ -31,8 +31,9 @@ from mmcam.vocab import tokenize
 
 __all__ = ["BoxScores", "caption_metrics", "report_text", "summary", "vqa_metrics"]
 
-SWEEP = tuple(t for t in DEFAULT_THRESHOLDS if 0.1 - 1e-9 <= t <= 0.5 + 1e-9)
-"""The box thresholds reported for localisation accuracy: 0.10, 0.15, ..., 0.50."""
+SWEEP = tuple(round(0.1 + 0.05 * i, 2) for i in range(9))
+"""The box thresholds reported for localisation accuracy: 0.10, 0.15, ..., 0.50 (all in
+`DEFAULT_THRESHOLDS`, whose hits each scored map records)."""
 
 
 def _fraction(hits: float, count: int) -> float | None:
@@ -381,7 +382,7 @@ def _box_lines(metrics: Mapping[str, Any]) -> list[str]:
         f"{_number(located['accuracy'])}",
         "  threshold " + " ".join(f"{k:>5}" for k in located["sweep"]),
         "  accuracy  " + " ".join(f"{_number(v, 2):>5}" for v in located["sweep"].values()),
-        f"MaxBoxAcc (thresholds 0.05-0.95): {_number(best['accuracy'])} at {best['threshold']:g}",
+        f"MaxBoxAcc (thresholds 0.00-0.99, step 0.01): {_number(best['accuracy'])} at {best['threshold']:g}",
         f"  {'category':<16} {'maps':>5} {'pointing':>9} {'loc acc':>8} {'no object':>10}",
     ]
     for name, row in metrics["per_category"].items():

@@ -57,8 +57,8 @@ __all__ = [
 BoxLike: TypeAlias = "Box | Sequence[float] | torch.Tensor"
 BoxesLike: TypeAlias = "BoxLike | Sequence[BoxLike] | torch.Tensor"
 
-DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
-"""MaxBoxAcc sweep: 0.05, 0.10, ..., 0.95 (fractions of each map's maximum)."""
+DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(100))
+"""MaxBoxAcc sweep: 0.00, 0.01, ..., 0.99 (fractions of each map's maximum), Choe et al.'s grid."""
 
 
 # ----------------------------------------------------------------------------- boxes
@@ -195,10 +195,11 @@ def max_box_acc(
         gt = _as_boxes(gt_boxes[i])
         if len(gt) == 0:
             raise ValueError(f"image {i} has no ground-truth box; leave such images out")
-        for j, t in enumerate(thresholds):
-            boxes = _boxes_from_array(heat, t, "largest", 1)
-            if boxes and float(box_iou_matrix(boxes, gt).max()) >= iou_threshold:
-                hits[j] += 1
+        boxes = [_boxes_from_array(heat, t, "largest", 1) for t in thresholds]
+        found = [j for j, box in enumerate(boxes) if box]  # an empty map has no box
+        if found:
+            ious = box_iou_matrix([boxes[j][0] for j in found], gt).amax(dim=1)  # [found]
+            hits[found] += (ious >= iou_threshold).numpy()
     accuracies = (hits / maps.shape[0]).tolist()
     best = int(np.argmax(accuracies))  # first maximum: smallest threshold
     return MaxBoxAcc(accuracies[best], thresholds[best], thresholds, accuracies, iou_threshold)

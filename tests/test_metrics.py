@@ -81,9 +81,9 @@ def test_max_box_acc_picks_the_threshold_that_fits_both_maps():
     assert result.accuracies == [0.5, 0.5, 1.0, 0.5, 0.5]
     assert (result.accuracy, result.threshold) == (1.0, 0.3)
     assert result.thresholds == [0.1, 0.2, 0.3, 0.4, 0.5]
-    # Default sweep covers 0.05..0.95 and includes 0.15 and 0.2.
+    # The default sweep is Choe et al.'s 0.00..0.99 in steps of 0.01.
     default = max_box_acc(torch.stack([m1, m2]), gts)
-    assert {0.15, 0.2, 0.5} <= set(default.thresholds)
+    assert default.thresholds == [i / 100 for i in range(100)]
     assert default.accuracy == 1.0 and default.threshold == 0.25
 
 
