@@ -382,7 +382,8 @@ def _box_lines(metrics: Mapping[str, Any]) -> list[str]:
         f"{_number(located['accuracy'])}",
         "  threshold " + " ".join(f"{k:>5}" for k in located["sweep"]),
         "  accuracy  " + " ".join(f"{_number(v, 2):>5}" for v in located["sweep"].values()),
-        f"MaxBoxAcc (thresholds 0.00-0.99, step 0.01): {_number(best['accuracy'])} at {best['threshold']:g}",
+        f"MaxBoxAcc (thresholds 0.00-0.99, step 0.01): {_number(best['accuracy'])} "
+        f"at {best['threshold']:g}",
         f"  {'category':<16} {'maps':>5} {'pointing':>9} {'loc acc':>8} {'no object':>10}",
     ]
     for name, row in metrics["per_category"].items():
