@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from captum.attr import Occlusion
-from oracle import close
+from oracle import assert_matches
 from tiny_models import TinyCaptioner, TinyVQA
 
 from mmcam.perturbation import occlusion
@@ -28,9 +28,9 @@ def test_occlusion_equals_captum(tiny_classifier, window, stride, fill, per_eval
     captum = Occlusion(model).attribute(
         images, (3, *win), (3, *step), fill, CLASSES, perturbations_per_eval=per_eval
     )
-    close(ours.raw, captum)
+    assert_matches(ours.raw, captum)
     assert ours.raw.shape == (3, 3, 16, 16) and ours.maps.shape == (3, 16, 16)
-    close(ours.scores, model(images)[torch.arange(3), CLASSES])
+    assert_matches(ours.scores, model(images)[torch.arange(3), CLASSES])
 
 
 def test_a_per_channel_fill_equals_captum_with_that_baseline(tiny_classifier):
@@ -39,7 +39,7 @@ def test_a_per_channel_fill_equals_captum_with_that_baseline(tiny_classifier):
     ours = occlusion(model, images, ClassLogit(CLASSES), 4, 3, fill, batch_size=8)
     captum = Occlusion(model).attribute(images, (3, 4, 4), (3, 3, 3), fill.expand_as(images),
                                         CLASSES, perturbations_per_eval=4)  # fmt: skip
-    close(ours.raw, captum)
+    assert_matches(ours.raw, captum)
 
 
 def test_occlusion_of_a_region_sum_is_exact():
@@ -98,7 +98,7 @@ def test_caption_and_word_drops_are_the_log_probability_drops(captioner, batch_s
                 for top, left in [(0, 0), (0, 4), (4, 4)]:
                     expected = by_hand(score, images[row], top, left, 4, 0.0)
                     assert float(ours.raw[r, 0, top, left]) == pytest.approx(expected, abs=1e-5)
-                close(ours.scores[row], score(images[row]))
+                assert_matches(ours.scores[row], score(images[row]))
         assert (ours.scores < 0).all()
 
 
@@ -110,7 +110,7 @@ def test_vqa_drop_is_the_answers_score_drop_and_independent_of_batch_size():
     answers = ClassLogit([2, 0])
     one = occlusion(model, images, answers, 2, 2, 0.0, 1, forward_args=(questions,))
     many = occlusion(model, images, answers, 2, 2, 0.0, 64, forward_args=(questions,))
-    close(one.raw, many.raw)
+    assert_matches(one.raw, many.raw)
     score = lambda x: model(x, questions[1:])[:, 0]  # noqa: E731
     with torch.no_grad():
         expected = by_hand(score, images[1:], 6, 2, 2, 0.0)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from captum.attr import Deconvolution, GuidedBackprop, GuidedGradCam
-from oracle import close
+from oracle import assert_matches
 from tiny_models import TinyCaptioner, TinyCNN, TinyVQA
 from torch import nn
 
@@ -43,16 +43,16 @@ def quiet(call, *args, **kwargs):
 def test_guided_backprop_equals_captum_with_a_class_per_image(tiny_classifier):
     model, images = tiny_classifier
     ours = guided_backprop(model, images, ClassLogit(CLASSES))
-    close(ours.raw, quiet(GuidedBackprop(model).attribute, images, target=CLASSES))
+    assert_matches(ours.raw, quiet(GuidedBackprop(model).attribute, images, target=CLASSES))
     assert ours.raw.shape == (3, 3, 16, 16) and ours.maps.shape == (3, 16, 16)
-    close(ours.scores, model(images)[torch.arange(3), CLASSES])
+    assert_matches(ours.scores, model(images)[torch.arange(3), CLASSES])
     assert not torch.allclose(ours.raw, plain_gradient(model, images, CLASSES))
 
 
 def test_deconvnet_equals_captum(tiny_classifier):
     model, images = tiny_classifier
     ours = deconvnet(model, images, ClassLogit(CLASSES))
-    close(ours.raw, quiet(Deconvolution(model).attribute, images, target=CLASSES))
+    assert_matches(ours.raw, quiet(Deconvolution(model).attribute, images, target=CLASSES))
 
 
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
@@ -60,7 +60,7 @@ def test_guided_grad_cam_equals_captum(tiny_classifier, mode):
     model, images = tiny_classifier
     ours = guided_grad_cam(model, images, ClassLogit(CLASSES), model, "features", mode=mode)
     captum = GuidedGradCam(model, model.features)
-    close(ours.raw, quiet(captum.attribute, images, target=CLASSES, interpolate_mode=mode))
+    assert_matches(ours.raw, quiet(captum.attribute, images, target=CLASSES, interpolate_mode=mode))
 
 
 def test_guided_backprop_equals_captum_on_resnet18_with_in_place_relus():
@@ -68,7 +68,7 @@ def test_guided_backprop_equals_captum_on_resnet18_with_in_place_relus():
     model = torchvision.models.resnet18().eval()
     images = torch.randn(2, 3, 64, 64)
     ours = guided_backprop(model, images, ClassLogit([7, 2]))
-    close(ours.raw, quiet(GuidedBackprop(model).attribute, images, target=[7, 2]))
+    assert_matches(ours.raw, quiet(GuidedBackprop(model).attribute, images, target=[7, 2]))
 
 
 class FunctionalCNN(TinyCNN):
@@ -88,7 +88,7 @@ def test_functional_relu_gives_the_same_guided_map_as_its_module_twin(tiny_class
     twin = FunctionalCNN().eval()
     twin.load_state_dict(model.state_dict())
     for method in (guided_backprop, deconvnet):
-        close(method(twin, images, ClassLogit(CLASSES)).raw,
+        assert_matches(method(twin, images, ClassLogit(CLASSES)).raw,
               method(model, images, ClassLogit(CLASSES)).raw)  # fmt: skip
 
 
@@ -109,11 +109,11 @@ def test_relu6_network_gets_the_guided_rule(tiny_classifier, activation):
     twin = twin_with(activation, model)
     with torch.no_grad():
         assert twin.features(twin.body(small)).max() < 6
-    close(guided_backprop(twin, small, ClassLogit(CLASSES)).raw,
+    assert_matches(guided_backprop(twin, small, ClassLogit(CLASSES)).raw,
           guided_backprop(model, small, ClassLogit(CLASSES)).raw)  # fmt: skip
     if isinstance(activation, nn.ReLU6):
         captum = quiet(GuidedBackprop(twin).attribute, small, target=CLASSES)
-        close(captum, plain_gradient(twin, small, CLASSES))  # the Captum limitation
+        assert_matches(captum, plain_gradient(twin, small, CLASSES))  # the Captum limitation
 
 
 def test_relu6_guided_rule_stops_gradients_above_six():
@@ -146,14 +146,14 @@ def test_a_model_without_relu_family_activations_warns_and_gives_plain_gradient(
     smooth = twin_with(nn.GELU(), model)
     with pytest.warns(UserWarning, match=r"\(activations seen: gelu\).*plain input gradient"):
         ours = guided_backprop(smooth, images, ClassLogit(CLASSES))
-    close(ours.raw, plain_gradient(smooth, images, CLASSES))
+    assert_matches(ours.raw, plain_gradient(smooth, images, CLASSES))
 
 
 def test_batched_maps_equal_one_image_at_a_time(tiny_classifier):
     model, images = tiny_classifier
     batched = guided_backprop(model, images, ClassLogit(CLASSES)).raw
     for row, label in enumerate(CLASSES):
-        close(batched[row : row + 1], guided_backprop(model, images[row : row + 1],
+        assert_matches(batched[row : row + 1], guided_backprop(model, images[row : row + 1],
                                                       ClassLogit(label)).raw)  # fmt: skip
 
 
@@ -221,17 +221,17 @@ def test_caption_word_and_vqa_targets_batched_equal_per_image():
             single = guided_backprop(lambda x, r=r: caption_forward(x, tokens[r : r + 1],
                                                                     lengths[r : r + 1]),
                                      images[r : r + 1], one(slice(r, r + 1)))  # fmt: skip
-            close(batched.raw[r : r + 1], single.raw)
-            close(batched.scores[r : r + 1], single.scores)
+            assert_matches(batched.raw[r : r + 1], single.raw)
+            assert_matches(batched.scores[r : r + 1], single.scores)
         assert batched.scores.shape == (2,) and (batched.scores < 0).all()
 
     vqa = TinyVQA().eval()
     questions = vqa.tokenize(["what colour is it", "is it left"])
     answers = ClassLogit([2, 0])
     batched = guided_backprop(vqa, images, answers, forward_args=(questions,))
-    close(batched.scores, vqa(images, questions)[torch.arange(2), [2, 0]].detach())
+    assert_matches(batched.scores, vqa(images, questions)[torch.arange(2), [2, 0]].detach())
     single = guided_backprop(vqa, images[1:], ClassLogit(0), forward_args=(questions[1:],))
-    close(batched.raw[1:], single.raw)
+    assert_matches(batched.raw[1:], single.raw)
 
 
 def test_strongest_feature_map_is_the_deconvnet_projection_of_the_top_channel(tiny_classifier):
@@ -247,7 +247,7 @@ def test_strongest_feature_map_is_the_deconvnet_projection_of_the_top_channel(ti
         grid = model.features(model.body(images))  # [B, K, h, w]
     channels = grid.sum(dim=(2, 3)).argmax(1)
     assert ours.labels == [f"features channel {int(k)}" for k in channels]
-    close(ours.scores, grid.sum(dim=(2, 3))[torch.arange(3), channels])
+    assert_matches(ours.scores, grid.sum(dim=(2, 3))[torch.arange(3), channels])
     seed = grid * F.one_hot(channels, grid.shape[1])[:, :, None, None]
 
     class Projection(nn.Module):  # <A_k*, A> as a network for Captum's Deconvolution
@@ -258,10 +258,10 @@ def test_strongest_feature_map_is_the_deconvnet_projection_of_the_top_channel(ti
         def forward(self, x):
             return (self.features(self.body(x)) * seed).sum(dim=(1, 2, 3))
 
-    close(ours.raw, quiet(Deconvolution(Projection()).attribute, images))
+    assert_matches(ours.raw, quiet(Deconvolution(Projection()).attribute, images))
     with_target = strongest_feature_map(model, images, model, "features", ClassLogit(CLASSES))
-    close(with_target.raw, ours.raw)
-    close(with_target.scores, model(images)[torch.arange(3), CLASSES].detach())
+    assert_matches(with_target.raw, ours.raw)
+    assert_matches(with_target.scores, model(images)[torch.arange(3), CLASSES].detach())
 
 
 def test_short_target_list_raises(tiny_classifier):
@@ -294,8 +294,8 @@ def test_one_row_per_method_for_a_caption_and_a_vqa_example(tmp_path):
         for explanation in rows.values():
             assert explanation.maps.shape == (2, 8, 8) and explanation.raw.shape == (2, 3, 8, 8)
         direct = occlusion(forward, images, target, 4, 2, forward_args=args)
-        close(rows["occlusion"].raw, direct.raw)
-        close(rows["guided backprop"].scores, rows["occlusion"].scores)
+        assert_matches(rows["occlusion"].raw, direct.raw)
+        assert_matches(rows["guided backprop"].scores, rows["occlusion"].scores)
         panel = panel_row(rows, "pixel methods", index=1)
         assert panel.titles[:4] == names[:4]
         assert panel.titles[4].startswith(f"strongest feature map: {layer} channel ")
