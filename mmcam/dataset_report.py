@@ -31,9 +31,9 @@ from mmcam.vocab import tokenize
 
 __all__ = ["BoxScores", "caption_metrics", "report_text", "summary", "vqa_metrics"]
 
-SWEEP = tuple(round(0.1 + 0.05 * i, 2) for i in range(9))
-"""The box thresholds reported for localisation accuracy: 0.10, 0.15, ..., 0.50 (all in
-`DEFAULT_THRESHOLDS`, whose hits each scored map records)."""
+SWEEP = DEFAULT_THRESHOLDS[10:51:5]
+"""The box thresholds reported for localisation accuracy: 0.10, 0.15, ..., 0.50, taken from
+`DEFAULT_THRESHOLDS` (0.00, 0.01, ...), whose hits each scored map records."""
 
 
 def _fraction(hits: float, count: int) -> float | None:
