@@ -5,6 +5,10 @@ teacher forcing. All words are explained in one forward and one backward pass: t
 layer's output is replicated once per word, replica t scores word t, and replica t only
 decodes the t + 1 steps word t depends on. Gradients are linear, so the whole caption's
 gradient is the sum of the words' gradients and its map comes for free.
+
+Guided backpropagation and deconvnet (`RULE_METHODS`) explain in pixel space through a
+non-linear backward rule, so there each word, and the whole caption, is a row of its own from
+the input up: one forward and one backward pass over (words + 1) copies of each image.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from torch import Tensor, nn
 from mmcam.cam import maps_from_gradients
 from mmcam.explanation import Explanation
 from mmcam.model_state import explaining
+from mmcam.pixel_methods import RULE_METHODS, pixel_explanation, rule_gradients
 from mmcam.protocols import CaptionModel
 from mmcam.tap import Grid, Tap
-from mmcam.targets import token_logprobs
+from mmcam.targets import CaptionRows, token_logprobs
 
 
 @dataclass
@@ -90,6 +95,11 @@ class WordReplicas:
     def lengths(self) -> Tensor:
         return self.word_index + 1
 
+    @property
+    def valid(self) -> Tensor:
+        """`[B, T]`: replica (b, t) scores a word of caption b (not padding past its end)."""
+        return self.word_index.view(self.batch, self.steps) < self.counts[:, None]
+
     def scores(self, logits: Tensor) -> Tensor:
         """Each replica's word log-probability `[B, T]` from teacher-forced logits `[B*T, L, V]`
         or from the scored step's logits alone `[B*T, V]`; 0 past a caption's end."""
@@ -99,12 +109,12 @@ class WordReplicas:
         else:
             scored = self.replica_tokens.gather(1, self.lengths[:, None])  # [B*T, 1]
             scores = torch.log_softmax(logits.float(), dim=-1).gather(1, scored)
-        valid = self.word_index.view(self.batch, self.steps) < self.counts[:, None]
-        return torch.where(valid, scores.view(self.batch, self.steps), 0.0)
+        return torch.where(self.valid, scores.view(self.batch, self.steps), 0.0)
 
 
 class CaptionExplainer:
-    """Grad-CAM family maps for any model that satisfies `mmcam.protocols.CaptionModel`.
+    """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
+    that satisfies `mmcam.protocols.CaptionModel`.
 
     `layer` is the explained layer inside `model.encode` (a dotted name or a module);
     `to_grid` reshapes its output to `[N, K, h, w]` when it is not already a feature grid.
@@ -144,13 +154,20 @@ class CaptionExplainer:
         max_length: int = 20,
         beam_size: int = 1,
     ) -> CaptionExplanation:
-        """Maps of every word of each image's caption (generated when `captions` is None)."""
+        """Maps of every word of each image's caption (generated when `captions` is None) by
+        `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer, or
+        "guided_backprop" / "deconvnet" at the input."""
         if captions is None:
             captions = self.generate(images, max_length, beam_size)
         if len(captions) != images.shape[0]:
             raise ValueError(f"{len(captions)} captions for {images.shape[0]} images")
         model = self.model
         replicas = WordReplicas.of(model, captions, self.include_end, images.device)
+        labels = [self._labels(caption) for caption in captions]
+        texts = [" ".join(model.words(caption)) for caption in captions]
+        if method in RULE_METHODS:
+            words, caption = self._explain_by_rule(images, replicas, method, labels)
+            return CaptionExplanation([list(c) for c in captions], texts, words, caption)
         batch, steps = replicas.batch, replicas.steps
         with explaining(model, images.device):
             with Tap(model, self.layer, replicas=steps, to_grid=self.to_grid) as tap:
@@ -161,7 +178,6 @@ class CaptionExplainer:
             activations, gradients = tap.gradients(scores)  # [B*T, K, h, w]
             tap.release()
         size = images.shape[-2:]
-        labels = [self._labels(caption) for caption in captions]
         words = maps_from_gradients(activations, gradients, scores, method, size, labels)
         grid = activations.shape[1:]
         caption = maps_from_gradients(
@@ -172,8 +188,48 @@ class CaptionExplainer:
             size,
             [" ".join(label) for label in labels],
         )
-        texts = [" ".join(model.words(caption)) for caption in captions]
         return CaptionExplanation([list(c) for c in captions], texts, words, caption)
+
+    def _explain_by_rule(
+        self, images: Tensor, replicas: WordReplicas, method: str, labels: list[list[str]]
+    ) -> tuple[Explanation, Explanation]:
+        """Pixel-space maps of every word `[B, T, 3, H, W]` and of every caption `[B, 3, H, W]`:
+        a row per word (decoding the steps it depends on) and a row per whole caption."""
+        model, batch, steps = self.model, replicas.batch, replicas.steps
+        word_rows = replicas.valid.flatten().nonzero().squeeze(1)  # [W] into the B*T replicas
+        words = len(word_rows)
+        everyone = torch.arange(batch, device=images.device)
+        positions = torch.cat([replicas.word_index[word_rows], torch.full_like(everyone, -1)])
+        counts = replicas.counts[torch.cat([word_rows // steps, everyone])]
+        tokens = torch.cat([replicas.replica_tokens[word_rows], replicas.tokens])
+        decoded = torch.where(positions >= 0, positions + 1, counts)  # steps each row needs
+
+        def forward(inputs: Tensor, tokens: Tensor, decoded: Tensor) -> Tensor:
+            return model.decode_logits(model.encode(inputs), tokens, decoded)
+
+        gradients, scores = rule_gradients(
+            RULE_METHODS[method],
+            forward,
+            images[torch.cat([word_rows // steps, everyone])],
+            CaptionRows(tokens, counts, positions),
+            model,
+            (tokens, decoded),
+        )
+        word_raw = gradients.new_zeros(batch * steps, *gradients.shape[1:])
+        word_raw[word_rows] = gradients[:words]
+        word_scores = scores.new_zeros(batch * steps)
+        word_scores[word_rows] = scores[:words]
+        return (
+            pixel_explanation(
+                word_raw.view(batch, steps, *gradients.shape[1:]),
+                word_scores.view(batch, steps),
+                method,
+                labels,
+            ),
+            pixel_explanation(
+                gradients[words:], scores[words:], method, [" ".join(label) for label in labels]
+            ),
+        )
 
     def _labels(self, caption: Sequence[int]) -> list[str]:
         return self.model.words(caption) + (["<end>"] if self.include_end else [])

@@ -209,6 +209,7 @@ def caption_metrics(
         **located,
         "deletion_auc": deletion.metrics(),
         "method": options.method,
+        "smooth": options.smooth,
         "bad_data": bad_data,
     }
 
@@ -283,6 +284,7 @@ def vqa_metrics(
         },
         "deletion_auc": deletion.metrics(),
         "method": options.method,
+        "smooth": options.smooth,
         "bad_data": bad_data,
     }
 
@@ -322,7 +324,9 @@ def _number(value: Any, digits: int = 3) -> str:
 
 def report_text(metrics: Mapping[str, Any]) -> str:
     """A short report of a run's metrics for a person to read."""
-    lines = [f"maps: {metrics['method']} at layer {metrics['layer']}"]
+    where = f"at layer {metrics['layer']}" if metrics["layer"] else "in pixel space"
+    blur = f", blurred by a Gaussian of sigma {metrics['smooth']:g} px" if metrics["smooth"] else ""
+    lines = [f"maps: {metrics['method']} {where}{blur}"]
     if metrics["task"] == "captions":
         lines.append(f"captions: {metrics['images']} images, {metrics['captioned']} captioned")
         bleu = metrics["bleu"]

@@ -23,8 +23,10 @@ Files written to `<out>` (all atomically) once every chunk is done:
     vqa_results.json       [{"question_id", "answer"}]                (VQA)
     boxes_results.json     COCO detection results [{"image_id", "category_id", "bbox", "score"}]
     maps.npz               raw maps at layer resolution: key image id -> [words, h, w]
-                           (captions), key question id -> [top_k, h, w] (VQA); `read_map`
-                           upsamples one to its image's pixels
+                           (captions), key question id -> [top_k, h, w] (VQA); for the
+                           pixel-space methods (guided backprop, deconvnet) the [0, 1] maps
+                           at input resolution, as float16; `read_map` resizes one to its
+                           image's pixels
     items.jsonl            one record per image (captions) or question (VQA), every detail
     metrics.json, report.txt   see `mmcam.dataset_report`
     figures/               overlays with boxes, with `save_figures`
@@ -62,7 +64,7 @@ from mmcam.datasets import (
     read_vqa,
 )
 from mmcam.explanation import Explanation
-from mmcam.localize import boxes_from_map, resize_map
+from mmcam.localize import boxes_from_map, resize_map, smooth_maps
 from mmcam.methods import GRADIENT_METHODS
 from mmcam.metrics import (
     DEFAULT_THRESHOLDS,
@@ -75,6 +77,7 @@ from mmcam.metrics import (
     vqa_accuracy,
 )
 from mmcam.model_state import explaining
+from mmcam.pixel_methods import RULE_METHODS
 from mmcam.runner import (
     ChunkedRun,
     LoadedChunk,
@@ -313,6 +316,7 @@ class RunOptions:
     `run.json`: a restart must use the same ones."""
 
     method: str = "gradcam"
+    smooth: float = 0.0  # Gaussian sigma (input pixels) blurring maps before they are scored
     box_threshold: float = 0.15
     pointing_tolerance: float = 15.0
     deletion_steps: int = 20  # 0: no deletion AUC
@@ -417,6 +421,15 @@ def _score_map(
     return scored
 
 
+def _stored_maps(explained: Explanation, row: int, count: int | None = None) -> np.ndarray:
+    """What `maps.npz` keeps of item `row`'s first `count` maps: the raw maps at layer
+    resolution (float32), or for a pixel-space method its [0, 1] maps at input resolution
+    (float16: the signed [3, H, W] attributions would take six times the space)."""
+    if explained.method in RULE_METHODS:
+        return explained.maps[row, :count].half().cpu().numpy()
+    return explained.raw[row, :count].float().cpu().numpy()
+
+
 def _deletion(
     image: Tensor, heat: Tensor, score: Callable[[Tensor], Tensor], steps: int, seed: int
 ) -> dict[str, float]:
@@ -509,8 +522,8 @@ def _caption_chunk(
             index = spoken.index(row)
             words = result.word_labels(index)
             count = len(words)
-            word_maps = result.words.maps[index, :count]  # [T, H, W] input resolution
-            arrays[str(image_id)] = result.words.raw[index, :count].float().cpu().numpy()
+            word_maps = smooth_maps(result.words.maps[index, :count], options.smooth)  # [T, H, W]
+            arrays[str(image_id)] = _stored_maps(result.words, index, count)
             record["caption"] = text if text is not None else result.texts[index]
             record["words"] = words
             record["word_scores"] = result.words.scores[index, :count].tolist()
@@ -531,7 +544,7 @@ def _caption_chunk(
             if options.deletion_steps:
                 record["deletion_auc"] = _deletion(
                     images[row],
-                    result.caption.maps[index],
+                    smooth_maps(result.caption.maps[index], options.smooth),
                     caption_score(model.model, caption),
                     options.deletion_steps,
                     image_id,
@@ -613,7 +626,7 @@ def _vqa_chunk(
         for row, (item, loaded) in enumerate(batch):
             record = records[item.question_id]
             answer = result.answers[row][0]
-            arrays[str(item.question_id)] = result.maps.raw[row].float().cpu().numpy()
+            arrays[str(item.question_id)] = _stored_maps(result.maps, row)
             record["answer"] = answer
             record["top_answers"] = result.answers[row]
             record["probabilities"] = result.probabilities[row].tolist()
@@ -629,17 +642,18 @@ def _vqa_chunk(
                     )
             record["categories"] = [mention.category for mention in mentions]
             record["category_ids"] = [mention.category_id for mention in mentions]
-            record.update(_score_map(result.maps.maps[row, 0], loaded.size, truth, options))
+            maps = smooth_maps(result.maps.maps[row], options.smooth)  # [k, H, W]
+            record.update(_score_map(maps[0], loaded.size, truth, options))
             if options.deletion_steps:
                 record["deletion_auc"] = _deletion(
                     images[row],
-                    result.maps.maps[row, 0],
+                    maps[0],
                     answer_score(model.model, item.question, answer_index[answer]),
                     options.deletion_steps,
                     item.question_id,
                 )
             if positions[item.image_id] < options.save_figures:
-                sized = resize_map(result.maps.maps[row].float().cpu(), loaded.size)
+                sized = resize_map(maps.float().cpu(), loaded.size)
                 chances = result.probabilities[row].tolist()
                 answers = result.answers[row]
                 titles = [f"{a} ({p:.2f})" for a, p in zip(answers, chances, strict=True)]
@@ -727,7 +741,8 @@ def _run(
     wait_for_all_ranks()
     if not shard.is_main:
         return None
-    metrics = _finish(run, out, task, data, options, model.layer)
+    layer = None if options.method in RULE_METHODS else model.layer  # pixel space: no layer
+    metrics = _finish(run, out, task, data, options, layer)
     write_json(out / "timing.json", timing)
     return RunResult(metrics, timing)
 
@@ -766,9 +781,10 @@ def _progress(
 
 
 def _finish(
-    run: ChunkedRun, out: Path, task: str, data: Any, options: RunOptions, layer: str
+    run: ChunkedRun, out: Path, task: str, data: Any, options: RunOptions, layer: str | None
 ) -> dict:
-    """Merge the parts into the output files, metrics and report (`layer`: the explained one)."""
+    """Merge the parts into the output files, metrics and report (`layer`: the explained one,
+    None for a pixel-space method)."""
     for stale in run.parts.glob(".*.tmp"):  # left by a process killed mid-write; every rank
         stale.unlink(missing_ok=True)  # is past the barrier, so none is being written now
     records = run.merged_records  # re-read from disk on each pass: memory stays flat
@@ -854,7 +870,7 @@ def read_map(out: str | Path, key: int, size: Sequence[int] | None = None) -> Ex
     """The maps stored for image (captions) or question (VQA) `key` in a finished run, as an
     `Explanation` upsampled to `size` (the image's (height, width); raw maps when None)."""
     with np.load(Path(out) / "maps.npz") as stored:
-        raw = torch.from_numpy(stored[str(key)])
+        raw = torch.from_numpy(stored[str(key)]).float()
     return Explanation.from_raw(raw, torch.zeros(raw.shape[:-2]), size, "stored")
 
 
@@ -937,8 +953,18 @@ def add_run_arguments(parser: Any, *, pointing_tolerance: float = 15.0, deletion
     group.add_argument(
         "--method",
         default="gradcam",
-        choices=list(GRADIENT_METHODS),
-        help="how maps are made (default: %(default)s)",
+        choices=[*GRADIENT_METHODS, *RULE_METHODS],
+        help="how maps are made: a CAM method at --layer, or guided_backprop / deconvnet in "
+        "pixel space (default: %(default)s)",
+    )
+    group.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        metavar="SIGMA",
+        help="blur every map by a Gaussian of SIGMA model-input pixels before boxes, pointing, "
+        "deletion and figures (maps.npz keeps the maps unblurred), so the speckles of a "
+        "guided-backprop map join one region (default: no blur)",
     )
     group.add_argument(
         "--box-threshold",
@@ -1001,6 +1027,7 @@ def options_from_arguments(args: Any) -> RunOptions:
     `--beam-size`, `--top-k` when the script has them)."""
     return RunOptions(
         method=args.method,
+        smooth=args.smooth,
         box_threshold=args.box_threshold,
         pointing_tolerance=args.pointing_tolerance,
         deletion_steps=args.deletion_steps,

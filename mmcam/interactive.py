@@ -45,7 +45,7 @@ from mmcam.perturbation import occlusion
 from mmcam.pixel_methods import guided_grad_cam
 from mmcam.protocols import CaptionModel, VQAModel
 from mmcam.tap import Grid
-from mmcam.targets import ClassLogit, token_logprobs
+from mmcam.targets import CaptionRows, ClassLogit
 from mmcam.visualize import overlay
 from mmcam.vqa import VQAExplainer
 
@@ -602,24 +602,6 @@ class Demo:
             except FileNotFoundError:  # another request removed it first
                 pass
         return Path(tempfile.mkdtemp(dir=self.work_dir))
-
-
-class CaptionRows:
-    """Row r scores word `positions[r]` of its caption, log p(w_t | w_<t, image), or the whole
-    caption, sum_t log p(w_t | w_<t, image), where `positions[r]` is -1. `lengths` are the word
-    counts (the end token is not scored), as in `CaptionExplainer`."""
-
-    def __init__(self, tokens: Tensor, lengths: Tensor, positions: Tensor) -> None:
-        self.tokens, self.lengths, self.positions = tokens, lengths, positions
-
-    def __call__(self, logits: Tensor) -> Tensor:
-        logp = token_logprobs(logits, self.tokens, self.lengths)  # [N, L-1]
-        word = logp.gather(1, self.positions.clamp(min=0)[:, None]).squeeze(1)
-        return torch.where(self.positions >= 0, word, logp.sum(dim=1))
-
-    def select(self, rows: Tensor) -> CaptionRows:
-        """The target of a batch whose row r copies row `rows[r]` (for occlusion)."""
-        return CaptionRows(self.tokens[rows], self.lengths[rows], self.positions[rows])
 
 
 def _pixel_method(

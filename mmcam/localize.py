@@ -3,7 +3,8 @@
 A map is thresholded at a fraction of its maximum (CAM, Zhou et al. 2016: 0.2; Grad-CAM,
 Selvaraju et al. 2017: 0.15), its connected components are found, and the box around the
 largest component (or around every component) is returned in COCO ``[x, y, w, h]`` pixels
-of the original image.
+of the original image. Speckled pixel-space maps (guided backprop) can be blurred first
+(`smooth_maps`), so the pieces of one object's outline join one component.
 
 Pixel convention (used by :mod:`mmcam.metrics` too): pixel ``(row r, column c)`` covers the
 continuous square ``[c, c + 1) x [r, r + 1)``; its centre is ``(c + 0.5, r + 0.5)``. A box
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-__all__ = ["Box", "boxes_from_map", "boxes_from_maps", "resize_map"]
+__all__ = ["Box", "boxes_from_map", "boxes_from_maps", "resize_map", "smooth_maps"]
 
 Keep = Literal["largest", "all"]
 
@@ -93,6 +94,20 @@ def resize_map(map: torch.Tensor, image_size: Sequence[int] | None) -> torch.Ten
     flat = map.reshape(-1, 1, *map.shape[-2:]).float()  # [N, 1, H, W]
     out = F.interpolate(flat, size=size, mode="bilinear", align_corners=False)
     return out.reshape(*lead, *size)
+
+
+def smooth_maps(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Maps `[..., H, W]` blurred by a Gaussian of `sigma` pixels (scipy.ndimage, edges
+    reflected) and rescaled to a maximum of 1; `sigma` 0 returns them unchanged."""
+    if sigma < 0:
+        raise ValueError(f"smoothing sigma must be >= 0 pixels, got {sigma}")
+    if sigma == 0:
+        return maps
+    array = maps.detach().float().cpu().numpy()
+    blurred = ndimage.gaussian_filter(array, sigma=(0,) * (array.ndim - 2) + (sigma, sigma))
+    peaks = blurred.max(axis=(-2, -1), keepdims=True)
+    scaled = np.divide(blurred, peaks, out=np.zeros_like(blurred), where=peaks > 0)
+    return torch.from_numpy(scaled).to(maps.device)
 
 
 def _boxes_from_array(heat: np.ndarray, threshold: float, keep: Keep, min_area: int) -> list[Box]:

@@ -13,9 +13,10 @@ other clipped ReLUs, LeakyReLU with slope >= 0). Smooth activations (GELU, SiLU,
 ...) keep their ordinary gradient; a forward pass that calls no activation of the family gets
 a warning, because the result is then the plain input gradient.
 
-Maps: `raw` keeps the signed attribution `[B, 3, H, W]`; `maps` is max_c |raw| normalised to
-[0, 1] `[B, H, W]`. The sign at the input is the sign of first-layer filter weights, not
-evidence for or against the target, so the magnitude is what a heat map should show.
+Maps: `raw` keeps the signed attribution `[B, 3, H, W]` (`[B, T, 3, H, W]` for T targets per
+image); `maps` is max_c |raw| normalised to [0, 1] `[B, H, W]` (`[B, T, H, W]`). The sign at
+the input is the sign of first-layer filter weights, not evidence for or against the target,
+so the magnitude is what a heat map should show.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ _OTHER_ACTIVATIONS = {
 
 
 RULES = ("guided", "deconvnet", "redirected")
+
+# The methods the caption and VQA explainers run with a ReLU rule, by name: their maps are
+# input gradients, one backward pass per explained score.
+RULE_METHODS = {"guided_backprop": "guided", "deconvnet": "deconvnet"}
 
 
 class _RuleActivation(torch.autograd.Function):
@@ -190,8 +195,8 @@ def rule_gradients(
 def pixel_explanation(
     raw: Tensor, scores: Tensor, method: str, labels: list | None = None
 ) -> Explanation:
-    """An `Explanation` of a signed pixel attribution `[B, C, H, W]`: maps = max_c |raw|."""
-    maps, empty = normalize_maps(raw.abs().amax(dim=1))  # [B, H, W]
+    """An `Explanation` of signed pixel attributions `[..., C, H, W]`: maps = max_c |raw|."""
+    maps, empty = normalize_maps(raw.abs().amax(dim=-3))  # [..., H, W]
     return Explanation(raw, maps, empty, scores.detach(), method, labels or [])
 
 

@@ -76,3 +76,21 @@ class WordLogProb:
         logp = token_logprobs(logits, self.tokens, self.lengths)  # [N, L-1]
         positions = ClassLogit(self.position).indices(logp.shape[0], logp.device)
         return logp.gather(1, positions[:, None]).squeeze(1)
+
+
+class CaptionRows:
+    """Row r scores word `positions[r]` of its caption, log p(w_t | w_<t, image), or the whole
+    caption, sum_t log p(w_t | w_<t, image), where `positions[r]` is -1. `lengths` are the tokens
+    each caption scores: its words, plus the end token when it is explained."""
+
+    def __init__(self, tokens: Tensor, lengths: Tensor, positions: Tensor) -> None:
+        self.tokens, self.lengths, self.positions = tokens, lengths, positions
+
+    def __call__(self, logits: Tensor) -> Tensor:
+        logp = token_logprobs(logits, self.tokens, self.lengths)  # [N, L-1]
+        word = logp.gather(1, self.positions.clamp(min=0)[:, None]).squeeze(1)
+        return torch.where(self.positions >= 0, word, logp.sum(dim=1))
+
+    def select(self, rows: Tensor) -> CaptionRows:
+        """The target of a batch whose row r copies row `rows[r]` (for occlusion)."""
+        return CaptionRows(self.tokens[rows], self.lengths[rows], self.positions[rows])

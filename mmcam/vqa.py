@@ -3,6 +3,10 @@
 One forward and one backward pass give the maps of all top-k answers: the tapped image layer
 is replicated k times and replica j scores the j-th answer's logit. The counterfactual map
 (what argues against an answer) reuses the same gradients.
+
+Guided backpropagation and deconvnet (`RULE_METHODS`) explain in pixel space through a
+non-linear backward rule: the answers are found first, then each is a row of its own from the
+input up (k copies of each image, one backward pass).
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from torch import Tensor, nn
 from mmcam.cam import maps_from_gradients
 from mmcam.explanation import Explanation
 from mmcam.model_state import explaining
+from mmcam.pixel_methods import RULE_METHODS, pixel_explanation, rule_gradients
 from mmcam.protocols import VQAModel
 from mmcam.tap import Grid, Tap
+from mmcam.targets import ClassLogit
 
 
 @dataclass
@@ -32,7 +38,8 @@ class VQAExplanation:
 
 
 class VQAExplainer:
-    """Grad-CAM family maps for any model that satisfies `mmcam.protocols.VQAModel`.
+    """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
+    that satisfies `mmcam.protocols.VQAModel`.
 
     `layer` is the explained layer on the image side (a dotted name or a module); `to_grid`
     reshapes its output to `[N, K, h, w]` when it is not already a feature grid.
@@ -59,7 +66,9 @@ class VQAExplainer:
         method: str = "gradcam",
         counterfactual: bool = False,
     ) -> VQAExplanation:
-        """Answer each question about its image and map the evidence for the top-k answers."""
+        """Answer each question about its image and map the evidence for the top-k answers by
+        `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer, or
+        "guided_backprop" / "deconvnet" at the input (without a counterfactual map)."""
         if len(questions) != images.shape[0]:
             raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")
         for question in questions:
@@ -68,6 +77,12 @@ class VQAExplainer:
         top_k = min(top_k, len(self.model.answers))
         tokens = _move_to(self.model.tokenize(list(questions)), images.device)
         batch = images.shape[0]
+        if method in RULE_METHODS:
+            if counterfactual:
+                raise ValueError(
+                    f"counterfactual maps come from the CAM methods, not from {method}"
+                )
+            return self._explain_by_rule(images, tokens, top_k, method)
         with explaining(self.model, images.device):
             with Tap(self.model, self.layer, replicas=top_k, to_grid=self.to_grid) as tap:
                 logits = self.model(images, _repeat_rows(tokens, top_k))  # [B*k, A]
@@ -86,6 +101,31 @@ class VQAExplainer:
                 activations, gradients, scores, "counterfactual", size, answers
             )
         return VQAExplanation(answers, probabilities, maps, against)
+
+    def _explain_by_rule(
+        self, images: Tensor, tokens: object, top_k: int, method: str
+    ) -> VQAExplanation:
+        """Pixel-space maps `[B, k, 3, H, W]` of the top-k answers, a row per (image, answer)."""
+        batch = images.shape[0]
+        with explaining(self.model, images.device), torch.no_grad():
+            logits = self.model(images, tokens)  # [B, A]
+        best = logits.topk(top_k, dim=1).indices  # [B, k]
+        gradients, scores = rule_gradients(
+            RULE_METHODS[method],
+            self.model,
+            images.repeat_interleave(top_k, dim=0),
+            ClassLogit(best.flatten()),
+            forward_args=(_repeat_rows(tokens, top_k),),
+        )
+        answers = [[self.model.answers[i] for i in row] for row in best.tolist()]
+        maps = pixel_explanation(
+            gradients.view(batch, top_k, *gradients.shape[1:]),
+            scores.view(batch, top_k),
+            method,
+            answers,
+        )
+        probabilities = torch.softmax(logits, dim=1).gather(1, best)
+        return VQAExplanation(answers, probabilities, maps, None)
 
 
 def _repeat_rows(questions: Tensor | Mapping | Sequence, times: int) -> Tensor | dict | list:

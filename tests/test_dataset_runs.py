@@ -19,16 +19,20 @@ import torch
 from PIL import Image
 
 from mmcam.captioner import Captioner, CaptionerConfig, save_captioner
+from mmcam.captioning import CaptionExplainer
 from mmcam.dataset_report import caption_metrics, vqa_metrics
 from mmcam.dataset_runs import (
     RunOptions,
     _deletion,
     _ground_truth,
     _score_map,
+    load_run_captioner,
+    load_run_vqa,
     read_map,
 )
 from mmcam.datasets import (
     CocoInstance,
+    load_image,
     read_coco_captions,
     read_json,
     read_vqa,
@@ -36,9 +40,11 @@ from mmcam.datasets import (
     top_answers,
     write_json,
 )
+from mmcam.localize import smooth_maps
 from mmcam.metrics import DEFAULT_THRESHOLDS, caption_bleu, vqa_accuracy
 from mmcam.shapes import write_shapes
 from mmcam.vocab import Vocabulary, tokenize
+from mmcam.vqa import VQAExplainer
 from mmcam.vqa_model import VQAConfig, VQANet, save_vqa_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -280,6 +286,42 @@ def test_another_layer_is_explained_on_request_and_an_unknown_one_is_listed(data
     with pytest.raises(ValueError, match="no layer named 'encoder.stm'.*encoder.stem"):
         script("explain_vqa").main(options + ["--layer", "encoder.stm", "--out", str(elsewhere)])
     assert not elsewhere.exists()
+
+
+@pytest.mark.parametrize("task", ["captions", "vqa"])
+def test_pixel_space_runs_store_the_explainers_maps_at_input_resolution(dataset, tmp_path, task):
+    options = ["--method", "guided_backprop", "--smooth", "2", "--limit", "2"]
+    with one_thread():
+        script("explain_captions" if task == "captions" else "explain_vqa").main(
+            arguments(dataset, task, tmp_path) + options
+        )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["method"] == "guided_backprop" and metrics["layer"] is None
+    assert metrics["smooth"] == 2
+    report = (tmp_path / "report.txt").read_text()
+    assert "maps: guided_backprop in pixel space, blurred by a Gaussian of sigma 2 px" in report
+    record = next(r for r in items(tmp_path) if r.get("words") or r.get("answer"))
+    file = dataset["paths"]["images"] / f"COCO_val2014_{record['image_id']:012d}.png"
+    if task == "captions":
+        model = load_run_captioner(dataset["models"] / "captioner")
+        explainer = CaptionExplainer(model.model, model.layer)
+        key, pixels = record["image_id"], model.preprocess(load_image(file))[None]
+        expected = explainer.explain(pixels, method="guided_backprop", max_length=4).words.maps[0]
+    else:
+        model = load_run_vqa(dataset["models"] / "vqa")
+        explainer = VQAExplainer(model.model, model.layer)
+        key, pixels = record["question_id"], model.preprocess(load_image(file))[None]
+        expected = explainer.explain(pixels, [record["question"]], method="guided_backprop")
+        expected = expected.maps.maps[0]
+    with np.load(tmp_path / "maps.npz") as maps:
+        stored = maps[str(key)]
+    assert stored.dtype == np.float16 and stored.shape == (len(expected), 128, 128)
+    np.testing.assert_allclose(stored, expected.numpy(), atol=2e-3, rtol=0)
+    assert read_map(tmp_path, key, (64, 96)).maps.shape == (len(expected), 64, 96)
+    if task == "vqa":  # the box comes from the blurred map (the unblurred one's differs)
+        blurred = _score_map(smooth_maps(expected[0], 2), (128, 128), None, RunOptions())
+        assert record["box"] == blurred["box"]
+        assert record["box"] != _score_map(expected[0], (128, 128), None, RunOptions())["box"]
 
 
 # ----------------------------------------------------------------------------- VQA

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from captum.attr import LayerGradCam
+from captum.attr import Deconvolution, GuidedBackprop, LayerGradCam
 from tiny_models import TinyCaptioner, TinyVQA
 
 from mmcam.cam import grad_cam
 from mmcam.captioner import Captioner, CaptionerConfig
 from mmcam.captioning import CaptionExplainer, caption_tokens
+from mmcam.pixel_methods import deconvnet, guided_backprop
 from mmcam.show_and_tell import ShowAndTell
 from mmcam.tap import Tap
 from mmcam.targets import CaptionLogProb, WordLogProb
@@ -52,6 +53,18 @@ def test_caption_logprob_equals_sum_of_word_logprobs(captioner, images):
     assert result.words.empty[1, 2:].tolist() == [True, True]
 
 
+def assert_words_match(words, single, position, fields):
+    """`single` explains word `position` of every caption (row r: caption r): its `fields` equal
+    that word's in the batched `words`, for each caption that has the word."""
+    for row, caption in enumerate(CAPTIONS):
+        if position < len(caption):
+            for name in fields:
+                theirs = getattr(single, name)[row]
+                torch.testing.assert_close(
+                    getattr(words, name)[row, position], theirs, atol=1e-5, rtol=0
+                )
+
+
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "counterfactual"])
 def test_word_maps_equal_one_word_at_a_time(captioner, images, method):
     result = CaptionExplainer(captioner, LAYER).explain(images, CAPTIONS, method=method)
@@ -61,14 +74,7 @@ def test_word_maps_equal_one_word_at_a_time(captioner, images, method):
             logits = captioner.decode_logits(captioner.encode(images), tokens, counts)
             scores = WordLogProb(tokens, counts, position)(logits)
         single = grad_cam(tap, scores, method, size=images.shape[-2:])
-        for row, caption in enumerate(CAPTIONS):
-            if position < len(caption):
-                torch.testing.assert_close(
-                    result.words.raw[row, position], single.raw[row], atol=1e-5, rtol=0
-                )
-                torch.testing.assert_close(
-                    result.words.maps[row, position], single.maps[row], atol=1e-5, rtol=0
-                )
+        assert_words_match(result.words, single, position, ("raw", "maps"))
     assert result.words.raw.abs().sum() > 0
 
 
@@ -81,6 +87,32 @@ def test_caption_map_equals_map_of_the_caption_logprob(captioner, images, method
         scores = CaptionLogProb(tokens, counts)(logits)
     direct = grad_cam(tap, scores, method, size=images.shape[-2:])
     torch.testing.assert_close(result.caption.raw, direct.raw, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["guided_backprop", "deconvnet"])
+def test_pixel_word_and_caption_maps_equal_one_target_at_a_time(captioner, images, method):
+    result = CaptionExplainer(captioner, LAYER).explain(images, CAPTIONS, method=method)
+    tokens, counts = teacher_forced(CAPTIONS)
+    single_target = guided_backprop if method == "guided_backprop" else deconvnet
+
+    def forward(inputs, tokens, counts):
+        return captioner.decode_logits(captioner.encode(inputs), tokens, counts)
+
+    def direct(target):
+        return single_target(
+            forward, images, target, model=captioner, forward_args=(tokens, counts)
+        )
+
+    for position in range(4):
+        single = direct(WordLogProb(tokens, counts, position))
+        assert_words_match(result.words, single, position, ("raw", "scores"))
+    whole = direct(CaptionLogProb(tokens, counts))
+    torch.testing.assert_close(result.caption.raw, whole.raw, atol=1e-6, rtol=0)
+    torch.testing.assert_close(result.caption.maps, whole.maps, atol=1e-5, rtol=0)
+    assert result.words.raw.shape == (2, 4, 3, 8, 8) and result.words.maps.shape == (2, 4, 8, 8)
+    assert result.words.empty.tolist() == [[False] * 4, [False, False, True, True]]
+    # The rule is not linear in the score: the caption needs its own row, not the words' sum.
+    assert (result.caption.raw - result.words.raw.sum(dim=1)).abs().max() > 1e-4
 
 
 def test_generated_caption_is_explained_and_model_left_as_found(captioner, images):
@@ -151,6 +183,33 @@ def test_vqa_counterfactual_is_gradcam_of_the_negated_score(vqa, images):
     torch.testing.assert_close(
         result.counterfactual.raw[:, 0], theirs.squeeze(1).detach(), atol=1e-5, rtol=0
     )
+
+
+@pytest.mark.parametrize("method", ["guided_backprop", "deconvnet"])
+def test_vqa_pixel_maps_equal_captum(vqa, images, method):
+    explainer = VQAExplainer(vqa, "image.features")
+    result = explainer.explain(images, QUESTIONS, top_k=3, method=method)
+    cam = explainer.explain(images, QUESTIONS, top_k=3)
+    assert result.answers == cam.answers
+    torch.testing.assert_close(result.probabilities, cam.probabilities, atol=1e-6, rtol=0)
+    questions = vqa.tokenize(QUESTIONS)
+
+    class Answering(torch.nn.Module):  # Captum's rules need the model as one module
+        def __init__(self) -> None:
+            super().__init__()
+            self.vqa = vqa
+
+        def forward(self, inputs):
+            return self.vqa(inputs, questions)
+
+    oracle = (GuidedBackprop if method == "guided_backprop" else Deconvolution)(Answering())
+    for rank in range(3):
+        answer = [vqa.answers.index(answers[rank]) for answers in result.answers]
+        theirs = oracle.attribute(images, target=answer)
+        torch.testing.assert_close(result.maps.raw[:, rank], theirs, atol=1e-6, rtol=0)
+    assert result.maps.raw.abs().sum() > 0 and result.maps.maps.shape == (2, 3, 8, 8)
+    with pytest.raises(ValueError, match="counterfactual maps come from the CAM methods"):
+        explainer.explain(images, QUESTIONS, method=method, counterfactual=True)
 
 
 def test_vqa_refuses_empty_question_and_mismatched_batch(vqa, images):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mmcam.localize import Box, boxes_from_map, boxes_from_maps, resize_map
+from mmcam.localize import Box, boxes_from_map, boxes_from_maps, resize_map, smooth_maps
 
 
 def two_blob_map() -> torch.Tensor:
@@ -110,3 +110,30 @@ def test_clear_errors():
         boxes_from_map(torch.full((4, 4), float("nan")))
     with pytest.raises(ValueError, match="one per map"):
         boxes_from_maps(torch.zeros(3, 4, 4), image_sizes=[(8, 8), (8, 8)])
+
+
+def test_smoothing_an_impulse_gives_the_gaussian_and_batches():
+    impulse = torch.zeros(2, 3, 21, 21)
+    impulse[1, 2, 10, 12] = 5.0
+    smooth = smooth_maps(impulse, 2.0)
+    rows, cols = torch.meshgrid(torch.arange(21.0), torch.arange(21.0), indexing="ij")
+    gaussian = torch.exp(-((rows - 10) ** 2 + (cols - 12) ** 2) / (2 * 2.0**2))
+    inside = (rows - 10).abs() <= 8  # scipy truncates the kernel at 4 sigma
+    inside &= (cols - 12).abs() <= 8
+    torch.testing.assert_close(smooth[1, 2], torch.where(inside, gaussian, 0.0), atol=1e-6, rtol=0)
+    assert smooth[0].abs().sum() == 0 and smooth[1, :2].abs().sum() == 0  # rows stay apart
+    assert smooth_maps(impulse, 0) is impulse
+    with pytest.raises(ValueError, match="sigma must be >= 0 pixels, got -1"):
+        smooth_maps(impulse, -1)
+
+
+def test_smoothing_joins_a_speckled_outline_into_one_box():
+    heat = torch.zeros(64, 64)
+    edge = torch.arange(16, 48, 4)
+    heat[16, edge] = heat[47, edge] = heat[edge, 16] = heat[edge, 47] = 1.0
+    heat[16, 16] = 1.5  # one speckle brighter than the rest
+    (speck,) = boxes_from_map(heat, 0.15)
+    assert speck.area == 1
+    (outline,) = boxes_from_map(smooth_maps(heat, 2.0), 0.15)
+    assert outline.x <= 16 and outline.y <= 16 and outline.x + outline.w >= 48
+    assert outline.y + outline.h >= 48 and outline.w <= 40
