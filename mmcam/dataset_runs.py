@@ -118,7 +118,8 @@ __all__ = [
 class ExplainedModel:
     """A model ready for a dataset run: the model (a `CaptionModel` or `VQAModel`), its
     explained layer and grid reshape, its preprocessing (PIL image -> input `[3, H, W]`,
-    run in DataLoader workers), and how a caption's token ids read as text."""
+    run in DataLoader workers), how a caption's token ids read as text, and whether the
+    pixel-space methods apply (its network has ReLUs for their backward rule)."""
 
     model: nn.Module
     layer: str
@@ -126,6 +127,7 @@ class ExplainedModel:
     name: str
     to_grid: Grid | None = None
     caption_text: Callable[[list[int]], str] | None = None
+    pixel_space: bool = True
 
     def __post_init__(self) -> None:
         find_layer(self.model, self.layer)  # an unknown name fails now, listing the valid ones
@@ -167,6 +169,7 @@ def load_run_captioner(
             f"hf:{hf}",
             adapter.to_grid,
             lambda ids: adapter.tokenizer.decode(ids, skip_special_tokens=True),
+            pixel_space=False,
         )
     from mmcam.captioner import DEFAULT_CAPTIONER, load_captioner, preprocess
 
@@ -196,6 +199,7 @@ def load_run_vqa(
             _HFImages(adapter.processor),
             f"hf:{hf}",
             adapter.to_grid,
+            pixel_space=False,
         )
     from mmcam.vqa_model import DEFAULT_VQA, load_vqa_model, preprocess
 
@@ -722,6 +726,11 @@ def _run(
     """The chunks of `ids` this process has left, explained by `explain_chunk`; then, on the
     main process once every rank is done, the merged outputs."""
     out, options = Path(out), options or RunOptions()
+    if options.method in RULE_METHODS and not model.pixel_space:
+        raise ValueError(
+            f"{options.method} needs ReLUs for its backward rule, and {model.name} (a "
+            "transformer) has GELUs; use a CAM method (--method gradcam, gradcam++, hirescam)"
+        )
     shard = join_process_group() if shard is None else shard
     positions = {image_id: index for index, image_id in enumerate(ids)}
     run = _start(out, task, ids, model, options, shard)

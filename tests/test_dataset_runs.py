@@ -542,3 +542,9 @@ def test_hugging_face_models_run_through_the_same_scripts(dataset, tmp_path):
     assert {r["answer"] for r in results} <= set(answers) and vqa["vqa_accuracy"] is not None
     with np.load(tmp_path / "v" / "maps.npz") as maps:
         assert maps[str(results[0]["question_id"])].shape == (3, 3, 3)  # 48 px / 16 px patches
+    with pytest.raises(ValueError, match="guided_backprop needs ReLUs .* use a CAM method"):
+        script("explain_vqa").main(
+            [*common, "--hf", str(tmp_path / "vilt"), "--out", str(tmp_path / "g"),
+             "--method", "guided_backprop"]
+        )  # fmt: skip
+    assert not (tmp_path / "g").exists()
