@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from mmcam.cam import maps_from_gradients
 from mmcam.explanation import Explanation
 from mmcam.model_state import explaining
-from mmcam.pixel_methods import RULE_METHODS, pixel_explanation, rule_gradients
+from mmcam.pixel_methods import RULE_METHODS, check_method, pixel_explanation, rule_gradients
 from mmcam.protocols import CaptionModel
 from mmcam.tap import Grid, Tap
 from mmcam.targets import CaptionRows, token_logprobs
@@ -157,6 +157,7 @@ class CaptionExplainer:
         """Maps of every word of each image's caption (generated when `captions` is None) by
         `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer, or
         "guided_backprop" / "deconvnet" at the input."""
+        check_method(method)
         if captions is None:
             captions = self.generate(images, max_length, beam_size)
         if len(captions) != images.shape[0]:
@@ -200,7 +201,8 @@ class CaptionExplainer:
         words = len(word_rows)
         everyone = torch.arange(batch, device=images.device)
         positions = torch.cat([replicas.word_index[word_rows], torch.full_like(everyone, -1)])
-        counts = replicas.counts[torch.cat([word_rows // steps, everyone])]
+        sources = torch.cat([word_rows // steps, everyone])  # the image each row explains
+        counts = replicas.counts[sources]
         tokens = torch.cat([replicas.replica_tokens[word_rows], replicas.tokens])
         decoded = torch.where(positions >= 0, positions + 1, counts)  # steps each row needs
 
@@ -210,7 +212,7 @@ class CaptionExplainer:
         gradients, scores = rule_gradients(
             RULE_METHODS[method],
             forward,
-            images[torch.cat([word_rows // steps, everyone])],
+            images[sources],
             CaptionRows(tokens, counts, positions),
             model,
             (tokens, decoded),

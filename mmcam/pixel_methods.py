@@ -33,7 +33,7 @@ from torch.overrides import TorchFunctionMode
 
 from mmcam.explanation import Explanation, normalize_maps
 from mmcam.layer_output import LayerReached
-from mmcam.methods import gradient_map
+from mmcam.methods import GRADIENT_METHODS, gradient_map
 from mmcam.model_state import explaining
 from mmcam.perturbation import occlusion
 from mmcam.tap import Tap, find_layer
@@ -59,6 +59,13 @@ RULES = ("guided", "deconvnet", "redirected")
 # The methods the caption and VQA explainers run with a ReLU rule, by name: their maps are
 # input gradients, one backward pass per explained score.
 RULE_METHODS = {"guided_backprop": "guided", "deconvnet": "deconvnet"}
+
+
+def check_method(method: str) -> None:
+    """Refuse a method the caption and VQA explainers do not know, naming the ones they do."""
+    if method not in GRADIENT_METHODS and method not in RULE_METHODS:
+        known = ", ".join([*GRADIENT_METHODS, *RULE_METHODS])
+        raise ValueError(f"unknown method {method!r}; choose one of {known}")
 
 
 class _RuleActivation(torch.autograd.Function):

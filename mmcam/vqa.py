@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from mmcam.cam import maps_from_gradients
 from mmcam.explanation import Explanation
 from mmcam.model_state import explaining
-from mmcam.pixel_methods import RULE_METHODS, pixel_explanation, rule_gradients
+from mmcam.pixel_methods import RULE_METHODS, check_method, pixel_explanation, rule_gradients
 from mmcam.protocols import VQAModel
 from mmcam.tap import Grid, Tap
 from mmcam.targets import ClassLogit
@@ -69,6 +69,7 @@ class VQAExplainer:
         """Answer each question about its image and map the evidence for the top-k answers by
         `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer, or
         "guided_backprop" / "deconvnet" at the input (without a counterfactual map)."""
+        check_method(method)
         if len(questions) != images.shape[0]:
             raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")
         for question in questions:

@@ -212,6 +212,14 @@ def test_vqa_pixel_maps_equal_captum(vqa, images, method):
         explainer.explain(images, QUESTIONS, method=method, counterfactual=True)
 
 
+def test_an_unknown_method_is_refused_with_every_known_one(captioner, vqa, images):
+    known = "gradcam, gradcam[+][+], counterfactual, hirescam, guided_backprop, deconvnet"
+    with pytest.raises(ValueError, match=f"unknown method 'guided'; choose one of {known}"):
+        CaptionExplainer(captioner, LAYER).explain(images, CAPTIONS, method="guided")
+    with pytest.raises(ValueError, match=f"unknown method 'guided'; choose one of {known}"):
+        VQAExplainer(vqa, "image.features").explain(images, QUESTIONS, method="guided")
+
+
 def test_vqa_refuses_empty_question_and_mismatched_batch(vqa, images):
     explainer = VQAExplainer(vqa, "image.features")
     with pytest.raises(ValueError, match="empty question"):
