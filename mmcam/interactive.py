@@ -42,7 +42,7 @@ from mmcam.explanation import Explanation, normalize_maps
 from mmcam.localize import Box, boxes_from_map
 from mmcam.methods import GRADIENT_METHODS
 from mmcam.perturbation import occlusion
-from mmcam.pixel_methods import guided_grad_cam
+from mmcam.pixel_methods import guided_backprop, guided_grad_cam
 from mmcam.protocols import CaptionModel, VQAModel
 from mmcam.tap import Grid
 from mmcam.targets import CaptionRows, ClassLogit
@@ -77,6 +77,7 @@ METHODS = {
     "Grad-CAM++": "gradcam++",
     "Counterfactual": "counterfactual",
     "HiResCAM": "hirescam",
+    "Guided backprop": "guided_backprop",
     "Guided Grad-CAM": "guided_grad_cam",
     "Occlusion": "occlusion",
 }
@@ -287,7 +288,7 @@ class AnswerResult:
     files: list[Path]  # PNGs of `heat_map` and `counterfactual`, then vqa-maps.npz
     notes: str  # e.g. the words the model did not know and ignored
     mapped: list[str]  # the answers `maps` explain: all of `choices` for the gradient methods,
-    # only `selected` for guided Grad-CAM and occlusion (they cost a pass per answer)
+    # only `selected` for the pixel methods (they cost a pass per answer)
     maps: Tensor  # [len(mapped), S, S] in [0, 1], at the model's input resolution
     counterfactual_maps: Tensor  # [k, S, S]: one per answer in `choices`
     image_size: tuple[int, int]
@@ -467,9 +468,10 @@ class Demo:
         tokens, _ = caption_tokens(
             [caption], model.bos_index, model.eos_index, model.pad_index, inputs.device
         )
-        # Row t < T explains word t; guided Grad-CAM adds row T for the whole caption (the
-        # words' summed log-probability). Occlusion is linear in the scores, so the caption's
-        # drop is the sum of the words' drops and needs no row of its own.
+        # Row t < T explains word t; guided backprop and guided Grad-CAM add row T for the whole
+        # caption (the words' summed log-probability: their rules are not linear). Occlusion is
+        # linear in the scores, so the caption's drop is the sum of the words' drops and needs no
+        # row of its own.
         rows = count + (method != "occlusion")
         positions = torch.arange(rows, device=inputs.device)
         positions[count:] = -1
@@ -614,7 +616,10 @@ def _pixel_method(
     forward_args: Sequence[Tensor],
     grid: tuple[int, int],
 ) -> Explanation:
-    """Guided Grad-CAM, or occlusion with (window, stride) `grid`, of one target per row."""
+    """Guided backprop, guided Grad-CAM, or occlusion with (window, stride) `grid`, of one target
+    per row."""
+    if method == "guided_backprop":
+        return guided_backprop(forward, rows, target, model=model, forward_args=forward_args)
     if method == "guided_grad_cam":
         return guided_grad_cam(forward, rows, target, model, layer, forward_args=forward_args)
     window, stride = grid

@@ -26,7 +26,7 @@ from mmcam.datasets import load_image, preprocess  # noqa: E402
 from mmcam.interactive import Demo, bundled_examples  # noqa: E402
 from mmcam.localize import boxes_from_map  # noqa: E402
 from mmcam.perturbation import occlusion  # noqa: E402
-from mmcam.pixel_methods import guided_grad_cam  # noqa: E402
+from mmcam.pixel_methods import guided_backprop, guided_grad_cam  # noqa: E402
 from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb  # noqa: E402
 from mmcam.vqa import VQAExplainer  # noqa: E402
 
@@ -259,6 +259,13 @@ def test_pixel_method_maps_equal_the_library_calls(demo, samples):
     def forward(x, t, n):
         return model.decode_logits(model.encode(x), t, n)
 
+    outlined = demo.caption(path, "Guided backprop", 1)
+    explained = CaptionExplainer(model, model.explained_layer).explain(
+        images, [caption], method="guided_backprop"
+    )
+    np.testing.assert_allclose(outlined.word_maps, explained.words.maps[0], atol=1e-5)
+    np.testing.assert_allclose(outlined.caption_map, explained.caption.maps[0], atol=1e-5)
+
     guided = demo.caption(path, "Guided Grad-CAM", 2)
     word = guided_grad_cam(
         forward,
@@ -305,6 +312,13 @@ def test_pixel_method_maps_equal_the_library_calls(demo, samples):
         window,
         stride,
         forward_args=(vqa.tokenize([question]),),
+    )
+    assert answered.mapped == [answered.selected]
+    np.testing.assert_allclose(answered.maps[0], expected.maps[0], atol=1e-5)
+    answered = demo.answer(path, question, "Guided backprop")
+    index = list(vqa.answers).index(answered.selected)
+    expected = guided_backprop(
+        vqa, images, ClassLogit([index]), forward_args=(vqa.tokenize([question]),)
     )
     assert answered.mapped == [answered.selected]
     np.testing.assert_allclose(answered.maps[0], expected.maps[0], atol=1e-5)
