@@ -13,7 +13,7 @@ the input up: one forward and one backward pass over (words + 1) copies of each 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -53,6 +53,29 @@ def caption_tokens(
         tokens[row, : len(caption) + 2] = torch.tensor([bos, *caption, eos])
     counts = torch.tensor([len(caption) for caption in captions])
     return tokens.to(device), counts.to(device)
+
+
+@dataclass
+class ScoreRows:
+    """One row per explained score, for the pixel-space methods (their backward rules are not
+    linear, so scores cannot share rows): each word of each caption (padding skipped), then, when
+    asked, each whole caption. Run `teacher_forced(model)(images[rows.images], rows.tokens,
+    rows.steps)` and score it with `rows.target`."""
+
+    images: Tensor  # [R]: the image each row explains
+    tokens: Tensor  # [R, L]: its teacher-forcing input
+    steps: Tensor  # [R]: the decoding steps it needs
+    target: CaptionRows
+    word_rows: Tensor  # [W]: where the first W rows (the words) sit among the B*T replicas
+
+
+def teacher_forced(model: CaptionModel) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """images, tokens, steps -> the teacher-forced logits: the forward the pixel methods run."""
+
+    def forward(images: Tensor, tokens: Tensor, steps: Tensor) -> Tensor:
+        return model.decode_logits(model.encode(images), tokens, steps)
+
+    return forward
 
 
 @dataclass
@@ -99,6 +122,17 @@ class WordReplicas:
     def valid(self) -> Tensor:
         """`[B, T]`: replica (b, t) scores a word of caption b (not padding past its end)."""
         return self.word_index.view(self.batch, self.steps) < self.counts[:, None]
+
+    def score_rows(self, whole_captions: bool = True) -> ScoreRows:
+        """A row per word of each caption and, with `whole_captions`, one per caption."""
+        word_rows = self.valid.flatten().nonzero().squeeze(1)
+        captions = torch.arange(self.batch if whole_captions else 0, device=word_rows.device)
+        positions = torch.cat([self.word_index[word_rows], torch.full_like(captions, -1)])
+        images = torch.cat([word_rows // self.steps, captions])
+        counts = self.counts[images]
+        tokens = torch.cat([self.replica_tokens[word_rows], self.tokens[captions]])
+        steps = torch.where(positions >= 0, positions + 1, counts)
+        return ScoreRows(images, tokens, steps, CaptionRows(tokens, counts, positions), word_rows)
 
     def scores(self, logits: Tensor) -> Tensor:
         """Each replica's word log-probability `[B, T]` from teacher-forced logits `[B*T, L, V]`
@@ -196,27 +230,17 @@ class CaptionExplainer:
     ) -> tuple[Explanation, Explanation]:
         """Pixel-space maps of every word `[B, T, 3, H, W]` and of every caption `[B, 3, H, W]`:
         a row per word (decoding the steps it depends on) and a row per whole caption."""
-        model, batch, steps = self.model, replicas.batch, replicas.steps
-        word_rows = replicas.valid.flatten().nonzero().squeeze(1)  # [W] into the B*T replicas
-        words = len(word_rows)
-        everyone = torch.arange(batch, device=images.device)
-        positions = torch.cat([replicas.word_index[word_rows], torch.full_like(everyone, -1)])
-        sources = torch.cat([word_rows // steps, everyone])  # the image each row explains
-        counts = replicas.counts[sources]
-        tokens = torch.cat([replicas.replica_tokens[word_rows], replicas.tokens])
-        decoded = torch.where(positions >= 0, positions + 1, counts)  # steps each row needs
-
-        def forward(inputs: Tensor, tokens: Tensor, decoded: Tensor) -> Tensor:
-            return model.decode_logits(model.encode(inputs), tokens, decoded)
-
+        batch, steps = replicas.batch, replicas.steps
+        rows = replicas.score_rows()
         gradients, scores = rule_gradients(
             RULE_METHODS[method],
-            forward,
-            images[sources],
-            CaptionRows(tokens, counts, positions),
-            model,
-            (tokens, decoded),
+            teacher_forced(self.model),
+            images[rows.images],
+            rows.target,
+            self.model,
+            (rows.tokens, rows.steps),
         )
+        word_rows, words = rows.word_rows, len(rows.word_rows)
         word_raw = gradients.new_zeros(batch * steps, *gradients.shape[1:])
         word_raw[word_rows] = gradients[:words]
         word_scores = scores.new_zeros(batch * steps)

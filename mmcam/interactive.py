@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 from torch import Tensor, nn
 
-from mmcam.captioning import CaptionExplainer, caption_tokens
+from mmcam.captioning import CaptionExplainer, WordReplicas, teacher_forced
 from mmcam.datasets import preprocess, read_json, to_rgb
 from mmcam.explanation import Explanation, normalize_maps
 from mmcam.localize import Box, boxes_from_map
@@ -45,7 +44,7 @@ from mmcam.perturbation import occlusion
 from mmcam.pixel_methods import guided_backprop, guided_grad_cam
 from mmcam.protocols import CaptionModel, VQAModel
 from mmcam.tap import Grid
-from mmcam.targets import CaptionRows, ClassLogit
+from mmcam.targets import ClassLogit
 from mmcam.visualize import overlay
 from mmcam.vqa import VQAExplainer
 
@@ -465,31 +464,19 @@ class Demo:
         if not caption:
             raise InputError("The model gave an empty caption for this image; try another image.")
         count = len(caption)
-        tokens, _ = caption_tokens(
-            [caption], model.bos_index, model.eos_index, model.pad_index, inputs.device
-        )
-        # Row t < T explains word t; guided backprop and guided Grad-CAM add row T for the whole
-        # caption (the words' summed log-probability: their rules are not linear). Occlusion is
-        # linear in the scores, so the caption's drop is the sum of the words' drops and needs no
-        # row of its own.
-        rows = count + (method != "occlusion")
-        positions = torch.arange(rows, device=inputs.device)
-        positions[count:] = -1
-        row_tokens = tokens.expand(rows, -1)
-        steps = torch.where(positions >= 0, positions + 1, count)  # decoding steps each row needs
-        target = CaptionRows(row_tokens, torch.full_like(steps, count), positions)
-
-        def forward(images: Tensor, tokens: Tensor, steps: Tensor) -> Tensor:
-            return model.decode_logits(model.encode(images), tokens, steps)
-
+        # A row per word; guided backprop and guided Grad-CAM add a row for the whole caption
+        # (the words' summed log-probability: their rules are not linear). Occlusion is linear in
+        # the scores, so the caption's drop is the sum of the words' drops and needs no row.
+        replicas = WordReplicas.of(model, [caption], False, inputs.device)
+        rows = replicas.score_rows(whole_captions=method != "occlusion")
         explained = _pixel_method(
             method,
-            forward,
-            inputs.expand(rows, -1, -1, -1),
-            target,
+            teacher_forced(model),
+            inputs[rows.images],
+            rows.target,
             model,
             self.captioner_layer,
-            (row_tokens, steps),
+            (rows.tokens, rows.steps),
             CAPTION_OCCLUSION,
         )
         words = model.words(caption)
