@@ -3,7 +3,7 @@ the evidence for (and against) the answer. A Gradio page over `mmcam.interactive
 does all the work; this file only lays the page out and launches it.
 
     python demos/app.py                      # http://127.0.0.1:7860, the bundled checkpoints
-    python demos/app.py --port 8000 --host 0.0.0.0   # only to share it on your network
+    python demos/app.py --port 8000 --host ADDRESS   # opt-in: serve on a network address
 """
 
 from __future__ import annotations
