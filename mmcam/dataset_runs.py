@@ -65,7 +65,6 @@ from mmcam.datasets import (
 )
 from mmcam.explanation import Explanation
 from mmcam.localize import boxes_from_map, resize_map, smooth_maps
-from mmcam.methods import GRADIENT_METHODS
 from mmcam.metrics import (
     DEFAULT_THRESHOLDS,
     center_gaussian_map,
@@ -77,7 +76,7 @@ from mmcam.metrics import (
     vqa_accuracy,
 )
 from mmcam.model_state import explaining
-from mmcam.pixel_methods import RULE_METHODS
+from mmcam.pixel_methods import EXPLAINER_METHODS, RULE_METHODS
 from mmcam.runner import (
     ChunkedRun,
     LoadedChunk,
@@ -962,7 +961,7 @@ def add_run_arguments(parser: Any, *, pointing_tolerance: float = 15.0, deletion
     group.add_argument(
         "--method",
         default="gradcam",
-        choices=[*GRADIENT_METHODS, *RULE_METHODS],
+        choices=EXPLAINER_METHODS,
         help="how maps are made: a CAM method at --layer, or guided_backprop / deconvnet in "
         "pixel space (default: %(default)s)",
     )

@@ -59,13 +59,13 @@ RULES = ("guided", "deconvnet", "redirected")
 # The methods the caption and VQA explainers run with a ReLU rule, by name: their maps are
 # input gradients, one backward pass per explained score.
 RULE_METHODS = {"guided_backprop": "guided", "deconvnet": "deconvnet"}
+EXPLAINER_METHODS = (*GRADIENT_METHODS, *RULE_METHODS)  # what the explainers and scripts take
 
 
 def check_method(method: str) -> None:
     """Refuse a method the caption and VQA explainers do not know, naming the ones they do."""
-    if method not in GRADIENT_METHODS and method not in RULE_METHODS:
-        known = ", ".join([*GRADIENT_METHODS, *RULE_METHODS])
-        raise ValueError(f"unknown method {method!r}; choose one of {known}")
+    if method not in EXPLAINER_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(EXPLAINER_METHODS)}")
 
 
 class _RuleActivation(torch.autograd.Function):
