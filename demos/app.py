@@ -1,5 +1,5 @@
 """The mmcam demo: caption an image and see where each word came from; ask a question and see
-the evidence for (and against) the answer. A Gradio page over `mmcam.interactive.Demo`, which
+the evidence for (and against) the answer. A Gradio page over `mmcam.Demo`, which
 does all the work; this file only lays the page out and launches it.
 
     python demos/app.py                      # http://127.0.0.1:7860, the bundled checkpoints
@@ -20,8 +20,17 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
-from mmcam import interactive  # noqa: E402
-from mmcam.interactive import WHOLE_CAPTION, Demo, InputError  # noqa: E402
+from mmcam.app import (  # noqa: E402
+    DEFAULT_SAMPLES,
+    MAX_IMAGE_SIDE,
+    WHOLE_CAPTION,
+    Demo,
+    Example,
+    InputError,
+    box_text,
+    bundled_examples,
+)
+from mmcam.app.inputs import MAX_UPLOAD, MODELS  # noqa: E402
 
 INTRO = """# mmcam: what did the model look at?
 Grad-CAM and friends for the bundled captioner and VQA model (trained on the synthetic *shapes*
@@ -60,10 +69,10 @@ def downloads(label: str) -> gr.File:
     return gr.File(label=label, file_count="multiple", interactive=False)
 
 
-def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.Blocks:
+def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
     """The page: a captioning tab and a VQA tab over `demo`, with `examples` to pick from
     (default: the bundled samples)."""
-    examples = interactive.bundled_examples() if examples is None else examples
+    examples = bundled_examples() if examples is None else examples
 
     def caption(image: dict | None, method: str, word: str | None, threshold: float) -> tuple:
         result = demo.caption(image, method, word, threshold)
@@ -71,7 +80,7 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
             result.caption,
             gr.Dropdown(choices=result.choices, value=result.selected),
             str(result.heat_map_file),
-            interactive.box_text(result.boxes),
+            box_text(result.boxes),
             [(str(path), label) for path, label in result.gallery],
             [str(path) for path in result.files],
         )
@@ -90,7 +99,7 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
             gr.Dropdown(choices=result.choices, value=result.selected),
             str(result.heat_map_file),
             str(result.counterfactual_file),
-            interactive.box_text(result.boxes),
+            box_text(result.boxes),
             result.notes,
             [str(path) for path in result.files],
         )
@@ -105,7 +114,7 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
     threshold_help = "Box threshold (fraction of the map's peak)"
     # delete_cache: Gradio's copies of the outputs are removed after an hour (and at restart).
     with gr.Blocks(title="mmcam demo", delete_cache=(3600, 3600)) as page:
-        gr.Markdown(INTRO.format(side=interactive.MAX_IMAGE_SIDE, upload=interactive.MAX_UPLOAD))
+        gr.Markdown(INTRO.format(side=MAX_IMAGE_SIDE, upload=MAX_UPLOAD))
         with gr.Tab("Captioning", id="captioning"):
             with gr.Row():
                 with gr.Column(scale=2):
@@ -178,7 +187,7 @@ def build(demo: Demo, examples: list[interactive.Example] | None = None) -> gr.B
             v_files = downloads("Downloads: both maps (PNG) and the maps as arrays (.npz)")
 
         # preprocess=False: the image arrives as Gradio's file record (its path in Gradio's
-        # upload cache) and mmcam.interactive opens it, so a file that is not an image gets a
+        # upload cache) and mmcam.app opens it, so a file that is not an image gets a
         # clear message; the other inputs are plain values either way.
         caption_event = dict(concurrency_id="caption", preprocess=False)
         c_inputs = [c_image, c_method, c_word, c_threshold]
@@ -226,8 +235,8 @@ def launch(
     _, url, _ = page.launch(
         server_name=host,
         server_port=port,
-        max_file_size=interactive.MAX_UPLOAD,
-        allowed_paths=[str(interactive.DEFAULT_SAMPLES)],  # the examples, wherever we run from
+        max_file_size=MAX_UPLOAD,
+        allowed_paths=[str(DEFAULT_SAMPLES)],  # the examples, wherever we run from
         prevent_thread_lock=not block,
         ssr_mode=False,
         footer_links=["api"],
@@ -243,7 +252,7 @@ def main() -> None:
     parser.add_argument(
         "--models",
         type=Path,
-        default=interactive.MODELS,
+        default=MODELS,
         help="folder holding captioner/ and vqa/ checkpoints",
     )
     parser.add_argument(

@@ -1,16 +1,30 @@
-"""mmcam: what image captioners and VQA models look at."""
+"""mmcam: what image captioners and VQA models look at.
 
-from mmcam.activation_maximization import activation_maximization, filter_grid
-from mmcam.cam import class_activation_map, explain, grad_cam
-from mmcam.captioning import CaptionExplainer, CaptionExplanation
-from mmcam.explanation import Explanation
-from mmcam.perturbation import occlusion
-from mmcam.pixel_methods import deconvnet, guided_backprop, guided_grad_cam, strongest_feature_map
-from mmcam.protocols import CaptionModel, VQAModel
-from mmcam.tap import Tap
-from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb
+The package's layers, each importing only the ones below it: `core` (Tap, targets,
+Explanation), `methods` (CAM formulas, pixel-space and perturbation methods), `explainers`
+(captioning, VQA, Hugging Face adapters), `evaluation` (boxes and metrics), `data` (formats),
+`zoo` (reference models), `runs` (dataset runs) and `app` (the demo's logic).
+"""
+
+import importlib
+from types import ModuleType
+
+from mmcam.core.explanation import Explanation
+from mmcam.core.protocols import CaptionModel, VQAModel
+from mmcam.core.tap import Tap
+from mmcam.core.targets import CaptionLogProb, ClassLogit, WordLogProb
+from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation
+from mmcam.explainers.vqa import VQAExplainer, VQAExplanation
+from mmcam.methods.activation_maximization import activation_maximization, filter_grid
+from mmcam.methods.cam import class_activation_map, explain, grad_cam
+from mmcam.methods.perturbation import occlusion
+from mmcam.methods.pixel_space import (
+    deconvnet,
+    guided_backprop,
+    guided_grad_cam,
+    strongest_feature_map,
+)
 from mmcam.visualize import PanelRow, map_grid, overlay, save_overlay
-from mmcam.vqa import VQAExplainer, VQAExplanation
 
 __all__ = [
     "CaptionExplainer",
@@ -39,3 +53,10 @@ __all__ = [
     "save_overlay",
     "strongest_feature_map",
 ]
+
+
+def __getattr__(name: str) -> ModuleType:
+    """`mmcam.hf`: the Hugging Face adapters (`mmcam.explainers.hf`), imported on first use."""
+    if name == "hf":
+        return importlib.import_module("mmcam.explainers.hf")
+    raise AttributeError(f"module 'mmcam' has no attribute {name!r}")

@@ -18,6 +18,8 @@ from matplotlib import colormaps  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from mmcam.core.explanation import Explanation  # noqa: E402
+
 ImageLike = Image.Image | np.ndarray | Tensor
 
 
@@ -136,3 +138,14 @@ def save_image_grid(
             axis.imshow(image_array(images[index]))
             axis.set_title(titles[index], fontsize=8)
     return save_figure(figure, path)
+
+
+def panel_row(explanations: dict[str, Explanation], name: str, index: int = 0) -> PanelRow:
+    """One figure row for image `index` of the batch: a panel per method, titled with the method
+    (and the channel, for the strongest feature map). Draw it with `map_grid`."""
+    titles = [
+        f"{method}: {explanation.labels[index]}" if explanation.labels else method
+        for method, explanation in explanations.items()
+    ]
+    maps = [explanation.maps[index] for explanation in explanations.values()]
+    return PanelRow(name, maps, titles)

@@ -12,13 +12,13 @@ import argparse
 
 import torch
 
-from mmcam.benchmarking import report, time_side_by_side
-from mmcam.captioner import EXPLAINED_LAYER, Captioner, CaptionerConfig
-from mmcam.captioning import CaptionExplainer, caption_tokens
-from mmcam.show_and_tell import EXPLAINED_LAYER as SHOW_AND_TELL_LAYER
-from mmcam.show_and_tell import ShowAndTell
-from mmcam.vocab import Vocabulary
-from mmcam.word_baselines import maps_forward_backward_per_word, maps_retained_graph
+from mmcam.data.vocab import Vocabulary
+from mmcam.explainers.captioning import CaptionExplainer, caption_tokens
+from mmcam.explainers.word_baselines import maps_forward_backward_per_word, maps_retained_graph
+from mmcam.runs.benchmarking import report, time_side_by_side
+from mmcam.zoo.captioner import EXPLAINED_LAYER, Captioner, CaptionerConfig
+from mmcam.zoo.show_and_tell import EXPLAINED_LAYER as SHOW_AND_TELL_LAYER
+from mmcam.zoo.show_and_tell import ShowAndTell
 
 BUNDLED = {"memory_kernel": 3, "start_from_image": False}  # as models/captioner/config.json
 ATTENTION_SIZES = {

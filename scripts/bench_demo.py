@@ -14,9 +14,10 @@ import tempfile
 
 import torch
 
-from mmcam.benchmarking import report, time_side_by_side
-from mmcam.datasets import load_image, preprocess
-from mmcam.interactive import Demo, bundled_examples
+from mmcam.app.demo import Demo
+from mmcam.app.inputs import bundled_examples
+from mmcam.data.images import load_image, preprocess
+from mmcam.runs.benchmarking import report, time_side_by_side
 
 
 def main() -> None:

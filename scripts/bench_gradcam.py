@@ -13,9 +13,9 @@ from captum.attr import LayerGradCam
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from mmcam.benchmarking import report, time_side_by_side
-from mmcam.cam import explain
-from mmcam.targets import ClassLogit
+from mmcam.core.targets import ClassLogit
+from mmcam.methods.cam import explain
+from mmcam.runs.benchmarking import report, time_side_by_side
 
 
 def main() -> None:

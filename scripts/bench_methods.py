@@ -19,10 +19,10 @@ import torchvision
 from captum.attr import GuidedBackprop, Occlusion
 from torch import nn
 
-from mmcam.benchmarking import report, time_side_by_side
-from mmcam.perturbation import occlusion
-from mmcam.pixel_methods import guided_backprop
-from mmcam.targets import ClassLogit
+from mmcam.core.targets import ClassLogit
+from mmcam.methods.perturbation import occlusion
+from mmcam.methods.pixel_space import guided_backprop
+from mmcam.runs.benchmarking import report, time_side_by_side
 
 
 def main() -> None:

@@ -21,20 +21,14 @@ import argparse
 import json
 from pathlib import Path
 
-from mmcam.dataset_report import shapes_evaluation, shapes_table
-from mmcam.dataset_runs import (
-    add_run_arguments,
-    explain_captions,
-    explain_vqa,
-    load_run_captioner,
-    load_run_vqa,
-    options_from_arguments,
-    read_caption_data,
-    read_vqa_data,
-    run_device,
-)
-from mmcam.datasets import split_paths
-from mmcam.runner import write_json
+from mmcam.data.annotations import split_paths
+from mmcam.data.files import write_json
+from mmcam.runs.captions import explain_captions
+from mmcam.runs.command_line import add_run_arguments, options_from_arguments
+from mmcam.runs.inputs import read_caption_data, read_vqa_data
+from mmcam.runs.models import load_run_captioner, load_run_vqa, run_device
+from mmcam.runs.shapes_report import shapes_evaluation, shapes_table
+from mmcam.runs.vqa import explain_vqa
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import argparse
 
-from mmcam.dataset_runs import (
+from mmcam.data.annotations import split_paths
+from mmcam.runs.captions import explain_captions
+from mmcam.runs.command_line import (
     add_dataset_arguments,
     add_model_arguments,
     add_run_arguments,
-    explain_captions,
-    load_run_captioner,
     optional_file,
     options_from_arguments,
     print_run,
-    read_caption_data,
-    run_device,
 )
-from mmcam.datasets import split_paths
+from mmcam.runs.inputs import read_caption_data
+from mmcam.runs.models import load_run_captioner, run_device
 
 
 def build_parser() -> argparse.ArgumentParser:

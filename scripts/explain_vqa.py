@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import argparse
 
-from mmcam.dataset_runs import (
+from mmcam.data.annotations import split_paths
+from mmcam.data.files import read_json
+from mmcam.runs.command_line import (
     add_dataset_arguments,
     add_model_arguments,
     add_run_arguments,
-    explain_vqa,
-    load_run_vqa,
     optional_file,
     options_from_arguments,
     print_run,
-    read_vqa_data,
-    run_device,
 )
-from mmcam.datasets import read_json, split_paths
+from mmcam.runs.inputs import read_vqa_data
+from mmcam.runs.models import load_run_vqa, run_device
+from mmcam.runs.vqa import explain_vqa
 
 
 def build_parser() -> argparse.ArgumentParser:

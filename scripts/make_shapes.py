@@ -9,7 +9,7 @@ import argparse
 import json
 import time
 
-from mmcam.shapes import write_samples, write_shapes
+from mmcam.data.shapes import write_samples, write_shapes
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from mmcam.sample_figures import POINTING_METHODS, SAMPLES, write_sample_figures
+from mmcam.app.sample_figures import POINTING_METHODS, SAMPLES, write_sample_figures
 
 
 def main() -> None:

@@ -13,16 +13,11 @@ import argparse
 
 import torch
 
-from mmcam.captioner import Captioner, CaptionerConfig, save_captioner
-from mmcam.datasets import (
-    CaptionDataset,
-    collate_captions,
-    read_coco_captions,
-    seed_everything,
-    split_paths,
-)
-from mmcam.training import caption_loss, caption_scores, train, training_parser
-from mmcam.vocab import Vocabulary
+from mmcam.data.annotations import read_coco_captions, split_paths
+from mmcam.data.training_sets import CaptionDataset, collate_captions, seed_everything
+from mmcam.data.vocab import Vocabulary
+from mmcam.zoo.captioner import Captioner, CaptionerConfig, save_captioner
+from mmcam.zoo.training import caption_loss, caption_scores, train, training_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

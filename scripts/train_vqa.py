@@ -14,17 +14,11 @@ import argparse
 
 import torch
 
-from mmcam.datasets import (
-    VQADataset,
-    collate_vqa,
-    read_vqa,
-    seed_everything,
-    split_paths,
-    top_answers,
-)
-from mmcam.training import train, training_parser, vqa_loss, vqa_scores
-from mmcam.vocab import Vocabulary
-from mmcam.vqa_model import VQAConfig, VQANet, save_vqa_model
+from mmcam.data.annotations import read_vqa, split_paths
+from mmcam.data.training_sets import VQADataset, collate_vqa, seed_everything, top_answers
+from mmcam.data.vocab import Vocabulary
+from mmcam.zoo.training import train, training_parser, vqa_loss, vqa_scores
+from mmcam.zoo.vqa_model import VQAConfig, VQANet, save_vqa_model
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -12,296 +12,63 @@ wrong and what to do (the page shows it as an error message):
 Maps are computed at the model's input resolution (128 x 128 for the reference models) and
 drawn over the image at its own aspect ratio; boxes are COCO `[x, y, w, h]` in the pixels of
 the image as uploaded. The downloadable `.npz` holds the maps at input resolution (resize them
-with `mmcam.localize.resize_map(maps, image_size)` to get original pixels).
+with `mmcam.evaluation.localize.resize_map(maps, image_size)` to get original pixels).
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import os
-import re
 import shutil
 import tempfile
 import threading
 import time
 import weakref
-import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor, nn
 
-from mmcam.captioning import CaptionExplainer, WordReplicas, teacher_forced
-from mmcam.datasets import preprocess, read_json, to_rgb
-from mmcam.explanation import Explanation, normalize_maps
-from mmcam.localize import Box, boxes_from_map
-from mmcam.methods import GRADIENT_METHODS
-from mmcam.perturbation import occlusion
-from mmcam.pixel_methods import guided_backprop, guided_grad_cam
-from mmcam.protocols import CaptionModel, VQAModel
-from mmcam.tap import Grid
-from mmcam.targets import ClassLogit
-from mmcam.visualize import overlay
-from mmcam.vqa import VQAExplainer
+from mmcam.app.inputs import (
+    METHODS,
+    MODELS,
+    WHOLE_CAPTION,
+    ImageSource,
+    InputError,
+    check_question,
+    checked_method,
+    checked_threshold,
+    read_image,
+)
+from mmcam.app.results import (
+    AnswerResult,
+    CaptionResult,
+    display_size,
+    draw_overlay,
+    map_boxes,
+    save_image,
+    save_npz,
+    slug,
+)
+from mmcam.core.explanation import Explanation, normalize_maps
+from mmcam.core.protocols import CaptionModel, VQAModel
+from mmcam.core.tap import Grid
+from mmcam.core.targets import ClassLogit
+from mmcam.data.images import preprocess
+from mmcam.explainers.captioning import CaptionExplainer, WordReplicas, teacher_forced
+from mmcam.explainers.vqa import VQAExplainer
+from mmcam.methods.formulas import GRADIENT_METHODS
+from mmcam.methods.perturbation import occlusion
+from mmcam.methods.pixel_space import guided_backprop, guided_grad_cam
 
-__all__ = [
-    "DEFAULT_SAMPLES",
-    "MAX_IMAGE_SIDE",
-    "METHODS",
-    "WHOLE_CAPTION",
-    "AnswerResult",
-    "CaptionResult",
-    "Demo",
-    "Example",
-    "InputError",
-    "box_text",
-    "bundled_examples",
-    "check_question",
-    "read_image",
-]
+__all__ = ["Demo"]
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_SAMPLES = MODELS / "samples"
-MAX_IMAGE_SIDE = 4096  # pixels: a larger image is refused (the models see 128 x 128 anyway)
-MAX_UPLOAD = "20mb"  # Gradio's own upload limit (launch(max_file_size=...)), checked first
+
 DISPLAY_SIDE = (384, 768)  # the shown overlay's longer side is the image's, clamped to this
 GALLERY = (192, 192)  # longer side of each word's overlay in the gallery
-WHOLE_CAPTION = "whole caption"
-METHODS = {
-    "Grad-CAM": "gradcam",
-    "Grad-CAM++": "gradcam++",
-    "Counterfactual": "counterfactual",
-    "HiResCAM": "hirescam",
-    "Guided backprop": "guided_backprop",
-    "Guided Grad-CAM": "guided_grad_cam",
-    "Occlusion": "occlusion",
-}
-# Occlusion (window, stride) in model-input pixels; shapes are 20-40 px. It costs one forward
-# pass per window position and explained score: a VQA answer gets a fine grid (225 positions),
-# a caption's words (up to ~15 of them, each its own score) a coarse one (49 positions).
 VQA_OCCLUSION = (16, 8)
 CAPTION_OCCLUSION = (32, 16)
 KEEP_FILES_SECONDS = 3600  # download folders older than this are removed at the next request
-
-
-class InputError(ValueError):
-    """Something the person gave the demo cannot be used; the message says what to do."""
-
-
-ImageSource = str | os.PathLike | dict | Image.Image | np.ndarray | None
-
-
-# ----------------------------------------------------------------------------- checking input
-
-
-def read_image(source: ImageSource) -> Image.Image:
-    """The uploaded image as RGB (EXIF rotation applied), or `InputError` saying why not.
-
-    `source` is a file path, Gradio's record of an uploaded file (a dict with its `path`, or a
-    `data:` URL), a PIL image or an `[H, W(, C)]` uint8 array. An image over `MAX_IMAGE_SIDE`
-    pixels a side is refused before it is decoded.
-    """
-    if isinstance(source, dict):
-        source = source.get("path") or _decode_data_url(source.get("url"))
-    if source is None or (isinstance(source, str) and not source.strip()):
-        raise InputError("No image: upload an image or pick one of the examples.")
-    if isinstance(source, np.ndarray):
-        if source.ndim not in (2, 3) or source.size == 0:
-            raise InputError(f"An array of shape {source.shape} is not an image.")
-        source = Image.fromarray(np.ascontiguousarray(source).astype(np.uint8))
-    if isinstance(source, Image.Image):
-        _check_size(source.size, "The image")
-        return to_rgb(source)
-    path = Path(source)
-    if not path.is_file():
-        raise InputError(f"No image: {path.name} was not uploaded; upload it again.")
-    try:
-        with Image.open(path) as image:
-            _check_size(image.size, path.name)  # read from the header, before decoding
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return to_rgb(image)
-    except InputError:
-        raise
-    except Image.DecompressionBombError as error:
-        raise InputError(
-            f"{path.name} is too large ({error}); the demo takes images up to "
-            f"{MAX_IMAGE_SIDE} pixels a side."
-        ) from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise InputError(
-            f"{path.name} is not an image the demo can read ({type(error).__name__}); upload a "
-            "PNG, JPEG, WebP, GIF, BMP or TIFF file."
-        ) from error
-
-
-def _decode_data_url(url: str | None) -> Image.Image | None:
-    """The image in a `data:image/...;base64,` URL (how a browser may send a pasted image)."""
-    if not url or not url.startswith("data:"):
-        return None
-    try:
-        image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-        _check_size(image.size, "The pasted image")
-        image.load()
-        return image
-    except InputError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, IndexError) as error:
-        raise InputError("The pasted data is not an image the demo can read.") from error
-
-
-def _check_size(size: tuple[int, int], name: str) -> None:
-    width, height = size
-    if max(width, height) > MAX_IMAGE_SIDE:
-        raise InputError(
-            f"{name} is {width} x {height} pixels; the demo takes images up to {MAX_IMAGE_SIDE} "
-            "pixels a side (the models look at 128 x 128). Resize it and upload it again."
-        )
-    if min(width, height) < 1:
-        raise InputError(f"{name} is empty ({width} x {height} pixels).")
-
-
-def check_question(model: VQAModel, question: str | None) -> tuple[str, list[str]]:
-    """The question, stripped, and its words the model does not know.
-
-    An empty question, or one with none of the model's words, raises `InputError` naming the
-    unknown words (a question of unknown words would be answered from the image alone)."""
-    question = (question or "").strip()
-    if not question:
-        raise InputError("Empty question: type a question about the image, or pick an example.")
-    words = re.findall(r"\w+", question.lower())
-    unknown = [w for w in model.unknown_words(question) if any(ch.isalnum() for ch in w)]
-    if not words or set(words) <= set(unknown):
-        listed = ", ".join(f"'{word}'" for word in (unknown or [question]))
-        raise InputError(
-            f"The model knows none of the words of this question (unknown: {listed}). "
-            f"{_known_words_hint(model)}"
-        )
-    return question, unknown
-
-
-def _known_words_hint(model: VQAModel) -> str:
-    vocab = getattr(model, "vocab", None)
-    words = [w for w in getattr(vocab, "itos", []) if w.isalpha()]
-    if not words:
-        return "Ask with words from the model's training questions."
-    return f"It knows {len(words)} words, such as: {', '.join(words[:20])}."
-
-
-def _method(name: str | None, pixel_methods: bool = True) -> tuple[str, str]:
-    """(shown name, method key) of a method given by either; without `pixel_methods` only the
-    gradient methods are allowed."""
-    name = name or "Grad-CAM"
-    for shown, key in METHODS.items():
-        if name in (shown, key):
-            if not pixel_methods and key not in GRADIENT_METHODS:
-                allowed = [s for s, k in METHODS.items() if k in GRADIENT_METHODS]
-                raise InputError(
-                    f"{shown} is offered for the convolutional models only; explain this model "
-                    f"with {', '.join(allowed)}."
-                )
-            return shown, key
-    raise InputError(f"Unknown method {name!r}; choose one of {', '.join(METHODS)}.")
-
-
-def _threshold(value: float | None) -> float:
-    value = 0.15 if value is None else float(value)
-    if not 0 <= value < 1:
-        raise InputError(
-            f"The box threshold is a fraction of the map's peak in [0, 1), not {value}."
-        )
-    return value
-
-
-# ----------------------------------------------------------------------------- examples
-
-
-@dataclass
-class Example:
-    """A bundled sample image and the questions that come with it."""
-
-    image: Path
-    questions: list[str] = field(default_factory=list)
-
-
-def bundled_examples(folder: str | Path = DEFAULT_SAMPLES) -> list[Example]:
-    """The sample images of `folder` (sorted by name) with their questions, read from
-    `samples.json` beside them: `{"samples": [{"file_name", "questions": [{"question"}]}]}`
-    (questions may also be plain strings)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-    questions: dict[str, list[str]] = {p.name: [] for p in images}
-    listing = folder / "samples.json"
-    for record in read_json(listing).get("samples", []) if listing.is_file() else []:
-        for asked in record.get("questions", []):
-            text = asked.get("question") if isinstance(asked, dict) else asked
-            if isinstance(text, str) and record.get("file_name") in questions:
-                questions[record["file_name"]].append(text)
-    return [Example(p, questions[p.name]) for p in images]
-
-
-# ----------------------------------------------------------------------------- results
-
-
-@dataclass
-class CaptionResult:
-    """What the captioning tab shows for one image."""
-
-    caption: str
-    words: list[str]
-    choices: list[str]  # WHOLE_CAPTION, then "1: a", "2: red", ... (one per word)
-    selected: str  # the choice whose map is `heat_map`
-    method: str  # shown name
-    heat_map: np.ndarray  # uint8 [H, W, 3]: the selected map over the image, its box drawn
-    boxes: list[dict]  # [{"label", "bbox": [x, y, w, h], "score"}] in the uploaded image's pixels
-    gallery: list[tuple[Path, str]]  # every word's overlay (a JPEG) and its choice label
-    files: list[Path]  # PNG of `heat_map`, then caption-maps.npz
-    word_maps: Tensor  # [T, S, S] in [0, 1], at the model's input resolution
-    caption_map: Tensor  # [S, S]
-    image_size: tuple[int, int]  # (height, width) of the uploaded image
-
-    @property
-    def heat_map_file(self) -> Path:
-        """`heat_map` as a PNG."""
-        return self.files[0]
-
-
-@dataclass
-class AnswerResult:
-    """What the VQA tab shows for one question."""
-
-    question: str
-    answers: dict[str, float]  # top answers -> probability, best first
-    choices: list[str]
-    selected: str  # the answer whose maps are shown
-    method: str
-    heat_map: np.ndarray  # uint8 [H, W, 3]: evidence for `selected`, its box drawn
-    counterfactual: np.ndarray  # uint8 [H, W, 3]: what argues against `selected`
-    boxes: list[dict]
-    files: list[Path]  # PNGs of `heat_map` and `counterfactual`, then vqa-maps.npz
-    notes: str  # e.g. the words the model did not know and ignored
-    mapped: list[str]  # the answers `maps` explain: all of `choices` for the gradient methods,
-    # only `selected` for the pixel methods (they cost a pass per answer)
-    maps: Tensor  # [len(mapped), S, S] in [0, 1], at the model's input resolution
-    counterfactual_maps: Tensor  # [k, S, S]: one per answer in `choices`
-    image_size: tuple[int, int]
-
-    @property
-    def heat_map_file(self) -> Path:
-        """`heat_map` as a PNG."""
-        return self.files[0]
-
-    @property
-    def counterfactual_file(self) -> Path:
-        """`counterfactual` as a PNG."""
-        return self.files[1]
-
 
 # ----------------------------------------------------------------------------- the demo
 
@@ -370,7 +137,7 @@ class Demo:
         """The demo over the checkpoints `models/captioner` and `models/vqa`, or over Hugging
         Face models (a hub name or a local folder): BLIP captioning for `hf_captioner`, ViLT
         or BLIP VQA for `hf_vqa` (BLIP scores the candidate `hf_answers`)."""
-        from mmcam.dataset_runs import load_run_captioner, load_run_vqa
+        from mmcam.runs.models import load_run_captioner, load_run_vqa
 
         models = Path(models)
         captioner = load_run_captioner(models / "captioner", hf=hf_captioner)
@@ -399,8 +166,8 @@ class Demo:
         """Caption `image`, map every word and the whole caption by `method`, and draw the map
         of `word` (a choice label, a word index, or None / WHOLE_CAPTION) with its box."""
         picture = read_image(image)
-        shown, key = _method(method, self.pixel_methods["captioning"])
-        threshold = _threshold(threshold)
+        shown, key = checked_method(method, self.pixel_methods["captioning"])
+        threshold = checked_threshold(threshold)
         inputs = self.preprocess_image(picture)[None]  # [1, 3, S, S]
         with self._caption_lock:
             maps = self._caption_maps(inputs, key)
@@ -411,18 +178,18 @@ class Demo:
             caption_map if selected == WHOLE_CAPTION else word_maps[choices.index(selected) - 1]
         )
         size = (picture.height, picture.width)
-        boxes = _boxes(chosen, threshold, size, selected)
-        heat_map = _draw(picture, chosen, boxes, DISPLAY_SIDE)
+        boxes = map_boxes(chosen, threshold, size, selected)
+        heat_map = draw_overlay(picture, chosen, boxes, DISPLAY_SIDE)
         folder = self._request_folder()
         gallery = []  # thumbnails as JPEG: 10x faster to write than PNG, and only for looking
-        thumbnail = picture.resize(_display_size(*picture.size, GALLERY), Image.BILINEAR)
+        thumbnail = picture.resize(display_size(*picture.size, GALLERY), Image.BILINEAR)
         for index, (word_map, label) in enumerate(zip(word_maps, choices[1:], strict=True)):
-            drawn = _draw(picture, word_map, [], GALLERY, thumbnail)
-            path = folder / f"word-{index + 1:02d}-{_slug(words[index])}.jpg"
-            gallery.append((_save_image(path, drawn), label))
+            drawn = draw_overlay(picture, word_map, [], GALLERY, thumbnail)
+            path = folder / f"word-{index + 1:02d}-{slug(words[index])}.jpg"
+            gallery.append((save_image(path, drawn), label))
         files = [
-            _save_image(folder / f"caption-{_slug(selected)}-{key}.png", heat_map),
-            _save_npz(
+            save_image(folder / f"caption-{slug(selected)}-{key}.png", heat_map),
+            save_npz(
                 folder / "caption-maps.npz",
                 caption=np.array(text),
                 words=np.array(words),
@@ -512,8 +279,8 @@ class Demo:
         counterfactual Grad-CAM map (what argues against it)."""
         picture = read_image(image)
         question, unknown = check_question(self.vqa_model, question)
-        shown, key = _method(method, self.pixel_methods["VQA"])
-        threshold = _threshold(threshold)
+        shown, key = checked_method(method, self.pixel_methods["VQA"])
+        threshold = checked_threshold(threshold)
         inputs = self.vqa_preprocess(picture)[None]
         gradient = key in GRADIENT_METHODS
         with self._vqa_lock:
@@ -532,9 +299,9 @@ class Demo:
         against = explained.counterfactual.maps[0, answers.index(selected)]
         heat = maps[mapped.index(selected)]
         size = (picture.height, picture.width)
-        boxes = _boxes(heat, threshold, size, selected)
-        heat_map = _draw(picture, heat, boxes, DISPLAY_SIDE)
-        counterfactual = _draw(picture, against, [], DISPLAY_SIDE)
+        boxes = map_boxes(heat, threshold, size, selected)
+        heat_map = draw_overlay(picture, heat, boxes, DISPLAY_SIDE)
+        counterfactual = draw_overlay(picture, against, [], DISPLAY_SIDE)
         notes = []
         if answer not in (None, "", selected):
             notes.append(
@@ -545,9 +312,9 @@ class Demo:
             notes.append(f"Words the model does not know (read as unknown): {words}.")
         folder = self._request_folder()
         files = [
-            _save_image(folder / f"answer-{_slug(selected)}-{key}.png", heat_map),
-            _save_image(folder / f"counterfactual-{_slug(selected)}.png", counterfactual),
-            _save_npz(
+            save_image(folder / f"answer-{slug(selected)}-{key}.png", heat_map),
+            save_image(folder / f"counterfactual-{slug(selected)}.png", counterfactual),
+            save_npz(
                 folder / "vqa-maps.npz",
                 question=np.array(question),
                 answers=np.array(answers),
@@ -639,76 +406,3 @@ def _choose(choices: list[str], wanted: str | int | None) -> str:
     if isinstance(wanted, int) and not isinstance(wanted, bool):
         return choices[wanted + 1] if 0 <= wanted < len(choices) - 1 else WHOLE_CAPTION
     return wanted if wanted in choices else WHOLE_CAPTION
-
-
-def box_text(boxes: list[dict]) -> str:
-    """One line for a person: the box, or why there is none."""
-    if not boxes:
-        return "No box: the map is flat (no evidence at this layer)."
-    x, y, w, h = (round(v) for v in boxes[0]["bbox"])
-    return (
-        f"[x, y, w, h] = [{x}, {y}, {w}, {h}] in your image's pixels "
-        f"(mean map value inside: {boxes[0]['score']:.2f})"
-    )
-
-
-def _boxes(heat: Tensor, threshold: float, size: tuple[int, int], label: str) -> list[dict]:
-    found: list[Box] = boxes_from_map(heat, threshold, keep="largest", image_size=size)
-    return [{"label": label, "bbox": b.to_list(), "score": round(b.score, 4)} for b in found]
-
-
-def _display_size(width: int, height: int, sides: tuple[int, int]) -> tuple[int, int]:
-    """(width, height) with the longer side clamped to `sides`, aspect kept."""
-    longest = max(width, height)
-    scale = min(max(longest, sides[0]), sides[1]) / longest
-    return max(round(width * scale), 1), max(round(height * scale), 1)
-
-
-def _draw(
-    picture: Image.Image,
-    heat: Tensor,
-    boxes: list[dict],
-    sides: tuple[int, int],
-    shown: Image.Image | None = None,
-) -> np.ndarray:
-    """`heat` over `picture` resized for display (`shown`, when already resized), with `boxes`
-    (original pixels) outlined."""
-    width, height = _display_size(picture.width, picture.height, sides)
-    if shown is None or shown.size != (width, height):
-        shown = picture.resize((width, height), Image.BILINEAR)
-    drawing = Image.fromarray(overlay(shown, heat, alpha=0.5))
-    pen = ImageDraw.Draw(drawing)
-    sx, sy = width / picture.width, height / picture.height
-    line = max(2, round(max(width, height) / 160))
-    for box in boxes:
-        x, y, w, h = box["bbox"]
-        corners = [x * sx, y * sy, (x + w) * sx - 1, (y + h) * sy - 1]
-        pen.rectangle(corners, outline=(0, 0, 0), width=line + 2)
-        pen.rectangle(corners, outline=(255, 255, 255), width=line)
-    return np.asarray(drawing)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "map"
-
-
-def _save_image(path: Path, image: np.ndarray) -> Path:
-    """A PNG (fast deflate), or a JPEG for a `.jpg` path, written atomically."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    if path.suffix == ".jpg":
-        Image.fromarray(image).save(temporary, format="JPEG", quality=90)
-    else:
-        Image.fromarray(image).save(temporary, format="PNG", compress_level=1)
-    temporary.replace(path)
-    return path
-
-
-def _save_npz(path: Path, **arrays: np.ndarray) -> Path:
-    """Arrays as a compressed `.npz` (fast deflate), written atomically (temp file + rename)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        for name, array in arrays.items():
-            with archive.open(f"{name}.npy", "w") as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
-    temporary.replace(path)
-    return path

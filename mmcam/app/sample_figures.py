@@ -17,21 +17,21 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from mmcam.captioner import EXPLAINED_LAYER as CAPTIONER_LAYER
-from mmcam.captioner import load_captioner
-from mmcam.captioning import CaptionExplainer, CaptionExplanation, caption_tokens
-from mmcam.datasets import image_to_uint8, preprocess
-from mmcam.localize import boxes_from_map
-from mmcam.pixel_methods import panel_row, pixel_explanations
-from mmcam.runner import write_json
-from mmcam.targets import CaptionLogProb, ClassLogit
-from mmcam.visualize import PanelRow, map_grid
-from mmcam.vqa import VQAExplainer
-from mmcam.vqa_model import EXPLAINED_LAYER as VQA_LAYER
-from mmcam.vqa_model import load_vqa_model
-from mmcam.word_categories import WordCategories
+from mmcam.core.targets import CaptionLogProb, ClassLogit
+from mmcam.data.files import write_json
+from mmcam.data.images import image_to_uint8, preprocess
+from mmcam.evaluation.localize import boxes_from_map
+from mmcam.evaluation.word_categories import WordCategories
+from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation, caption_tokens
+from mmcam.explainers.vqa import VQAExplainer
+from mmcam.methods.pixel_space import pixel_explanations
+from mmcam.visualize import PanelRow, map_grid, panel_row
+from mmcam.zoo.captioner import EXPLAINED_LAYER as CAPTIONER_LAYER
+from mmcam.zoo.captioner import load_captioner
+from mmcam.zoo.vqa_model import EXPLAINED_LAYER as VQA_LAYER
+from mmcam.zoo.vqa_model import load_vqa_model
 
-SAMPLES = Path(__file__).resolve().parent.parent / "models" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "models" / "samples"
 CAPTION_METHODS = {
     "Grad-CAM": "gradcam",
     "Grad-CAM++": "gradcam++",

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mmcam.datasets import split_paths, write_json
+from mmcam.data.annotations import split_paths
+from mmcam.data.files import write_json
 
 IMAGE_SIZE = 128
 KINDS: tuple[str, ...] = ("circle", "square", "triangle", "star")
@@ -331,6 +332,7 @@ def write_shapes(
     write_json(
         paths["captions"],
         {"info": info, "images": images, "licenses": licenses, "annotations": captions},
+        indent=None,
     )
     write_json(
         paths["instances"],
@@ -341,12 +343,15 @@ def write_shapes(
             "annotations": instances,
             "categories": categories,
         },
+        indent=None,
     )
     vqa_header = {"info": info, "license": licenses[0], "data_type": "mscoco", "data_subtype": name}
     write_json(
-        paths["questions"], {**vqa_header, "task_type": "Open-Ended", "questions": questions}
+        paths["questions"],
+        {**vqa_header, "task_type": "Open-Ended", "questions": questions},
+        indent=None,
     )
-    write_json(paths["vqa_annotations"], {**vqa_header, "annotations": answers})
+    write_json(paths["vqa_annotations"], {**vqa_header, "annotations": answers}, indent=None)
 
 
 def scene_record(scene: Scene, file_name: str) -> dict:

@@ -84,14 +84,14 @@ class Vocabulary:
 
     def save(self, path: str | Path) -> Path:
         """Write the vocabulary as JSON (atomically)."""
-        from mmcam.datasets import write_json
+        from mmcam.data.files import write_json
 
         return write_json(path, self.to_json(), indent=0)
 
     @classmethod
     def load(cls, path: str | Path) -> Vocabulary:
         """Read a vocabulary written by `save`."""
-        from mmcam.datasets import read_json
+        from mmcam.data.files import read_json
 
         data = read_json(path)
         if not isinstance(data, dict) or "words" not in data:

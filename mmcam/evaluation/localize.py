@@ -6,10 +6,11 @@ largest component (or around every component) is returned in COCO ``[x, y, w, h]
 of the original image. Speckled pixel-space maps (guided backprop) can be blurred first
 (`smooth_maps`), so the pieces of one object's outline join one component.
 
-Pixel convention (used by :mod:`mmcam.metrics` too): pixel ``(row r, column c)`` covers the
-continuous square ``[c, c + 1) x [r, r + 1)``; its centre is ``(c + 0.5, r + 0.5)``. A box
-covering columns 10..19 inclusive has ``x = 10, w = 10``, so ``x + w`` is one past the last
-column, as in COCO. Boxes made from maps therefore have integer coordinates.
+Pixel convention (used by :mod:`mmcam.evaluation.box_metrics` too): pixel ``(row r,
+column c)`` covers the continuous square ``[c, c + 1) x [r, r + 1)``; its centre is
+``(c + 0.5, r + 0.5)``. A box covering columns 10..19 inclusive has ``x = 10, w = 10``, so
+``x + w`` is one past the last column, as in COCO. Boxes made from maps therefore have integer
+coordinates.
 """
 
 from __future__ import annotations

@@ -56,7 +56,8 @@ COCO_CATEGORIES: dict[int, str] = {
 """The 80 COCO 2014 instance categories by their official (gapped) ids."""
 
 SHAPE_CATEGORIES: dict[int, str] = {1: "circle", 2: "square", 3: "triangle", 4: "star"}
-"""The synthetic shapes data's categories (`mmcam.shapes.KINDS`), ids as its instances files."""
+"""The synthetic shapes data's categories (`mmcam.data.shapes.KINDS`), ids as its instances
+files."""
 
 SYNONYMS: dict[str, tuple[str, ...]] = {
     # COCO: singular words and phrases besides the category name; plurals are added.

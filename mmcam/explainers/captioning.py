@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mmcam.cam import maps_from_gradients
-from mmcam.explanation import Explanation
-from mmcam.model_state import explaining
-from mmcam.pixel_methods import RULE_METHODS, check_method, pixel_explanation, rule_gradients
-from mmcam.protocols import CaptionModel
-from mmcam.tap import Grid, Tap
-from mmcam.targets import CaptionRows, token_logprobs
+from mmcam.core.explanation import Explanation
+from mmcam.core.model_state import explaining
+from mmcam.core.protocols import CaptionModel
+from mmcam.core.tap import Grid, Tap
+from mmcam.core.targets import CaptionRows, token_logprobs
+from mmcam.methods.cam import maps_from_gradients
+from mmcam.methods.pixel_space import RULE_METHODS, check_method, pixel_explanation, rule_gradients
 
 
 @dataclass
@@ -148,7 +148,7 @@ class WordReplicas:
 
 class CaptionExplainer:
     """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
-    that satisfies `mmcam.protocols.CaptionModel`.
+    that satisfies `mmcam.core.protocols.CaptionModel`.
 
     `layer` is the explained layer inside `model.encode` (a dotted name or a module);
     `to_grid` reshapes its output to `[N, K, h, w]` when it is not already a feature grid.
@@ -167,7 +167,7 @@ class CaptionExplainer:
             raise TypeError(
                 f"{type(model).__name__} lacks part of the CaptionModel protocol "
                 "(encode, decode_logits, generate, words, bos_index, eos_index, pad_index); "
-                "see mmcam.protocols"
+                "see mmcam.core.protocols"
             )
         self.model = model
         self.layer = layer
@@ -189,8 +189,8 @@ class CaptionExplainer:
         beam_size: int = 1,
     ) -> CaptionExplanation:
         """Maps of every word of each image's caption (generated when `captions` is None) by
-        `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer, or
-        "guided_backprop" / "deconvnet" at the input."""
+        `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer,
+        or "guided_backprop" / "deconvnet" at the input."""
         check_method(method)
         if captions is None:
             captions = self.generate(images, max_length, beam_size)

@@ -20,12 +20,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mmcam.captioning import CaptionExplanation, WordReplicas
-from mmcam.explanation import Explanation
-from mmcam.model_state import explaining
-from mmcam.protocols import CaptionModel, VQAModel
-from mmcam.tap import Tap
-from mmcam.vqa import VQAExplanation, _move_to, _repeat_rows
+from mmcam.core.explanation import Explanation
+from mmcam.core.model_state import explaining
+from mmcam.core.protocols import CaptionModel, VQAModel
+from mmcam.core.tap import Tap
+from mmcam.explainers.captioning import CaptionExplanation, WordReplicas
+from mmcam.explainers.vqa import VQAExplanation, _move_to, _repeat_rows
 
 METHOD = "cross-attention"
 

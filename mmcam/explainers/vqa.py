@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mmcam.cam import maps_from_gradients
-from mmcam.explanation import Explanation
-from mmcam.model_state import explaining
-from mmcam.pixel_methods import RULE_METHODS, check_method, pixel_explanation, rule_gradients
-from mmcam.protocols import VQAModel
-from mmcam.tap import Grid, Tap
-from mmcam.targets import ClassLogit
+from mmcam.core.explanation import Explanation
+from mmcam.core.model_state import explaining
+from mmcam.core.protocols import VQAModel
+from mmcam.core.tap import Grid, Tap
+from mmcam.core.targets import ClassLogit
+from mmcam.methods.cam import maps_from_gradients
+from mmcam.methods.pixel_space import RULE_METHODS, check_method, pixel_explanation, rule_gradients
 
 
 @dataclass
@@ -39,7 +39,7 @@ class VQAExplanation:
 
 class VQAExplainer:
     """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
-    that satisfies `mmcam.protocols.VQAModel`.
+    that satisfies `mmcam.core.protocols.VQAModel`.
 
     `layer` is the explained layer on the image side (a dotted name or a module); `to_grid`
     reshapes its output to `[N, K, h, w]` when it is not already a feature grid.
@@ -51,7 +51,7 @@ class VQAExplainer:
         if not isinstance(model, VQAModel):
             raise TypeError(
                 f"{type(model).__name__} lacks part of the VQAModel protocol "
-                "(answers, tokenize, unknown_words, __call__); see mmcam.protocols"
+                "(answers, tokenize, unknown_words, __call__); see mmcam.core.protocols"
             )
         self.model = model
         self.layer = layer
@@ -67,8 +67,8 @@ class VQAExplainer:
         counterfactual: bool = False,
     ) -> VQAExplanation:
         """Answer each question about its image and map the evidence for the top-k answers by
-        `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer, or
-        "guided_backprop" / "deconvnet" at the input (without a counterfactual map)."""
+        `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer,
+        or "guided_backprop" / "deconvnet" at the input (without a counterfactual map)."""
         check_method(method)
         if len(questions) != images.shape[0]:
             raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")

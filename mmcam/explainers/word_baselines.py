@@ -16,11 +16,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from mmcam.captioning import caption_tokens
-from mmcam.methods import gradient_map
-from mmcam.protocols import CaptionModel
-from mmcam.tap import find_layer
-from mmcam.targets import token_logprobs
+from mmcam.core.protocols import CaptionModel
+from mmcam.core.tap import find_layer
+from mmcam.core.targets import token_logprobs
+from mmcam.explainers.captioning import caption_tokens
+from mmcam.methods.formulas import gradient_map
 
 
 def _teacher_forcing(model: CaptionModel, captions: Sequence[Sequence[int]], device):

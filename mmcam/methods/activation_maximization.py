@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmcam.explanation import Explanation
-from mmcam.layer_output import ChannelMean, layer_forward
-from mmcam.model_state import explaining
-from mmcam.pixel_methods import ReluRule, pixel_explanation
-from mmcam.targets import Target
+from mmcam.core.explanation import Explanation
+from mmcam.core.model_state import explaining
+from mmcam.core.targets import Target
+from mmcam.methods.layer_output import ChannelMean, layer_forward
+from mmcam.methods.pixel_space import ReluRule, pixel_explanation
 from mmcam.visualize import save_image_grid
 
 

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from mmcam.explanation import Explanation
-from mmcam.methods import cam_weights, gradient_map, weighted_map
-from mmcam.tap import Tap
-from mmcam.targets import ClassLogit, Target
+from mmcam.core.explanation import Explanation
+from mmcam.core.tap import Tap
+from mmcam.core.targets import ClassLogit, Target
+from mmcam.methods.formulas import cam_weights, gradient_map, weighted_map
 
 
 def grad_cam(

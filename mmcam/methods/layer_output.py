@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mmcam.tap import find_layer
-from mmcam.targets import ClassLogit
+from mmcam.core.tap import find_layer
+from mmcam.core.targets import ClassLogit
 
 
 class LayerReached(Exception):

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmcam.explanation import Explanation, normalize_maps
-from mmcam.model_state import explaining
-from mmcam.targets import CaptionLogProb, ClassLogit, Target, WordLogProb
+from mmcam.core.explanation import Explanation, normalize_maps
+from mmcam.core.model_state import explaining
+from mmcam.core.targets import CaptionLogProb, ClassLogit, Target, WordLogProb
 
 
 def select_rows(target: Target, rows: Tensor) -> Target:

@@ -31,14 +31,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from mmcam.explanation import Explanation, normalize_maps
-from mmcam.layer_output import LayerReached
-from mmcam.methods import GRADIENT_METHODS, gradient_map
-from mmcam.model_state import explaining
-from mmcam.perturbation import occlusion
-from mmcam.tap import Tap, find_layer
-from mmcam.targets import Target
-from mmcam.visualize import PanelRow
+from mmcam.core.explanation import Explanation, normalize_maps
+from mmcam.core.model_state import explaining
+from mmcam.core.tap import Tap, find_layer
+from mmcam.core.targets import Target
+from mmcam.methods.formulas import GRADIENT_METHODS, gradient_map
+from mmcam.methods.layer_output import LayerReached
+from mmcam.methods.perturbation import occlusion
 
 Forward = Callable[..., Any]
 
@@ -364,14 +363,3 @@ def pixel_explanations(
             forward, images, model, layer, target, forward_args=forward_args
         ),
     }
-
-
-def panel_row(explanations: dict[str, Explanation], name: str, index: int = 0) -> PanelRow:
-    """One figure row for image `index` of the batch: a panel per method, titled with the method
-    (and the channel, for the strongest feature map). Draw it with `visualize.map_grid`."""
-    titles = [
-        f"{method}: {explanation.labels[index]}" if explanation.labels else method
-        for method, explanation in explanations.items()
-    ]
-    maps = [explanation.maps[index] for explanation in explanations.values()]
-    return PanelRow(name, maps, titles)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,28 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-
-def write_atomically(path: str | Path, write: Callable[[Any], None], mode: str = "w") -> Path:
-    """Write `path` through `write(file)` into a temporary file beside it, then rename it into
-    place: readers see the old file or the whole new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, mode) as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json(path: str | Path, value: Any) -> Path:
-    """`value` as indented JSON at `path`, atomically."""
-    return write_atomically(path, lambda file: json.dump(value, file, indent=1))
+from mmcam.data.files import write_atomically, write_json
 
 
 @dataclass(frozen=True)

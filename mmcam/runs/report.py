@@ -1,4 +1,4 @@
-"""The figures of a dataset run (`mmcam.dataset_runs`): metrics from its per-item records, and
+"""The figures of a dataset run (`mmcam.runs`): metrics from its per-item records, and
 a short report a person reads.
 
 Records are streamed (one pass, nothing but counters and caption text kept), so the metrics
@@ -26,10 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from mmcam.metrics import DEFAULT_THRESHOLDS, caption_bleu, vqa_evaluate
-from mmcam.vocab import tokenize
+from mmcam.data.vocab import tokenize
+from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS
+from mmcam.evaluation.caption_metrics import caption_bleu
+from mmcam.evaluation.vqa_accuracy import vqa_evaluate
 
 __all__ = ["BoxScores", "caption_metrics", "report_text", "summary", "vqa_metrics"]
+
 
 SWEEP = DEFAULT_THRESHOLDS[10:51:5]
 """The box thresholds reported for localisation accuracy: 0.10, 0.15, ..., 0.50, taken from
@@ -318,7 +321,7 @@ def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _number(value: Any, digits: int = 3) -> str:
+def number_text(value: Any, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
@@ -333,14 +336,14 @@ def report_text(metrics: Mapping[str, Any]) -> str:
         if bleu:
             lines.append(
                 "BLEU-1..4 against all references: "
-                + "  ".join(_number(bleu[f"bleu{n}"]) for n in range(1, 5))
+                + "  ".join(number_text(bleu[f"bleu{n}"]) for n in range(1, 5))
             )
         lines.append(f"words naming a category: {metrics['category_words']}")
         pointing = metrics["word_pointing"]
         if pointing:
             lines.append(
                 f"word pointing (peak in that object's box, tolerance {pointing['tolerance']:g}"
-                f" px; words with no such object are misses): {_number(pointing['accuracy'])}"
+                f" px; words with no such object are misses): {number_text(pointing['accuracy'])}"
                 f" ({pointing['hits']} / {pointing['words']}, {pointing['unmatched']} with no "
                 "such object)"
             )
@@ -351,24 +354,24 @@ def report_text(metrics: Mapping[str, Any]) -> str:
         )
         if metrics["vqa_accuracy"] is not None:
             lines.append(
-                f"VQA accuracy: {_number(metrics['vqa_accuracy'])} (answered questions only: "
-                f"{_number(metrics['vqa_accuracy_answered'])})"
+                f"VQA accuracy: {number_text(metrics['vqa_accuracy'])} (answered questions only: "
+                f"{number_text(metrics['vqa_accuracy_answered'])})"
             )
             for name, value in sorted(metrics["vqa_accuracy_per_answer_type"].items()):
-                lines.append(f"  {name:<12} {_number(value)}")
+                lines.append(f"  {name:<12} {number_text(value)}")
         lines.append(f"questions naming a category: {metrics['questions_naming_a_category']}")
     lines += _box_lines(metrics)
     if metrics["task"] == "vqa" and metrics["pointing_by_question_type"]:
         lines.append("pointing by question type:")
         for name, row in metrics["pointing_by_question_type"].items():
-            lines.append(f"  {name:<24} {_number(row['accuracy'])}  ({row['count']})")
+            lines.append(f"  {name:<24} {number_text(row['accuracy'])}  ({row['count']})")
     deletion = metrics["deletion_auc"]
     if deletion:
         lines.append(
             f"deletion AUC ({metrics['method']} vs baselines, {deletion['steps']} steps, "
             f"{deletion['count']} items; lower is more faithful): "
-            f"{metrics['method']} {_number(deletion['gradcam'])}  random "
-            f"{_number(deletion['random'])}  centre {_number(deletion['center'])}"
+            f"{metrics['method']} {number_text(deletion['gradcam'])}  random "
+            f"{number_text(deletion['random'])}  centre {number_text(deletion['center'])}"
         )
     lines += _bad_data_lines(metrics["bad_data"])
     return "\n".join(lines) + "\n"
@@ -381,19 +384,19 @@ def _box_lines(metrics: Mapping[str, Any]) -> list[str]:
     lines = [
         f"maps scored against ground truth: {located['count']}",
         f"pointing game (tolerance {pointing['tolerance']:g} px): "
-        f"{_number(pointing['accuracy'])} ({pointing['hits']} / {pointing['count']})",
+        f"{number_text(pointing['accuracy'])} ({pointing['hits']} / {pointing['count']})",
         f"localisation accuracy (IoU >= 0.5) at box threshold {located['threshold']:g}: "
-        f"{_number(located['accuracy'])}",
+        f"{number_text(located['accuracy'])}",
         "  threshold " + " ".join(f"{k:>5}" for k in located["sweep"]),
-        "  accuracy  " + " ".join(f"{_number(v, 2):>5}" for v in located["sweep"].values()),
-        f"MaxBoxAcc (thresholds 0.00-0.99, step 0.01): {_number(best['accuracy'])} "
+        "  accuracy  " + " ".join(f"{number_text(v, 2):>5}" for v in located["sweep"].values()),
+        f"MaxBoxAcc (thresholds 0.00-0.99, step 0.01): {number_text(best['accuracy'])} "
         f"at {best['threshold']:g}",
         f"  {'category':<16} {'maps':>5} {'pointing':>9} {'loc acc':>8} {'no object':>10}",
     ]
     for name, row in metrics["per_category"].items():
         lines.append(
-            f"  {name:<16} {row['count']:>5} {_number(row['pointing']):>9} "
-            f"{_number(row['loc_accuracy']):>8} {row['unmatched']:>10}"
+            f"  {name:<16} {row['count']:>5} {number_text(row['pointing']):>9} "
+            f"{number_text(row['loc_accuracy']):>8} {row['unmatched']:>10}"
         )
     return lines
 
@@ -412,53 +415,3 @@ def _bad_data_lines(bad: Mapping[str, Any]) -> list[str]:
         lines.append(f"questions skipped: {row['count']}")
         lines += [f"  {qid}: {reason}" for qid, reason in row["reasons"].items()]
     return lines
-
-
-# ----------------------------------------------------------------------------- shapes targets
-
-SHAPES_TARGETS = {"vqa_accuracy": 0.9, "bleu4": 0.6, "word_pointing": 0.85, "answer_pointing": 0.85}
-"""Issue #3's targets for the bundled models on the shapes val split."""
-
-COLOR_QUESTION = "what color is the"
-"""The shapes question type whose answer map must point at the queried shape."""
-
-
-def shapes_evaluation(captions: Mapping[str, Any], vqa: Mapping[str, Any]) -> dict[str, Any]:
-    """The four figures of the shapes evaluation from a captions run's and a VQA run's metrics
-    (both with the shapes instances): VQA accuracy, BLEU-4, word pointing (unmatched words are
-    misses) and answer pointing ("what color is the <shape>?" questions), with their counts."""
-    word = captions.get("word_pointing") or {}
-    answer = (vqa.get("pointing_by_question_type") or {}).get(COLOR_QUESTION, {})
-    return {
-        "vqa_accuracy": vqa["vqa_accuracy"],
-        "bleu4": captions["bleu4"],
-        "word_pointing": word.get("accuracy"),
-        "answer_pointing": answer.get("accuracy"),
-        "counts": {
-            "images": captions["images"],
-            "questions": vqa["questions"],
-            "shape_words": word.get("words", 0),
-            "shape_words_with_no_such_object": word.get("unmatched", 0),
-            "colour_questions": answer.get("count", 0),
-        },
-    }
-
-
-def shapes_table(figures: Mapping[str, Any], tolerance: float) -> str:
-    """The shapes evaluation as a table with its targets."""
-    counts = figures["counts"]
-    notes = {
-        "vqa_accuracy": f"{counts['questions']} questions",
-        "bleu4": f"{counts['images']} images, corpus BLEU-4 vs all references",
-        "word_pointing": f"{counts['shape_words']} shape words, "
-        f"{counts['shape_words_with_no_such_object']} with no such object (misses), "
-        f"tolerance {tolerance:g} px",
-        "answer_pointing": f"{counts['colour_questions']} 'what color is the <shape>?' questions",
-    }
-    lines = [f"{'metric':<16} {'value':>6} {'target':>7}  {'':<4} note"]
-    for name, target in SHAPES_TARGETS.items():
-        value = figures[name]
-        verdict = "ok" if value is not None and value >= target else "MISS"
-        lines.append(f"{name:<16} {_number(value):>6} {'>= ' + str(target):>7}  {verdict:<4} "
-                     f"{notes[name]}")  # fmt: skip
-    return "\n".join(lines) + "\n"

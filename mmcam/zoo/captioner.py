@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmcam.datasets import preprocess, read_json, write_json
-from mmcam.vocab import Vocabulary
+from mmcam.data.files import read_json, write_json
+from mmcam.data.images import preprocess
+from mmcam.data.vocab import Vocabulary
 
 __all__ = [
     "Captioner",
@@ -34,7 +35,7 @@ __all__ = [
     "save_captioner",
 ]
 
-DEFAULT_CAPTIONER = Path(__file__).resolve().parent.parent / "models" / "captioner"
+DEFAULT_CAPTIONER = Path(__file__).resolve().parents[2] / "models" / "captioner"
 EXPLAINED_LAYER = "encoder.features"
 
 
@@ -99,7 +100,7 @@ class CaptionerConfig:
 
 
 class Captioner(nn.Module):
-    """CNN + attention LSTM captioner satisfying `mmcam.protocols.CaptionModel`.
+    """CNN + attention LSTM captioner satisfying `mmcam.core.protocols.CaptionModel`.
 
     Explained layer: `encoder.features` (`[B, C, 16, 16]`). Input: `preprocess(image)`."""
 

@@ -16,7 +16,7 @@ import torchvision
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from mmcam.vocab import Vocabulary
+from mmcam.data.vocab import Vocabulary
 
 EXPLAINED_LAYER = "encoder.layer4"
 

@@ -21,9 +21,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mmcam.datasets import VQADataset, collate_vqa, write_json
-from mmcam.metrics import caption_bleu, vqa_accuracy
-from mmcam.vocab import tokenize
+from mmcam.data.files import write_json
+from mmcam.data.training_sets import VQADataset, collate_vqa
+from mmcam.data.vocab import tokenize
+from mmcam.evaluation.caption_metrics import caption_bleu
+from mmcam.evaluation.vqa_accuracy import vqa_accuracy
 
 Batch = dict[str, Any]
 

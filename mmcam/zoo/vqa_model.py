@@ -21,13 +21,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from mmcam.captioner import ConvEncoder, add_coordinates, save_state_dict
-from mmcam.datasets import preprocess, read_json, write_json
-from mmcam.vocab import Vocabulary
+from mmcam.data.files import read_json, write_json
+from mmcam.data.images import preprocess
+from mmcam.data.vocab import Vocabulary
+from mmcam.zoo.captioner import ConvEncoder, add_coordinates, save_state_dict
 
 __all__ = ["DEFAULT_VQA", "VQAConfig", "VQANet", "load_vqa_model", "preprocess", "save_vqa_model"]
 
-DEFAULT_VQA = Path(__file__).resolve().parent.parent / "models" / "vqa"
+DEFAULT_VQA = Path(__file__).resolve().parents[2] / "models" / "vqa"
 EXPLAINED_LAYER = "encoder.features"
 
 
@@ -47,7 +48,7 @@ class VQAConfig:
 
 
 class VQANet(nn.Module):
-    """VQA model satisfying `mmcam.protocols.VQAModel`: `model(images, questions)` -> logits.
+    """VQA model satisfying `mmcam.core.protocols.VQAModel`: `model(images, questions)` -> logits.
 
     Explained layer: `encoder.features` (`[B, C, 16, 16]`). Input: `preprocess(image)` and
     `model.tokenize(questions)`."""

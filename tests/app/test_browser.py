@@ -17,10 +17,11 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from test_demo import load_app, model_input  # noqa: E402
 
-from mmcam.interactive import Demo, bundled_examples  # noqa: E402
+from mmcam.app.demo import Demo  # noqa: E402
+from mmcam.app.inputs import bundled_examples  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "demos" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "demos" / "screenshots"
 BROWSER_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

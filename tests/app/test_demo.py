@@ -20,17 +20,25 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from mmcam import interactive  # noqa: E402
-from mmcam.captioning import CaptionExplainer, caption_tokens  # noqa: E402
-from mmcam.datasets import load_image, preprocess  # noqa: E402
-from mmcam.interactive import Demo, bundled_examples  # noqa: E402
-from mmcam.localize import boxes_from_map  # noqa: E402
-from mmcam.perturbation import occlusion  # noqa: E402
-from mmcam.pixel_methods import guided_backprop, guided_grad_cam  # noqa: E402
-from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb  # noqa: E402
-from mmcam.vqa import VQAExplainer  # noqa: E402
+from mmcam.app import (  # noqa: E402
+    MAX_IMAGE_SIDE,
+    WHOLE_CAPTION,
+    Demo,
+    InputError,
+    bundled_examples,
+    read_image,
+)
+from mmcam.app.demo import CAPTION_OCCLUSION, VQA_OCCLUSION  # noqa: E402
+from mmcam.app.inputs import checked_method, checked_threshold  # noqa: E402
+from mmcam.core.targets import CaptionLogProb, ClassLogit, WordLogProb  # noqa: E402
+from mmcam.data.images import load_image, preprocess  # noqa: E402
+from mmcam.evaluation.localize import boxes_from_map  # noqa: E402
+from mmcam.explainers.captioning import CaptionExplainer, caption_tokens  # noqa: E402
+from mmcam.explainers.vqa import VQAExplainer  # noqa: E402
+from mmcam.methods.perturbation import occlusion  # noqa: E402
+from mmcam.methods.pixel_space import guided_backprop, guided_grad_cam  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_app():
@@ -95,7 +103,7 @@ def test_caption_endpoint_gives_the_models_caption_and_every_word_map(client, de
 
     assert text == expected
     assert update_value(word) == label
-    assert [c[0] for c in word["choices"]] == [interactive.WHOLE_CAPTION] + [
+    assert [c[0] for c in word["choices"]] == [WHOLE_CAPTION] + [
         f"{i + 1}: {w}" for i, w in enumerate(words)
     ]
     shown = np.asarray(Image.open(heat_map))
@@ -170,7 +178,7 @@ def test_choosing_another_answer_maps_that_answer(client, demo, samples):
 def bad_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad")
     (folder / "notes.txt").write_text("not an image")
-    Image.new("RGB", (interactive.MAX_IMAGE_SIDE + 1, 8)).save(folder / "wide.png")
+    Image.new("RGB", (MAX_IMAGE_SIDE + 1, 8)).save(folder / "wide.png")
     return folder
 
 
@@ -222,24 +230,24 @@ def test_pasted_and_uploaded_images_are_read_as_rgb(tmp_path):
     buffer = io.BytesIO()
     Image.new("LA", (30, 20), (128, 200)).save(buffer, format="PNG")
     pasted = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-    image = interactive.read_image({"path": None, "url": pasted})
+    image = read_image({"path": None, "url": pasted})
     assert image.mode == "RGB" and image.size == (30, 20) and image.getpixel((0, 0)) == (128,) * 3
-    with pytest.raises(interactive.InputError, match="The pasted data is not an image"):
-        interactive.read_image({"path": None, "url": "data:image/png;base64,AAAA"})
+    with pytest.raises(InputError, match="The pasted data is not an image"):
+        read_image({"path": None, "url": "data:image/png;base64,AAAA"})
     Image.new("P", (7, 5)).save(tmp_path / "palette.gif")
-    assert interactive.read_image({"path": str(tmp_path / "palette.gif")}).mode == "RGB"
+    assert read_image({"path": str(tmp_path / "palette.gif")}).mode == "RGB"
 
 
 def test_bad_image_checks_in_process(tmp_path):
-    with pytest.raises(interactive.InputError, match="An array of shape"):
-        interactive.read_image(np.zeros((0, 3), dtype=np.uint8))
+    with pytest.raises(InputError, match="An array of shape"):
+        read_image(np.zeros((0, 3), dtype=np.uint8))
     (tmp_path / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
-    with pytest.raises(interactive.InputError, match="cut.png is not an image"):
-        interactive.read_image(tmp_path / "cut.png")
-    with pytest.raises(interactive.InputError, match="Unknown method 'gradcam3'"):
-        interactive._method("gradcam3")
-    with pytest.raises(interactive.InputError, match="box threshold"):
-        interactive._threshold(1.0)
+    with pytest.raises(InputError, match="cut.png is not an image"):
+        read_image(tmp_path / "cut.png")
+    with pytest.raises(InputError, match="Unknown method 'gradcam3'"):
+        checked_method("gradcam3")
+    with pytest.raises(InputError, match="box threshold"):
+        checked_threshold(1.0)
 
 
 # ----------------------------------------------------------------------------- pixel methods
@@ -278,7 +286,7 @@ def test_pixel_method_maps_equal_the_library_calls(demo, samples):
     np.testing.assert_allclose(guided.word_maps[2], word.maps[0], atol=1e-5)
 
     occluded = demo.caption(path, "Occlusion", 0)
-    window, stride = interactive.CAPTION_OCCLUSION
+    window, stride = CAPTION_OCCLUSION
     whole = occlusion(
         forward,
         images,
@@ -304,7 +312,7 @@ def test_pixel_method_maps_equal_the_library_calls(demo, samples):
     answered = demo.answer(path, question, "Occlusion")
     vqa = demo.vqa_model
     index = list(vqa.answers).index(answered.selected)
-    window, stride = interactive.VQA_OCCLUSION
+    window, stride = VQA_OCCLUSION
     expected = occlusion(
         vqa,
         images,

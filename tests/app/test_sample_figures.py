@@ -4,7 +4,7 @@ import json
 
 from PIL import Image
 
-from mmcam.sample_figures import POINTING_METHODS, write_sample_figures
+from mmcam.app.sample_figures import POINTING_METHODS, write_sample_figures
 
 
 def test_sample_figures_are_written_and_the_models_answer_and_point(tmp_path):

@@ -12,10 +12,10 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from tiny_models import TinyCNN
 from torch import nn
 
-from mmcam.cam import class_activation_map, explain, grad_cam
-from mmcam.explanation import normalize_maps
-from mmcam.tap import Tap
-from mmcam.targets import ClassLogit
+from mmcam.core.explanation import normalize_maps
+from mmcam.core.tap import Tap
+from mmcam.core.targets import ClassLogit
+from mmcam.methods.cam import class_activation_map, explain, grad_cam
 
 
 @pytest.fixture(scope="module")

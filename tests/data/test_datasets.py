@@ -10,26 +10,20 @@ import pytest
 import torch
 from PIL import Image
 
-from mmcam.datasets import (
+from mmcam.data.annotations import read_coco_captions, read_coco_instances, read_vqa, split_paths
+from mmcam.data.images import image_path, load_image, preprocess, unnormalize
+from mmcam.data.shapes import write_shapes
+from mmcam.data.training_sets import (
     CaptionDataset,
     VQADataset,
     answer_scores,
     collate_captions,
     collate_vqa,
-    image_path,
-    load_image,
-    preprocess,
-    read_coco_captions,
-    read_coco_instances,
-    read_vqa,
-    split_paths,
     top_answers,
-    unnormalize,
 )
-from mmcam.shapes import write_shapes
-from mmcam.vocab import Vocabulary
+from mmcam.data.vocab import Vocabulary
 
-FIXTURE = Path(__file__).parent / "fixtures" / "coco_vqa"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "coco_vqa"
 
 
 def test_split_paths_are_the_official_names() -> None:

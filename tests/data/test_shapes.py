@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmcam.shapes import COLORS, KINDS, MIN_SIZE, make_scene
+from mmcam.data.shapes import COLORS, KINDS, MIN_SIZE, make_scene
 
 SCENES = [make_scene(seed=5, index=i, split="train") for i in range(60)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmcam.vocab import Vocabulary, tokenize
+from mmcam.data.vocab import Vocabulary, tokenize
 
 
 def test_tokenize_lowercases_and_splits_punctuation_without_nltk_data() -> None:

@@ -6,24 +6,24 @@ import pytest
 import torch
 from nltk.translate.bleu_score import SmoothingFunction
 
-from mmcam.localize import Box
-from mmcam.metrics import (
-    blur_image,
+from mmcam.evaluation.box_metrics import (
     box_iou,
     box_iou_matrix,
-    caption_bleu,
-    center_gaussian_map,
-    deletion_auc,
     energy_in_box,
-    insertion_auc,
     localization_accuracy,
     max_box_acc,
-    normalize_answer,
     pointing_game,
-    random_map,
-    vqa_accuracy,
-    vqa_evaluate,
 )
+from mmcam.evaluation.caption_metrics import caption_bleu
+from mmcam.evaluation.faithfulness import (
+    blur_image,
+    center_gaussian_map,
+    deletion_auc,
+    insertion_auc,
+    random_map,
+)
+from mmcam.evaluation.localize import Box
+from mmcam.evaluation.vqa_accuracy import normalize_answer, vqa_accuracy, vqa_evaluate
 
 # ----------------------------------------------------------------------------- boxes
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmcam.word_categories import (
+from mmcam.evaluation.word_categories import (
     COCO_CATEGORIES,
     CategoryMention,
     WordCategories,

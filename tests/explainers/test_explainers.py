@@ -7,16 +7,16 @@ import torch
 from captum.attr import Deconvolution, GuidedBackprop, LayerGradCam
 from tiny_models import TinyCaptioner, TinyVQA
 
-from mmcam.cam import grad_cam
-from mmcam.captioner import Captioner, CaptionerConfig
-from mmcam.captioning import CaptionExplainer, caption_tokens
-from mmcam.pixel_methods import deconvnet, guided_backprop
-from mmcam.show_and_tell import ShowAndTell
-from mmcam.tap import Tap
-from mmcam.targets import CaptionLogProb, WordLogProb
-from mmcam.vocab import Vocabulary
-from mmcam.vqa import VQAExplainer
-from mmcam.word_baselines import maps_forward_backward_per_word, maps_retained_graph
+from mmcam.core.tap import Tap
+from mmcam.core.targets import CaptionLogProb, WordLogProb
+from mmcam.data.vocab import Vocabulary
+from mmcam.explainers.captioning import CaptionExplainer, caption_tokens
+from mmcam.explainers.vqa import VQAExplainer
+from mmcam.explainers.word_baselines import maps_forward_backward_per_word, maps_retained_graph
+from mmcam.methods.cam import grad_cam
+from mmcam.methods.pixel_space import deconvnet, guided_backprop
+from mmcam.zoo.captioner import Captioner, CaptionerConfig
+from mmcam.zoo.show_and_tell import ShowAndTell
 
 LAYER = "encoder.features"
 

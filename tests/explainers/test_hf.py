@@ -23,20 +23,17 @@ from transformers import (
     ViltProcessor,
 )
 
-from mmcam.cam import grad_cam
-from mmcam.captioning import CaptionExplainer, caption_tokens
-from mmcam.cross_attention import explain_caption_attention, explain_vqa_attention
-from mmcam.hf import (
-    BlipCaptioner,
-    BlipVQA,
-    ViltVQA,
-    load_hf_captioner,
-    load_hf_vqa,
-)
-from mmcam.interactive import Demo, InputError
-from mmcam.tap import Tap
-from mmcam.targets import WordLogProb
-from mmcam.vqa import VQAExplainer
+from mmcam.app.demo import Demo
+from mmcam.app.inputs import InputError
+from mmcam.core.tap import Tap
+from mmcam.core.targets import WordLogProb
+from mmcam.explainers.captioning import CaptionExplainer, caption_tokens
+from mmcam.explainers.cross_attention import explain_caption_attention, explain_vqa_attention
+from mmcam.explainers.hf import load_hf_captioner, load_hf_vqa
+from mmcam.explainers.hf.blip import BlipCaptioner, BlipVQA
+from mmcam.explainers.hf.vilt import ViltVQA
+from mmcam.explainers.vqa import VQAExplainer
+from mmcam.methods.cam import grad_cam
 
 WORDS = (
     "[PAD] [UNK] [CLS] [SEP] [MASK] a the cat dog on red blue is what color of sat mat two "

@@ -10,14 +10,14 @@ from PIL import Image
 from tiny_models import TinyCaptioner, TinyCNN
 from torch import nn
 
-from mmcam.activation_maximization import (
+from mmcam.core.targets import CaptionLogProb, ClassLogit
+from mmcam.methods.activation_maximization import (
     activation_maximization,
     filter_grid,
     gaussian_blur,
     noise_images,
 )
-from mmcam.layer_output import ChannelMean, UnitActivation, layer_forward
-from mmcam.targets import CaptionLogProb, ClassLogit
+from mmcam.methods.layer_output import ChannelMean, UnitActivation, layer_forward
 
 
 @pytest.fixture

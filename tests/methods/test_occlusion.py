@@ -9,8 +9,8 @@ from captum.attr import Occlusion
 from oracle import assert_matches
 from tiny_models import TinyCaptioner, TinyVQA
 
-from mmcam.perturbation import occlusion
-from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb
+from mmcam.core.targets import CaptionLogProb, ClassLogit, WordLogProb
+from mmcam.methods.perturbation import occlusion
 
 CLASSES = [1, 3, 0]
 

@@ -14,16 +14,16 @@ from oracle import assert_matches
 from tiny_models import TinyCaptioner, TinyCNN, TinyVQA
 from torch import nn
 
-from mmcam.perturbation import occlusion
-from mmcam.pixel_methods import (
+from mmcam.core.targets import CaptionLogProb, ClassLogit, WordLogProb
+from mmcam.methods.perturbation import occlusion
+from mmcam.methods.pixel_space import (
     deconvnet,
     guided_backprop,
     guided_grad_cam,
-    panel_row,
     pixel_explanations,
     strongest_feature_map,
 )
-from mmcam.targets import CaptionLogProb, ClassLogit, WordLogProb
+from mmcam.visualize import panel_row
 
 CLASSES = [1, 3, 0]
 

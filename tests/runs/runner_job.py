@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcam.runner import ChunkedRun, join_process_group, load_chunks, wait_for_all_ranks, write_json
+from mmcam.data.files import write_json
+from mmcam.runs.chunks import ChunkedRun, join_process_group, load_chunks, wait_for_all_ranks
 
 
 def load(item: int) -> int:

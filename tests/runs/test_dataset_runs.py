@@ -18,36 +18,27 @@ import pytest
 import torch
 from PIL import Image
 
-from mmcam.captioner import Captioner, CaptionerConfig, save_captioner
-from mmcam.captioning import CaptionExplainer
-from mmcam.dataset_report import caption_metrics, vqa_metrics
-from mmcam.dataset_runs import (
-    RunOptions,
-    _deletion,
-    _ground_truth,
-    _score_map,
-    load_run_captioner,
-    load_run_vqa,
-    read_map,
-)
-from mmcam.datasets import (
-    CocoInstance,
-    load_image,
-    read_coco_captions,
-    read_json,
-    read_vqa,
-    split_paths,
-    top_answers,
-    write_json,
-)
-from mmcam.localize import smooth_maps
-from mmcam.metrics import DEFAULT_THRESHOLDS, caption_bleu, vqa_accuracy
-from mmcam.shapes import write_shapes
-from mmcam.vocab import Vocabulary, tokenize
-from mmcam.vqa import VQAExplainer
-from mmcam.vqa_model import VQAConfig, VQANet, save_vqa_model
+from mmcam.data.annotations import CocoInstance, read_coco_captions, read_vqa, split_paths
+from mmcam.data.files import read_json, write_json
+from mmcam.data.images import load_image
+from mmcam.data.shapes import write_shapes
+from mmcam.data.training_sets import top_answers
+from mmcam.data.vocab import Vocabulary, tokenize
+from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS
+from mmcam.evaluation.caption_metrics import caption_bleu
+from mmcam.evaluation.localize import smooth_maps
+from mmcam.evaluation.vqa_accuracy import vqa_accuracy
+from mmcam.explainers.captioning import CaptionExplainer
+from mmcam.explainers.vqa import VQAExplainer
+from mmcam.runs.models import load_run_captioner, load_run_vqa
+from mmcam.runs.options import RunOptions
+from mmcam.runs.outputs import read_map
+from mmcam.runs.report import caption_metrics, vqa_metrics
+from mmcam.runs.scoring import deletion_aucs, ground_truth_boxes, score_map
+from mmcam.zoo.captioner import Captioner, CaptionerConfig, save_captioner
+from mmcam.zoo.vqa_model import VQAConfig, VQANet, save_vqa_model
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -319,9 +310,9 @@ def test_pixel_space_runs_store_the_explainers_maps_at_input_resolution(dataset,
     np.testing.assert_allclose(stored, expected.numpy(), atol=2e-3, rtol=0)
     assert read_map(tmp_path, key, (64, 96)).maps.shape == (len(expected), 64, 96)
     if task == "vqa":  # the box comes from the blurred map (the unblurred one's differs)
-        blurred = _score_map(smooth_maps(expected[0], 2), (128, 128), None, RunOptions())
+        blurred = score_map(smooth_maps(expected[0], 2), (128, 128), None, RunOptions())
         assert record["box"] == blurred["box"]
-        assert record["box"] != _score_map(expected[0], (128, 128), None, RunOptions())["box"]
+        assert record["box"] != score_map(expected[0], (128, 128), None, RunOptions())["box"]
 
 
 # ----------------------------------------------------------------------------- VQA
@@ -383,11 +374,11 @@ def test_score_map_of_a_box_shaped_map_points_into_and_boxes_its_object():
     heat = torch.zeros(64, 64)
     heat[10:20, 30:46] = 1.0  # rows 10..19, columns 30..45 at the model's input resolution
     truth = [[60.0, 20.0, 32.0, 20.0]]  # the same region in a 128 x 128 original
-    scored = _score_map(heat, (128, 128), truth, RunOptions(pointing_tolerance=0))
+    scored = score_map(heat, (128, 128), truth, RunOptions(pointing_tolerance=0))
     assert scored["box"] == [59.0, 19.0, 34.0, 22.0]  # bilinear upsampling blurs one pixel
     assert scored["iou"] == pytest.approx(640 / 748)
     assert scored["pointing"] and scored["box_hits"] == [1] * len(DEFAULT_THRESHOLDS)
-    assert _score_map(heat, (128, 128), None, RunOptions())["gt_boxes"] is None
+    assert score_map(heat, (128, 128), None, RunOptions())["gt_boxes"] is None
 
 
 def test_ground_truth_pairs_a_colour_word_with_the_object_of_that_colour():
@@ -396,12 +387,12 @@ def test_ground_truth_pairs_a_colour_word_with_the_object_of_that_colour():
         return CocoInstance(index, 1, category, (index, 0.0, 5.0, 5.0), 25.0, extra=extra)
 
     shapes = {1: [instance(1, 1, "red"), instance(2, 1, "blue"), instance(3, 2, "red")]}
-    assert _ground_truth(shapes, 1, 1, "red") == [[1, 0.0, 5.0, 5.0]]
-    assert _ground_truth(shapes, 1, 1, None) == [[1, 0.0, 5.0, 5.0], [2, 0.0, 5.0, 5.0]]
-    assert _ground_truth(shapes, 1, 2, "blue") == []
+    assert ground_truth_boxes(shapes, 1, 1, "red") == [[1, 0.0, 5.0, 5.0]]
+    assert ground_truth_boxes(shapes, 1, 1, None) == [[1, 0.0, 5.0, 5.0], [2, 0.0, 5.0, 5.0]]
+    assert ground_truth_boxes(shapes, 1, 2, "blue") == []
     coco = {1: [instance(4, 1, None)]}  # COCO instances have no colour: any one matches
-    assert _ground_truth(coco, 1, 1, "red") == [[4, 0.0, 5.0, 5.0]]
-    assert _ground_truth(None, 1, 1, "red") is None
+    assert ground_truth_boxes(coco, 1, 1, "red") == [[4, 0.0, 5.0, 5.0]]
+    assert ground_truth_boxes(None, 1, 1, "red") is None
 
 
 def test_caption_metrics_count_words_with_no_such_object_as_word_pointing_misses():
@@ -458,7 +449,7 @@ def test_deletion_of_the_map_that_holds_the_evidence_beats_both_baselines():
 
     heat = torch.zeros(8, 8)
     heat[:2, :2] = 1.0
-    aucs = _deletion(image, heat, score, steps=16, seed=0)
+    aucs = deletion_aucs(image, heat, score, steps=16, seed=0)
     # Deleting the 4 evidence pixels first (1/16 of the image) drops the score to 0 at once.
     assert aucs["gradcam"] == pytest.approx(0.5 / 16)
     assert aucs["gradcam"] < aucs["random"] and aucs["gradcam"] < aucs["center"]

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmcam.runner import ChunkedRun, Shard, write_atomically, write_json
+from mmcam.data.files import write_atomically, write_json
+from mmcam.runs.chunks import ChunkedRun, Shard
 
 JOB = Path(__file__).with_name("runner_job.py")
 BIN = Path(sys.executable).parent

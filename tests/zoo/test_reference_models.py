@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmcam.captioner import Captioner, CaptionerConfig, load_captioner, save_captioner
-from mmcam.captioning import CaptionExplainer
-from mmcam.datasets import load_image, preprocess
-from mmcam.protocols import CaptionModel, VQAModel
-from mmcam.vocab import Vocabulary
-from mmcam.vqa import VQAExplainer
-from mmcam.vqa_model import VQAConfig, VQANet, load_vqa_model
+from mmcam.core.protocols import CaptionModel, VQAModel
+from mmcam.data.images import load_image, preprocess
+from mmcam.data.vocab import Vocabulary
+from mmcam.explainers.captioning import CaptionExplainer
+from mmcam.explainers.vqa import VQAExplainer
+from mmcam.zoo.captioner import Captioner, CaptionerConfig, load_captioner, save_captioner
+from mmcam.zoo.vqa_model import VQAConfig, VQANet, load_vqa_model
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
+MODELS = Path(__file__).resolve().parents[2] / "models"
 WORDS = "a an red blue green circle square star to the left of".split()
 
 

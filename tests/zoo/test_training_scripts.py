@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmcam.captioner import load_captioner
-from mmcam.shapes import write_shapes
-from mmcam.vqa_model import load_vqa_model
+from mmcam.data.shapes import write_shapes
+from mmcam.zoo.captioner import load_captioner
+from mmcam.zoo.vqa_model import load_vqa_model
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
 def script(name: str):

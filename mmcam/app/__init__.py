@@ -1,0 +1,32 @@
+"""The demo's logic without the page (checking input, explaining, drawing, download files) and
+`make run`'s sample figures. Imports everything below it."""
+
+from mmcam.app.demo import Demo
+from mmcam.app.inputs import (
+    DEFAULT_SAMPLES,
+    MAX_IMAGE_SIDE,
+    METHODS,
+    WHOLE_CAPTION,
+    Example,
+    InputError,
+    bundled_examples,
+    check_question,
+    read_image,
+)
+from mmcam.app.results import AnswerResult, CaptionResult, box_text
+
+__all__ = [
+    "DEFAULT_SAMPLES",
+    "MAX_IMAGE_SIDE",
+    "METHODS",
+    "WHOLE_CAPTION",
+    "AnswerResult",
+    "CaptionResult",
+    "Demo",
+    "Example",
+    "InputError",
+    "box_text",
+    "bundled_examples",
+    "check_question",
+    "read_image",
+]

@@ -1,0 +1,148 @@
+"""What a demo request returns, and how it is drawn and saved: overlays with boxes, and the
+PNG / NPZ files a person downloads."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from torch import Tensor
+
+from mmcam.evaluation.localize import Box, boxes_from_map
+from mmcam.visualize import overlay
+
+__all__ = ["AnswerResult", "CaptionResult", "box_text"]
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class CaptionResult:
+    """What the captioning tab shows for one image."""
+
+    caption: str
+    words: list[str]
+    choices: list[str]  # WHOLE_CAPTION, then "1: a", "2: red", ... (one per word)
+    selected: str  # the choice whose map is `heat_map`
+    method: str  # shown name
+    heat_map: np.ndarray  # uint8 [H, W, 3]: the selected map over the image, its box drawn
+    boxes: list[dict]  # [{"label", "bbox": [x, y, w, h], "score"}] in the uploaded image's pixels
+    gallery: list[tuple[Path, str]]  # every word's overlay (a JPEG) and its choice label
+    files: list[Path]  # PNG of `heat_map`, then caption-maps.npz
+    word_maps: Tensor  # [T, S, S] in [0, 1], at the model's input resolution
+    caption_map: Tensor  # [S, S]
+    image_size: tuple[int, int]  # (height, width) of the uploaded image
+
+    @property
+    def heat_map_file(self) -> Path:
+        """`heat_map` as a PNG."""
+        return self.files[0]
+
+
+@dataclass
+class AnswerResult:
+    """What the VQA tab shows for one question."""
+
+    question: str
+    answers: dict[str, float]  # top answers -> probability, best first
+    choices: list[str]
+    selected: str  # the answer whose maps are shown
+    method: str
+    heat_map: np.ndarray  # uint8 [H, W, 3]: evidence for `selected`, its box drawn
+    counterfactual: np.ndarray  # uint8 [H, W, 3]: what argues against `selected`
+    boxes: list[dict]
+    files: list[Path]  # PNGs of `heat_map` and `counterfactual`, then vqa-maps.npz
+    notes: str  # e.g. the words the model did not know and ignored
+    mapped: list[str]  # the answers `maps` explain: all of `choices` for the gradient methods,
+    # only `selected` for the pixel methods (they cost a pass per answer)
+    maps: Tensor  # [len(mapped), S, S] in [0, 1], at the model's input resolution
+    counterfactual_maps: Tensor  # [k, S, S]: one per answer in `choices`
+    image_size: tuple[int, int]
+
+    @property
+    def heat_map_file(self) -> Path:
+        """`heat_map` as a PNG."""
+        return self.files[0]
+
+    @property
+    def counterfactual_file(self) -> Path:
+        """`counterfactual` as a PNG."""
+        return self.files[1]
+
+
+def box_text(boxes: list[dict]) -> str:
+    """One line for a person: the box, or why there is none."""
+    if not boxes:
+        return "No box: the map is flat (no evidence at this layer)."
+    x, y, w, h = (round(v) for v in boxes[0]["bbox"])
+    return (
+        f"[x, y, w, h] = [{x}, {y}, {w}, {h}] in your image's pixels "
+        f"(mean map value inside: {boxes[0]['score']:.2f})"
+    )
+
+
+def map_boxes(heat: Tensor, threshold: float, size: tuple[int, int], label: str) -> list[dict]:
+    found: list[Box] = boxes_from_map(heat, threshold, keep="largest", image_size=size)
+    return [{"label": label, "bbox": b.to_list(), "score": round(b.score, 4)} for b in found]
+
+
+def display_size(width: int, height: int, sides: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) with the longer side clamped to `sides`, aspect kept."""
+    longest = max(width, height)
+    scale = min(max(longest, sides[0]), sides[1]) / longest
+    return max(round(width * scale), 1), max(round(height * scale), 1)
+
+
+def draw_overlay(
+    picture: Image.Image,
+    heat: Tensor,
+    boxes: list[dict],
+    sides: tuple[int, int],
+    shown: Image.Image | None = None,
+) -> np.ndarray:
+    """`heat` over `picture` resized for display (`shown`, when already resized), with `boxes`
+    (original pixels) outlined."""
+    width, height = display_size(picture.width, picture.height, sides)
+    if shown is None or shown.size != (width, height):
+        shown = picture.resize((width, height), Image.BILINEAR)
+    drawing = Image.fromarray(overlay(shown, heat, alpha=0.5))
+    pen = ImageDraw.Draw(drawing)
+    sx, sy = width / picture.width, height / picture.height
+    line = max(2, round(max(width, height) / 160))
+    for box in boxes:
+        x, y, w, h = box["bbox"]
+        corners = [x * sx, y * sy, (x + w) * sx - 1, (y + h) * sy - 1]
+        pen.rectangle(corners, outline=(0, 0, 0), width=line + 2)
+        pen.rectangle(corners, outline=(255, 255, 255), width=line)
+    return np.asarray(drawing)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "map"
+
+
+def save_image(path: Path, image: np.ndarray) -> Path:
+    """A PNG (fast deflate), or a JPEG for a `.jpg` path, written atomically."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    if path.suffix == ".jpg":
+        Image.fromarray(image).save(temporary, format="JPEG", quality=90)
+    else:
+        Image.fromarray(image).save(temporary, format="PNG", compress_level=1)
+    temporary.replace(path)
+    return path
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> Path:
+    """Arrays as a compressed `.npz` (fast deflate), written atomically (temp file + rename)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w") as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+    temporary.replace(path)
+    return path

@@ -1,0 +1,17 @@
+"""The engine every method stands on: Tap (hook one layer), targets (what scalar is explained),
+Explanation (the result), model state and the model protocols. Imports torch only."""
+
+from mmcam.core.explanation import Explanation
+from mmcam.core.protocols import CaptionModel, VQAModel
+from mmcam.core.tap import Tap
+from mmcam.core.targets import CaptionLogProb, ClassLogit, WordLogProb
+
+__all__ = [
+    "CaptionLogProb",
+    "CaptionModel",
+    "ClassLogit",
+    "Explanation",
+    "Tap",
+    "VQAModel",
+    "WordLogProb",
+]

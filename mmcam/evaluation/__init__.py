@@ -1,0 +1,58 @@
+"""Judging maps: boxes from maps, box and pointing metrics, faithfulness (deletion / insertion),
+caption and VQA metrics, the words that name categories. Imports core only."""
+
+from mmcam.evaluation.box_metrics import (
+    DEFAULT_THRESHOLDS,
+    LocalizationAccuracy,
+    MaxBoxAcc,
+    PointingGame,
+    box_iou,
+    box_iou_matrix,
+    energy_in_box,
+    localization_accuracy,
+    max_box_acc,
+    pointing_game,
+)
+from mmcam.evaluation.caption_metrics import caption_bleu
+from mmcam.evaluation.faithfulness import (
+    CausalCurve,
+    blur_image,
+    center_gaussian_map,
+    deletion_auc,
+    insertion_auc,
+    random_map,
+)
+from mmcam.evaluation.localize import Box, boxes_from_map, boxes_from_maps, resize_map, smooth_maps
+from mmcam.evaluation.vqa_accuracy import VQAReport, normalize_answer, vqa_accuracy, vqa_evaluate
+from mmcam.evaluation.word_categories import CategoryMention, WordCategories
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "Box",
+    "CategoryMention",
+    "CausalCurve",
+    "LocalizationAccuracy",
+    "MaxBoxAcc",
+    "PointingGame",
+    "VQAReport",
+    "WordCategories",
+    "blur_image",
+    "box_iou",
+    "box_iou_matrix",
+    "boxes_from_map",
+    "boxes_from_maps",
+    "caption_bleu",
+    "center_gaussian_map",
+    "deletion_auc",
+    "energy_in_box",
+    "insertion_auc",
+    "localization_accuracy",
+    "max_box_acc",
+    "normalize_answer",
+    "pointing_game",
+    "random_map",
+    "resize_map",
+    "smooth_maps",
+    "vqa_accuracy",
+    "vqa_evaluate",
+]

@@ -1,0 +1,27 @@
+"""How a map is made: the CAM formulas and `grad_cam` / `explain`, pixel-space rules (guided
+backprop, deconvnet, guided Grad-CAM), occlusion, activation maximisation. Imports core only."""
+
+from mmcam.methods.activation_maximization import activation_maximization, filter_grid
+from mmcam.methods.cam import class_activation_map, explain, grad_cam
+from mmcam.methods.formulas import GRADIENT_METHODS
+from mmcam.methods.perturbation import occlusion
+from mmcam.methods.pixel_space import (
+    deconvnet,
+    guided_backprop,
+    guided_grad_cam,
+    strongest_feature_map,
+)
+
+__all__ = [
+    "GRADIENT_METHODS",
+    "activation_maximization",
+    "class_activation_map",
+    "deconvnet",
+    "explain",
+    "filter_grid",
+    "grad_cam",
+    "guided_backprop",
+    "guided_grad_cam",
+    "occlusion",
+    "strongest_feature_map",
+]

@@ -1,0 +1,26 @@
+"""Dataset runs: resumable, shardable (torchrun) explanation of a whole COCO captions or VQA v2
+set, their output files and reports. Imports everything below it."""
+
+from mmcam.runs.captions import explain_captions
+from mmcam.runs.inputs import CaptionData, LoadedImage, VQAData, read_caption_data, read_vqa_data
+from mmcam.runs.models import ExplainedModel, load_run_captioner, load_run_vqa
+from mmcam.runs.options import RunOptions
+from mmcam.runs.outputs import read_map
+from mmcam.runs.run import RunResult
+from mmcam.runs.vqa import explain_vqa
+
+__all__ = [
+    "CaptionData",
+    "ExplainedModel",
+    "LoadedImage",
+    "RunOptions",
+    "RunResult",
+    "VQAData",
+    "explain_captions",
+    "explain_vqa",
+    "load_run_captioner",
+    "load_run_vqa",
+    "read_caption_data",
+    "read_map",
+    "read_vqa_data",
+]

@@ -1,0 +1,133 @@
+"""A captions run's chunk: caption each image, map every word, score the words that name a
+category."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmcam.evaluation.localize import resize_map, smooth_maps
+from mmcam.explainers.captioning import CaptionExplainer
+from mmcam.runs.chunks import (
+    LoadedChunk,
+    Shard,
+)
+from mmcam.runs.inputs import (
+    CaptionData,
+    image_batches,
+)
+from mmcam.runs.models import (
+    ExplainedModel,
+)
+from mmcam.runs.options import RunOptions
+from mmcam.runs.run import RunResult, run_dataset
+from mmcam.runs.scoring import (
+    caption_score,
+    deletion_aucs,
+    ground_truth_boxes,
+    save_run_figure,
+    score_map,
+    stored_maps,
+)
+from mmcam.visualize import PanelRow
+
+__all__ = ["explain_captions"]
+
+
+# ----------------------------------------------------------------------------- captions
+
+
+def _caption_chunk(
+    model: ExplainedModel,
+    data: CaptionData,
+    chunk: LoadedChunk,
+    positions: dict[int, int],
+    options: RunOptions,
+    out: Path,
+) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Records and raw maps of one chunk of images."""
+    explainer = CaptionExplainer(model.model, model.layer, to_grid=model.to_grid)
+    device = model.device
+    records: list[dict] = []
+    arrays: dict[str, np.ndarray] = {}
+    for batch in image_batches(chunk.items, options.batch_size):
+        images = torch.stack([loaded.pixels for _, loaded in batch]).to(device)
+        captions = explainer.generate(images, options.max_length, options.beam_size)
+        spoken = [row for row, caption in enumerate(captions) if caption]
+        result = None
+        if spoken:
+            result = explainer.explain(
+                images[spoken], [captions[row] for row in spoken], method=options.method
+            )
+        for row, (image_id, loaded) in enumerate(batch):
+            caption = captions[row]
+            text = model.caption_text(caption) if model.caption_text else None
+            record: dict[str, Any] = {"image_id": image_id, "size": list(loaded.size)}
+            if loaded.mode != "RGB":
+                record["converted_from"] = loaded.mode
+            if result is None or row not in spoken:
+                records.append({**record, "caption": text or "", "words": [], "mentions": []})
+                continue
+            index = spoken.index(row)
+            words = result.word_labels(index)
+            count = len(words)
+            word_maps = smooth_maps(result.words.maps[index, :count], options.smooth)  # [T, H, W]
+            arrays[str(image_id)] = stored_maps(result.words, index, count)
+            record["caption"] = text if text is not None else result.texts[index]
+            record["words"] = words
+            record["word_scores"] = result.words.scores[index, :count].tolist()
+            mentions = []
+            for mention in data.categories.find(words):
+                truth = ground_truth_boxes(
+                    data.instances, image_id, mention.category_id, mention.color
+                )
+                mentions.append(
+                    {
+                        "word": mention.head,
+                        "phrase": " ".join(words[mention.start : mention.end]),
+                        "category_id": mention.category_id,
+                        "category": mention.category,
+                        "color": mention.color,
+                        **score_map(word_maps[mention.head], loaded.size, truth, options),
+                    }
+                )
+            record["mentions"] = mentions
+            if options.deletion_steps:
+                record["deletion_auc"] = deletion_aucs(
+                    images[row],
+                    smooth_maps(result.caption.maps[index], options.smooth),
+                    caption_score(model.model, caption),
+                    options.deletion_steps,
+                    image_id,
+                )
+            if positions[image_id] < options.save_figures:
+                boxes = [[] for _ in words]
+                for mention in mentions:
+                    boxes[mention["word"]] = [mention["box"]] if mention["box"] else []
+                sized = resize_map(word_maps.float().cpu(), loaded.size)
+                save_run_figure(
+                    out / "figures" / f"{image_id}.png",
+                    data.files[image_id],
+                    [PanelRow(f"image {image_id}", list(sized), words, boxes)],
+                    record["caption"],
+                )
+            records.append(record)
+    records += [{"image_id": f["id"], "error": f["error"]} for f in chunk.failures]
+    records.sort(key=lambda record: positions[record["image_id"]])
+    return records, arrays
+
+
+def explain_captions(
+    model: ExplainedModel,
+    data: CaptionData,
+    out: str | Path,
+    options: RunOptions | None = None,
+    shard: Shard | None = None,
+) -> RunResult | None:
+    """Caption, explain and score every image of `data` into `out`; resumable and shardable
+    (module docstring). Returns the metrics on the main process, None on the others."""
+    ids = list(data.files)
+    return run_dataset("captions", _caption_chunk, model, data, ids, out, options, shard)

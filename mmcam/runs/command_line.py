@@ -1,0 +1,179 @@
+"""The command-line options the dataset scripts share, and how a finished run is printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mmcam.methods.pixel_space import EXPLAINER_METHODS
+from mmcam.runs.options import RunOptions
+from mmcam.runs.report import report_text, summary
+from mmcam.runs.run import RunResult
+
+# ----------------------------------------------------------------------------- command lines
+
+
+def add_dataset_arguments(
+    parser: Any, *, layout: str, root_holds: str, instances_for: str, words: str, limit: str
+) -> Any:
+    """The data options both dataset scripts share, in a group the script adds its own
+    annotation files to (returned). The strings say what differs in the help."""
+    data = parser.add_argument_group(f"data ({layout} under --root)")
+    data.add_argument(
+        "--root",
+        default="data/shapes",
+        help=f"dataset root holding {root_holds} (default: %(default)s)",
+    )
+    data.add_argument("--split", default="val", help="split name, e.g. val (default: val)")
+    data.add_argument("--images", help="image folder (default: ROOT/SPLIT2014)")
+    data.add_argument(
+        "--instances",
+        help=f"COCO instances file for {instances_for} (default: "
+        "ROOT/annotations/instances_SPLIT2014.json when it exists)",
+    )
+    data.add_argument(
+        "--no-instances", action="store_true", help="no box metrics even if instances exist"
+    )
+    data.add_argument(
+        "--categories",
+        choices=["coco", "shapes"],
+        default="coco",
+        help=f"without an instances file: {words} (default: coco)",
+    )
+    data.add_argument("--limit", type=int, help=f"only {limit}")
+    return data
+
+
+def add_model_arguments(parser: Any, *, checkpoint: str, hf: str, out: str) -> Any:
+    """`--checkpoint`, `--hf` and `--out` in a "model" group the script adds its own options to
+    (returned)."""
+    model = parser.add_argument_group("model")
+    model.add_argument("--checkpoint", help=checkpoint)
+    model.add_argument(
+        "--hf", metavar="NAME_OR_PATH", help=f"{hf} from the Hugging Face hub or a local folder"
+    )
+    parser.add_argument("--out", default=out, help="output folder (default: %(default)s)")
+    return model
+
+
+def optional_file(given: str | None, default: Path, off: bool) -> str | Path | None:
+    """An explicit file, else `default` when it exists; None when switched off."""
+    if off:
+        return None
+    if given is not None:
+        return given
+    return default if default.is_file() else None
+
+
+def print_run(result: RunResult | None, out: str | Path) -> dict | None:
+    """Print a finished run's report and its JSON line (returned); None on torchrun ranks
+    other than 0, which leave merging and reporting to rank 0."""
+    if result is None:
+        return None
+    print(report_text(result.metrics), end="")
+    print(f"outputs in {out}")
+    line = {**summary(result.metrics), **result.timing}
+    print(json.dumps(line))
+    return line
+
+
+def add_run_arguments(parser: Any, *, pointing_tolerance: float = 15.0, deletion: int = 20) -> None:
+    """The options every dataset script shares (a `RunOptions` each), on an argparse parser."""
+    group = parser.add_argument_group("explaining and scoring")
+    group.add_argument(
+        "--layer",
+        metavar="NAME",
+        help="the layer whose output is explained (default: the model's own: encoder.features "
+        "for the bundled models, a late vision layer for BLIP and ViLT)",
+    )
+    group.add_argument(
+        "--method",
+        default="gradcam",
+        choices=EXPLAINER_METHODS,
+        help="how maps are made: a CAM method at --layer, or guided_backprop / deconvnet in "
+        "pixel space (default: %(default)s)",
+    )
+    group.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        metavar="SIGMA",
+        help="blur every map by a Gaussian of SIGMA model-input pixels before boxes, pointing, "
+        "deletion and figures (maps.npz keeps the maps unblurred), so the speckles of a "
+        "guided-backprop map join one region (default: no blur)",
+    )
+    group.add_argument(
+        "--box-threshold",
+        type=float,
+        default=0.15,
+        help="a map's box surrounds the largest region above this fraction of its maximum "
+        "(Grad-CAM paper: 0.15; the report also sweeps 0.10-0.50) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--pointing-tolerance",
+        type=float,
+        default=pointing_tolerance,
+        help="pointing game: a map's peak may lie this many pixels outside a ground-truth box "
+        "(15 for ~224 px photos, 0 for small images) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--deletion-steps",
+        type=int,
+        default=deletion,
+        help="deletion AUC in this many steps for the map, a random map and a centre Gaussian "
+        "(3 x (steps + 1) forward passes per item); 0 skips it (default: %(default)s)",
+    )
+    group.add_argument(
+        "--save-figures",
+        type=int,
+        nargs="?",
+        const=16,
+        default=0,
+        metavar="N",
+        help="write overlays with boxes to OUT/figures for the first N images (16 when N is "
+        "left out)",
+    )
+    speed = parser.add_argument_group("batching and workers")
+    speed.add_argument(
+        "--batch-size", type=int, default=16, help="images per explain call (default: %(default)s)"
+    )
+    speed.add_argument(
+        "--chunk-size",
+        type=int,
+        default=64,
+        help="images per chunk, the unit written to disk, resumed and split across ranks; "
+        "a restart must use the same value (default: %(default)s)",
+    )
+    speed.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="DataLoader processes reading images (0: in the main process) (default: %(default)s)",
+    )
+    speed.add_argument(
+        "--device",
+        default="auto",
+        help="cpu, cuda, cuda:1, ... ; auto: this rank's GPU when there is one (default: auto)",
+    )
+    speed.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def options_from_arguments(args: Any) -> RunOptions:
+    """The `RunOptions` of parsed `add_run_arguments` arguments (and `--max-length`,
+    `--beam-size`, `--top-k` when the script has them)."""
+    return RunOptions(
+        method=args.method,
+        smooth=args.smooth,
+        box_threshold=args.box_threshold,
+        pointing_tolerance=args.pointing_tolerance,
+        deletion_steps=args.deletion_steps,
+        max_length=getattr(args, "max_length", 20),
+        beam_size=getattr(args, "beam_size", 1),
+        top_k=getattr(args, "top_k", 3),
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        save_figures=args.save_figures,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )

@@ -1,0 +1,155 @@
+"""What a dataset run reads: COCO captions or VQA v2 questions over an image folder (with
+optional instances), and the images as DataLoader workers load them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from torch import Tensor
+
+from mmcam.data.annotations import (
+    CocoInstance,
+    VQAItem,
+    read_coco_captions,
+    read_coco_instances,
+    read_vqa,
+)
+from mmcam.data.images import load_image
+from mmcam.evaluation.word_categories import WordCategories
+
+__all__ = ["CaptionData", "LoadedImage", "VQAData", "read_caption_data", "read_vqa_data"]
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class CaptionData:
+    """What a captions run reads: image files, reference captions, and (optionally) the
+    instances each category word is scored against."""
+
+    files: dict[int, Path]  # image id -> file, in the captions file's order
+    references: dict[int, list[str]]
+    categories: WordCategories
+    instances: dict[int, list[CocoInstance]] | None = None
+
+
+@dataclass
+class VQAData:
+    """What a VQA run reads: each image's questions (with human answers when annotated), image
+    files, and (optionally) instances."""
+
+    questions: dict[int, list[VQAItem]]  # image id -> its questions, in file order
+    files: dict[int, Path]
+    categories: WordCategories
+    instances: dict[int, list[CocoInstance]] | None = None
+
+    @property
+    def annotated(self) -> bool:
+        return any(item.answers for items in self.questions.values() for item in items)
+
+
+def _categories(
+    instances_path: str | Path | None, categories: str
+) -> tuple[WordCategories, dict[int, list[CocoInstance]] | None, dict]:
+    """Categories from the instances file when given (its ids), else the named default set."""
+    if instances_path is not None:
+        instances = read_coco_instances(instances_path)
+        return WordCategories(instances.categories), instances.instances, instances.images
+    if categories not in ("coco", "shapes"):
+        raise ValueError(f"categories must be 'coco' or 'shapes', got {categories!r}")
+    return getattr(WordCategories, categories)(), None, {}
+
+
+def read_caption_data(
+    captions: str | Path,
+    images: str | Path,
+    instances: str | Path | None = None,
+    *,
+    categories: str = "coco",
+    limit: int | None = None,
+) -> CaptionData:
+    """A COCO captions file and its image folder; `instances` adds ground-truth boxes (and
+    their categories); without it, `categories` ("coco" or "shapes") names the words to box."""
+    data = read_coco_captions(captions)
+    words, boxes, _ = _categories(instances, categories)
+    ids = list(data.images)[:limit]
+    files = {i: Path(images) / data.images[i].file_name for i in ids}
+    return CaptionData(files, {i: data.captions[i] for i in ids}, words, boxes)
+
+
+def read_vqa_data(
+    questions: str | Path,
+    images: str | Path,
+    annotations: str | Path | None = None,
+    instances: str | Path | None = None,
+    *,
+    categories: str = "coco",
+    limit: int | None = None,
+) -> VQAData:
+    """VQA v2 questions (and annotations) over an image folder. Image files come from the
+    instances file's `file_name`s when given, else the official `COCO_<folder>_<id:012d>.jpg`
+    (or `.png`). `limit` keeps the first images' questions."""
+    items = read_vqa(questions, annotations)
+    words, boxes, image_infos = _categories(instances, categories)
+    by_image: dict[int, list[VQAItem]] = {}
+    for item in items:
+        by_image.setdefault(item.image_id, []).append(item)
+    ids = list(by_image)[:limit]
+    folder = Path(images)
+    files = {}
+    for image_id in ids:
+        info = image_infos.get(image_id)
+        files[image_id] = folder / info.file_name if info else _official_file(folder, image_id)
+    return VQAData({i: by_image[i] for i in ids}, files, words, boxes)
+
+
+def _official_file(folder: Path, image_id: int) -> Path:
+    stem = f"COCO_{folder.name}_{image_id:012d}"
+    jpg, png = folder / f"{stem}.jpg", folder / f"{stem}.png"
+    return png if not jpg.exists() and png.exists() else jpg
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+@dataclass
+class LoadedImage:
+    """One image as a DataLoader worker loaded it."""
+
+    pixels: Tensor  # [3, H, W] model input
+    size: tuple[int, int]  # original (height, width)
+    mode: str  # the file's PIL mode; "L", "RGBA", "I;16", ... were converted to RGB
+
+
+class ImageLoader:
+    """image id -> `LoadedImage`; raises (and the runner records why) on a missing,
+    truncated or non-image file."""
+
+    def __init__(self, files: dict[int, Path], preprocess: Callable[[Image.Image], Tensor]):
+        self.files, self.preprocess = files, preprocess
+
+    def __call__(self, image_id: int) -> LoadedImage:
+        path = self.files[image_id]
+        image = load_image(path)  # 8-bit RGB, or an error naming the file
+        with Image.open(path) as header:
+            mode = header.mode
+        return LoadedImage(self.preprocess(image), (image.height, image.width), mode)
+
+
+def image_batches(
+    items: Sequence[tuple[Any, LoadedImage]], size: int
+) -> Iterator[list[tuple[Any, LoadedImage]]]:
+    """Consecutive items, at most `size`, whose inputs share a shape (so they stack)."""
+    batch: list = []
+    for item in items:
+        if batch and (len(batch) == size or item[1].pixels.shape != batch[0][1].pixels.shape):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch

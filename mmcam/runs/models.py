@@ -1,0 +1,128 @@
+"""The models a dataset run explains: the bundled reference models, a checkpoint of
+theirs, or a Hugging Face model, with their layer and preprocessing; and the device."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from mmcam.core.tap import Grid, find_layer
+
+__all__ = ["ExplainedModel", "load_run_captioner", "load_run_vqa"]
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@dataclass
+class ExplainedModel:
+    """A model ready for a dataset run: the model (a `CaptionModel` or `VQAModel`), its
+    explained layer and grid reshape, its preprocessing (PIL image -> input `[3, H, W]`,
+    run in DataLoader workers), how a caption's token ids read as text, and whether the
+    pixel-space methods apply (its network has ReLUs for their backward rule)."""
+
+    model: nn.Module
+    layer: str
+    preprocess: Callable[[Image.Image], Tensor]
+    name: str
+    to_grid: Grid | None = None
+    caption_text: Callable[[list[int]], str] | None = None
+    pixel_space: bool = True
+
+    def __post_init__(self) -> None:
+        find_layer(self.model, self.layer)  # an unknown name fails now, listing the valid ones
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+class _HFImages:
+    """A Hugging Face processor's image preprocessing, on the CPU (picklable for workers)."""
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+
+    def __call__(self, image: Image.Image) -> Tensor:
+        return self.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"][
+            0
+        ]
+
+
+def load_run_captioner(
+    checkpoint: str | Path | None = None,
+    *,
+    hf: str | None = None,
+    device: str = "cpu",
+    layer: str | None = None,
+) -> ExplainedModel:
+    """The bundled captioner (or the one in `checkpoint`), or with `hf` a BLIP captioner from
+    a Hugging Face hub name or local folder; explained at `layer` (default: the model's own)."""
+    if hf is not None:
+        from mmcam.explainers.hf import load_hf_captioner
+
+        adapter = load_hf_captioner(hf, device=device)
+        return ExplainedModel(
+            adapter,
+            layer or adapter.layer,
+            _HFImages(adapter.processor),
+            f"hf:{hf}",
+            adapter.to_grid,
+            lambda ids: adapter.tokenizer.decode(ids, skip_special_tokens=True),
+            pixel_space=False,
+        )
+    from mmcam.zoo.captioner import DEFAULT_CAPTIONER, load_captioner, preprocess
+
+    path = checkpoint or DEFAULT_CAPTIONER
+    model = load_captioner(path, device)
+    return ExplainedModel(model, layer or model.explained_layer, preprocess, str(path))
+
+
+def load_run_vqa(
+    checkpoint: str | Path | None = None,
+    *,
+    hf: str | None = None,
+    answers: Sequence[str] | None = None,
+    device: str = "cpu",
+    layer: str | None = None,
+) -> ExplainedModel:
+    """The bundled VQA model (or the one in `checkpoint`), or with `hf` a ViLT / BLIP VQA
+    model from a Hugging Face hub name or local folder (BLIP scores the candidate `answers`);
+    explained at `layer` (default: the model's own)."""
+    if hf is not None:
+        from mmcam.explainers.hf import load_hf_vqa
+
+        adapter = load_hf_vqa(hf, answers=answers, device=device)
+        return ExplainedModel(
+            adapter,
+            layer or adapter.layer,
+            _HFImages(adapter.processor),
+            f"hf:{hf}",
+            adapter.to_grid,
+            pixel_space=False,
+        )
+    from mmcam.zoo.vqa_model import DEFAULT_VQA, load_vqa_model, preprocess
+
+    path = checkpoint or DEFAULT_VQA
+    model = load_vqa_model(path, device)
+    return ExplainedModel(model, layer or model.explained_layer, preprocess, str(path))
+
+
+def run_device(requested: str = "auto") -> str:
+    """`requested`, or with "auto" this process's GPU (torchrun's LOCAL_RANK) or the CPU; a
+    GPU becomes the current CUDA device."""
+    device = requested
+    if requested == "auto":
+        rank = int(os.environ.get("LOCAL_RANK", 0))
+        device = f"cuda:{rank}" if torch.cuda.is_available() else "cpu"
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and chosen.index is not None:  # NCCL's barrier uses the current
+        torch.cuda.set_device(chosen)  # device: make it this rank's
+    return device

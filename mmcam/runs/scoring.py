@@ -1,0 +1,139 @@
+"""How a dataset run judges one map: its box, pointing, IoU and threshold sweep against the
+ground truth, its deletion AUC beside two baselines, and its figure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import Tensor, nn
+
+from mmcam.core.explanation import Explanation
+from mmcam.core.model_state import explaining
+from mmcam.core.targets import CaptionLogProb
+from mmcam.data.annotations import (
+    CocoInstance,
+)
+from mmcam.data.images import load_image
+from mmcam.evaluation.box_metrics import (
+    DEFAULT_THRESHOLDS,
+    localization_accuracy,
+    max_box_acc,
+    pointing_game,
+)
+from mmcam.evaluation.faithfulness import center_gaussian_map, deletion_auc, random_map
+from mmcam.evaluation.localize import boxes_from_map, resize_map
+from mmcam.explainers.captioning import caption_tokens
+from mmcam.explainers.vqa import _move_to, _repeat_rows
+from mmcam.methods.pixel_space import RULE_METHODS
+from mmcam.runs.options import RunOptions
+from mmcam.visualize import PanelRow, map_grid
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def ground_truth_boxes(
+    instances: dict[int, list[CocoInstance]] | None,
+    image_id: int,
+    category_id: int,
+    color: str | None,
+) -> list[list[float]] | None:
+    """Boxes of the image's instances of `category_id` (and of `color`, when both the text and
+    the instances name colours); None when there are no instances to compare with."""
+    if instances is None:
+        return None
+    return [
+        list(instance.bbox)
+        for instance in instances.get(image_id, [])
+        if instance.category_id == category_id
+        and (color is None or instance.extra.get("color") in (None, color))
+    ]
+
+
+def score_map(
+    heat: Tensor, size: tuple[int, int], truth: list[list[float]] | None, options: RunOptions
+) -> dict:
+    """One map (input resolution) judged in the original image's pixels: its box at the box
+    threshold and, when the ground truth has boxes, pointing, the box's IoU and the box hits of
+    the whole threshold sweep (`DEFAULT_THRESHOLDS`, IoU >= 0.5)."""
+    heat = resize_map(heat.detach().float().cpu(), size)
+    boxes = boxes_from_map(heat, options.box_threshold)
+    scored: dict[str, Any] = {
+        "box": boxes[0].to_list() if boxes else None,
+        "box_score": boxes[0].score if boxes else None,
+        "gt_boxes": truth,
+    }
+    if truth:
+        point = pointing_game(heat, truth, options.pointing_tolerance)
+        scored["peak"] = point.points[0]
+        scored["pointing"] = point.per_map[0]
+        scored["iou"] = localization_accuracy([boxes], [truth]).ious[0]
+        sweep = max_box_acc(heat[None], [truth], DEFAULT_THRESHOLDS)
+        scored["box_hits"] = [int(hit) for hit in sweep.accuracies]
+    return scored
+
+
+def stored_maps(explained: Explanation, row: int, count: int | None = None) -> np.ndarray:
+    """What `maps.npz` keeps of item `row`'s first `count` maps: the raw maps at layer
+    resolution (float32), or for a pixel-space method its [0, 1] maps at input resolution
+    (float16: the signed [3, H, W] attributions would take six times the space)."""
+    if explained.method in RULE_METHODS:
+        return explained.maps[row, :count].half().cpu().numpy()
+    return explained.raw[row, :count].float().cpu().numpy()
+
+
+def deletion_aucs(
+    image: Tensor, heat: Tensor, score: Callable[[Tensor], Tensor], steps: int, seed: int
+) -> dict[str, float]:
+    """Deletion AUC of the map and of the random (seeded by the item) and centre baselines;
+    pixels go to the model's zero input (the data mean for normalised inputs)."""
+    size = tuple(heat.shape)
+    maps = {
+        "gradcam": heat,
+        "random": random_map(size, seed=seed, device=heat.device),
+        "center": center_gaussian_map(size, device=heat.device),
+    }
+    return {
+        name: deletion_auc(image, saliency, score, steps=steps, batch_size=steps + 1).auc
+        for name, saliency in maps.items()
+    }
+
+
+def caption_score(model: nn.Module, caption: list[int]) -> Callable[[Tensor], Tensor]:
+    """images `[N, 3, H, W]` -> log p(caption | image) `[N]`, teacher-forced (words and EOS)."""
+
+    def score(images: Tensor) -> Tensor:
+        tokens, counts = caption_tokens(
+            [caption] * images.shape[0],
+            model.bos_index,
+            model.eos_index,
+            model.pad_index,
+            images.device,
+        )
+        lengths = counts + 1
+        with explaining(model, images.device):
+            logits = model.decode_logits(model.encode(images), tokens, lengths)
+        return CaptionLogProb(tokens, lengths)(logits)
+
+    return score
+
+
+def answer_score(model: nn.Module, question: str, answer: int) -> Callable[[Tensor], Tensor]:
+    """images `[N, 3, H, W]` -> the logit of answer index `answer` to `question` `[N]`."""
+    tokens = model.tokenize([question])
+
+    def score(images: Tensor) -> Tensor:
+        rows = _move_to(_repeat_rows(tokens, images.shape[0]), images.device)
+        with explaining(model, images.device):
+            return model(images, rows)[:, answer]
+
+    return score
+
+
+def save_run_figure(path: Path, image_file: Path, rows: list[PanelRow], title: str) -> None:
+    """The figure via a temporary file and a rename, like every other output."""
+    temporary = path.with_name(f".{path.stem}.tmp.png")
+    map_grid(load_image(image_file), rows, temporary, suptitle=title)
+    temporary.replace(path)

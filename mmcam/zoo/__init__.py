@@ -1,0 +1,14 @@
+"""The reference networks (the attention captioner, Show and Tell, the VQA model) and their
+training loop. Imports core, data and evaluation."""
+
+from mmcam.zoo.captioner import DEFAULT_CAPTIONER, Captioner, load_captioner
+from mmcam.zoo.vqa_model import DEFAULT_VQA, VQANet, load_vqa_model
+
+__all__ = [
+    "DEFAULT_CAPTIONER",
+    "DEFAULT_VQA",
+    "Captioner",
+    "VQANet",
+    "load_captioner",
+    "load_vqa_model",
+]
