@@ -15,6 +15,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
 
+# What CaptionExplainer needs of a captioner; `generate` only when it must caption the images.
+EXPLAINED_MEMBERS = ("encode", "decode_logits", "words", "bos_index", "eos_index", "pad_index")
+
 
 @runtime_checkable
 class CaptionModel(Protocol):
@@ -28,10 +31,13 @@ class CaptionModel(Protocol):
         """Image features for the decoder; the explained layer runs in here."""
 
     def decode_logits(self, features: Any, tokens: Tensor, lengths: Tensor) -> Tensor:
-        """Teacher-forced next-token logits `[B, L, V]` for tokens `[B, L]`.
+        """Teacher-forced next-token logits `[B, L, V]` for tokens `[B, L]`, rows in the
+        caller's order (a decoder that sorts its batch by length must undo the sort).
 
-        `tokens[b, 0]` is BOS; `logits[b, t]` scores `tokens[b, t + 1]`. Steps `t >= lengths[b]`
-        are never read, so a model may skip them (an LSTM over a packed sequence does).
+        `tokens[b, 0]` is BOS; `logits[b, t]` scores `tokens[b, t + 1]` and may depend only on
+        `tokens[b, :t + 1]` and row b's features, never on other rows. `lengths[b]` is the
+        number of steps row b needs: steps `t >= lengths[b]` are never read, so a model may skip
+        them (an LSTM over a packed sequence does), but it must still return all L steps.
         """
 
     # Optional, not checked: `decode_last_logits(features, tokens, lengths) -> [B, V]`, the
@@ -40,7 +46,8 @@ class CaptionModel(Protocol):
     # explained without computing the output layer at every step (`ShowAndTell` does).
 
     def generate(self, images: Tensor, max_length: int = 20, beam_size: int = 1) -> list[list[int]]:
-        """Token ids of each image's caption, without BOS and EOS."""
+        """Token ids of each image's caption, without BOS and EOS (needed only when the
+        explainer has to caption the images itself)."""
 
     def words(self, token_ids: Sequence[int]) -> list[str]:
         """The text of each token id."""

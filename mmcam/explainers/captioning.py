@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from mmcam.core.explanation import Explanation
 from mmcam.core.model_state import explaining
-from mmcam.core.protocols import CaptionModel
+from mmcam.core.protocols import EXPLAINED_MEMBERS, CaptionModel
 from mmcam.core.tap import Grid, Tap
 from mmcam.core.targets import CaptionRows, token_logprobs
 from mmcam.methods.cam import maps_from_gradients
@@ -70,12 +70,36 @@ class ScoreRows:
 
 
 def teacher_forced(model: CaptionModel) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-    """images, tokens, steps -> the teacher-forced logits: the forward the pixel methods run."""
+    """images, tokens, steps -> the teacher-forced logits: the forward the pixel methods run
+    (its shape checked against the protocol)."""
 
     def forward(images: Tensor, tokens: Tensor, steps: Tensor) -> Tensor:
-        return model.decode_logits(model.encode(images), tokens, steps)
+        logits = model.decode_logits(model.encode(images), tokens, steps)
+        return check_logits_shape(model, "decode_logits", logits, tokens)
 
     return forward
+
+
+def check_logits_shape(model: object, name: str, logits: Tensor, tokens: Tensor) -> Tensor:
+    """`logits` as `model.<name>` returned them for teacher-forcing input `tokens` `[B, L]`, or
+    a clear error: `decode_logits` must give `[B, L, V]` (one row per input row, one step per
+    input token), `decode_last_logits` `[B, V]` (or `[B, L, V]`)."""
+    rows, steps = tokens.shape
+    shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+    fits = isinstance(logits, Tensor) and logits.shape[0] == rows
+    if fits and logits.dim() == 3:
+        fits = logits.shape[1] == steps
+    elif fits:
+        fits = logits.dim() == 2 and name == "decode_last_logits"
+    if not fits:
+        expected = f"[{rows}, {steps}, V]" + (f" or [{rows}, V]" if name != "decode_logits" else "")
+        raise ValueError(
+            f"{type(model).__name__}.{name} returned {shape} for tokens [{rows}, {steps}]; "
+            f"expected {expected}: one row per input row in the given order, and one step per "
+            "input token (logits[b, t] scores tokens[b, t + 1]; the last step is never read). "
+            "See the README, 'Wrapping your own captioner'"
+        )
+    return logits
 
 
 @dataclass
@@ -85,6 +109,7 @@ class WordReplicas:
 
     tokens: Tensor  # [B, L]
     counts: Tensor  # [B]: words explained per image
+    scored: Tensor  # [B]: tokens the whole caption scores (its words and the end token)
     word_index: Tensor  # [B*T]: the word each replica scores
     replica_tokens: Tensor  # [B*T, L]
 
@@ -101,10 +126,11 @@ class WordReplicas:
         tokens, counts = caption_tokens(
             captions, model.bos_index, model.eos_index, model.pad_index, device
         )
+        scored = counts + 1
         counts = counts + int(include_end)
         steps = int(counts.max())
         word_index = torch.arange(steps, device=device).repeat(len(captions))
-        return cls(tokens, counts, word_index, tokens.repeat_interleave(steps, dim=0))
+        return cls(tokens, counts, scored, word_index, tokens.repeat_interleave(steps, dim=0))
 
     @property
     def batch(self) -> int:
@@ -146,6 +172,35 @@ class WordReplicas:
         return torch.where(self.valid, scores.view(self.batch, self.steps), 0.0)
 
 
+def check_word_scores(
+    model: CaptionModel, images: Tensor, replicas: WordReplicas, scores: Tensor
+) -> None:
+    """Raise unless the batched per-word log-probabilities `scores` `[B, T]` equal those of one
+    plain teacher-forced call of the whole captions (no gradients), within float tolerance:
+    max(1e-4, 10 eps) * (1 + |log p|) for the logits' dtype."""
+    with torch.no_grad():
+        tokens = replicas.tokens
+        logits = model.decode_logits(model.encode(images), tokens, replicas.scored)
+        check_logits_shape(model, "decode_logits", logits, tokens)
+        plain = token_logprobs(logits, tokens, replicas.scored)[:, : replicas.steps]  # [B, T]
+        batched = scores.detach().float()
+        tolerance = max(1e-4, 10 * torch.finfo(logits.dtype).eps) * (1 + plain.abs())
+        wrong = replicas.valid & ((batched - plain).abs() > tolerance)
+    if wrong.any():
+        image, word = (int(i) for i in wrong.nonzero()[0])
+        raise ValueError(
+            f"{type(model).__name__} breaks the captioner protocol: the per-word log-probability "
+            f"of word {word} of image {image} is {float(batched[image, word]):.6g} in the "
+            f"batched pass but {float(plain[image, word]):.6g} in one plain teacher-forced "
+            f"call ({int(wrong.sum())} of {int(replicas.valid.sum())} words differ). Likely "
+            "causes: decode_logits returns rows in another order than given (a decoder that "
+            "sorts its batch by caption length must undo the sort); rows depend on each other "
+            "(BatchNorm in training mode, attention across the batch); steps past `lengths` "
+            "are read (logits[b, t] may depend only on tokens[b, :t + 1]). See the README, "
+            "'Wrapping your own captioner'; check=False skips this check"
+        )
+
+
 class CaptionExplainer:
     """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
     that satisfies `mmcam.core.protocols.CaptionModel`.
@@ -153,6 +208,13 @@ class CaptionExplainer:
     `layer` is the explained layer inside `model.encode` (a dotted name or a module);
     `to_grid` reshapes its output to `[N, K, h, w]` when it is not already a feature grid.
     `include_end=True` also explains the end-of-caption token (labelled "<end>").
+
+    With `check=True` (the default) every explanation first verifies the model keeps the
+    protocol the batched pass relies on: the per-word log-probabilities of the replica rows must
+    equal those of one plain teacher-forced call of the whole captions (one extra forward
+    without gradients); a model that breaks it (rows returned sorted by length, rows that
+    depend on each other, steps past `lengths` read) raises instead of giving wrong maps.
+    `check=False` skips that forward.
     """
 
     def __init__(
@@ -162,20 +224,27 @@ class CaptionExplainer:
         *,
         to_grid: Grid | None = None,
         include_end: bool = False,
+        check: bool = True,
     ) -> None:
-        if not isinstance(model, CaptionModel):
+        missing = [name for name in EXPLAINED_MEMBERS if not hasattr(model, name)]
+        if missing:
             raise TypeError(
                 f"{type(model).__name__} lacks part of the CaptionModel protocol "
-                "(encode, decode_logits, generate, words, bos_index, eos_index, pad_index); "
-                "see mmcam.core.protocols"
+                f"({', '.join(missing)}); see mmcam.core.protocols"
             )
         self.model = model
         self.layer = layer
         self.to_grid = to_grid
         self.include_end = include_end
+        self.check = check
 
     def generate(self, images: Tensor, max_length: int = 20, beam_size: int = 1) -> list[list[int]]:
         """The model's captions (token ids), decoded in eval mode without gradients."""
+        if not hasattr(self.model, "generate"):
+            raise TypeError(
+                f"{type(self.model).__name__} has no generate(images, max_length, beam_size): "
+                "give the captions to explain (token ids), or add generate"
+            )
         with explaining(self.model, images.device), torch.no_grad():
             return self.model.generate(images, max_length=max_length, beam_size=beam_size)
 
@@ -209,9 +278,13 @@ class CaptionExplainer:
                 features = model.encode(images)
                 decode = getattr(model, "decode_last_logits", model.decode_logits)
                 logits = decode(features, replicas.replica_tokens, replicas.lengths)
+            name = "decode_logits" if decode == model.decode_logits else "decode_last_logits"
+            check_logits_shape(model, name, logits, replicas.replica_tokens)
             scores = replicas.scores(logits)  # [B, T]
             activations, gradients = tap.gradients(scores)  # [B*T, K, h, w]
             tap.release()
+            if self.check:
+                check_word_scores(model, images, replicas, scores)
         size = images.shape[-2:]
         words = maps_from_gradients(activations, gradients, scores, method, size, labels)
         grid = activations.shape[1:]
@@ -245,6 +318,9 @@ class CaptionExplainer:
         word_raw[word_rows] = gradients[:words]
         word_scores = scores.new_zeros(batch * steps)
         word_scores[word_rows] = scores[:words]
+        if self.check:
+            with explaining(self.model, images.device):
+                check_word_scores(self.model, images, replicas, word_scores.view(batch, steps))
         return (
             pixel_explanation(
                 word_raw.view(batch, steps, *gradients.shape[1:]),
