@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmcam.core.protocols import VQAModel
 from mmcam.data.files import read_json
-from mmcam.data.images import to_rgb
+from mmcam.data.images import BOMB_ERRORS, bomb_limit_enforced, to_rgb
 from mmcam.methods.formulas import GRADIENT_METHODS
 
 __all__ = [
@@ -45,6 +45,8 @@ METHODS = {
     "Guided Grad-CAM": "guided_grad_cam",
     "Occlusion": "occlusion",
 }
+
+
 # Occlusion (window, stride) in model-input pixels; shapes are 20-40 px. It costs one forward
 # pass per window position and explained score: a VQA answer gets a fine grid (225 positions),
 # a caption's words (up to ~15 of them, each its own score) a coarse one (49 positions).
@@ -80,18 +82,15 @@ def read_image(source: ImageSource) -> Image.Image:
     if not path.is_file():
         raise InputError(f"No image: {path.name} was not uploaded; upload it again.")
     try:
-        with Image.open(path) as image:
+        with bomb_limit_enforced(), Image.open(path) as image:
             _check_size(image.size, path.name)  # read from the header, before decoding
             image.load()
             image = ImageOps.exif_transpose(image)
             return to_rgb(image)
     except InputError:
         raise
-    except Image.DecompressionBombError as error:
-        raise InputError(
-            f"{path.name} is too large ({error}); the demo takes images up to "
-            f"{MAX_IMAGE_SIDE} pixels a side."
-        ) from error
+    except BOMB_ERRORS as error:
+        raise _too_many_pixels(path.name, error) from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InputError(
             f"{path.name} is not an image the demo can read ({type(error).__name__}); upload a "
@@ -104,14 +103,24 @@ def _decode_data_url(url: str | None) -> Image.Image | None:
     if not url or not url.startswith("data:"):
         return None
     try:
-        image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-        _check_size(image.size, "The pasted image")
-        image.load()
+        with bomb_limit_enforced():
+            image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+            _check_size(image.size, "The pasted image")
+            image.load()
         return image
     except InputError:
         raise
+    except BOMB_ERRORS as error:
+        raise _too_many_pixels("The pasted image", error) from error
     except (UnidentifiedImageError, OSError, ValueError, IndexError) as error:
         raise InputError("The pasted data is not an image the demo can read.") from error
+
+
+def _too_many_pixels(name: str, error: Exception) -> InputError:
+    return InputError(
+        f"{name} has more pixels than the decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} "
+        f"({error}); the demo takes images up to {MAX_IMAGE_SIDE} pixels a side."
+    )
 
 
 def _check_size(size: tuple[int, int], name: str) -> None:

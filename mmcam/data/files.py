@@ -3,12 +3,43 @@ file beside it, then a rename), so a reader never sees half a file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+
+class BadData(ValueError):
+    """One item of a dataset cannot be used (a missing, unreadable, truncated or non-image file,
+    an image over the decompression-bomb limit): a dataset run records it and goes on. Any
+    other error is a fault and stops the run."""
+
+
+def file_in_folder(folder: str | Path, name: str, what: str = "file_name") -> Path:
+    """`folder / name`, refusing a `name` that would leave `folder` (an absolute path, a `..`
+    part): an annotation file decides which files a run reads, never files elsewhere."""
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts or relative.drive:
+        raise ValueError(
+            f"{what} {name!r} escapes the image folder {folder}: give a path inside it "
+            "(no absolute path, no '..')"
+        )
+    return Path(folder) / relative
+
+
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_atomically(path: str | Path, write: Callable[[Any], None], mode: str = "w") -> Path:
@@ -27,6 +58,22 @@ def write_atomically(path: str | Path, write: Callable[[Any], None], mode: str =
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextmanager
+def numeric_npz(path: str | Path) -> Iterator[Any]:
+    """An `.npz` file opened with `np.load`, refusing object arrays: restoring them would
+    unpickle, and unpickling runs whatever code the file holds."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            yield stored
+    except ValueError as error:
+        if "allow_pickle" not in str(error):
+            raise
+        raise ValueError(
+            f"{path} holds an object array, which only a pickle can restore; mmcam never loads "
+            "pickles (maps files hold numeric arrays only)"
+        ) from error
 
 
 def write_json(path: str | Path, value: Any, *, indent: int | None = 1) -> Path:

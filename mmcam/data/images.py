@@ -3,6 +3,9 @@ reference models, and undoing that for drawing."""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,7 @@ from torch import Tensor
 from mmcam.data.annotations import (
     split_paths,
 )
+from mmcam.data.files import BadData, file_in_folder
 
 IMAGE_SIZE = 128
 MEAN = 0.5  # pixels in [0, 1] are mapped to (x - MEAN) / STD
@@ -22,17 +26,38 @@ STD = 0.25
 # ----------------------------------------------------------------------------- images
 
 
+@contextmanager
+def bomb_limit_enforced() -> Iterator[None]:
+    """PIL's decompression-bomb warning (an image over `PIL.Image.MAX_IMAGE_PIXELS` pixels, up
+    to twice that) raised as the error PIL raises beyond: a huge image is refused, never
+    decoded into memory."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
 def load_image(path: str | Path) -> Image.Image:
-    """Open an image file as 8-bit RGB (grayscale, RGBA, palette, CMYK and 16-bit converted)."""
+    """Open an image file as 8-bit RGB (grayscale, RGBA, palette, CMYK and 16-bit converted).
+
+    A missing, unreadable, truncated or non-image file, or one over PIL's decompression-bomb
+    limit, raises `BadData` naming the file and what was wrong."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image {path} does not exist")
+        raise BadData(f"image {path} does not exist")
     try:
-        with Image.open(path) as image:
+        with bomb_limit_enforced(), Image.open(path) as image:
             image.load()
             return to_rgb(image)
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path} is not a readable image: {error}") from error
+    except BOMB_ERRORS as error:
+        raise BadData(
+            f"{path} has more pixels than PIL's decompression-bomb limit "
+            f"(PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}): {error}"
+        ) from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise BadData(f"{path} is not a readable image: {error}") from error
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -56,7 +81,7 @@ def image_path(root: str | Path, split: str, image_id: int, file_name: str | Non
     name `COCO_<split>2014_<id:012d>.jpg` (or `.png` when that exists instead)."""
     folder = split_paths(root, split)["images"]
     if file_name:
-        return folder / file_name
+        return file_in_folder(folder, file_name, f"image {image_id}'s file_name")
     stem = f"COCO_{split}2014_{image_id:012d}"
     jpg = folder / f"{stem}.jpg"
     png = folder / f"{stem}.png"

@@ -6,12 +6,19 @@ chunk is done, so a run killed at any moment (even `kill -9`) loses at most the 
 flight, and a restart with the same command skips the chunks already on disk. Under torchrun,
 rank r of W takes chunks r, r + W, ...; `merged_records` reads the parts back in chunk order,
 so a one-process run and a W-process run write identical outputs.
+
+A part is trusted only when it is whole: the records file holds the SHA-256 of the arrays file
+written before it, so a part truncated by a crash (or filled in by another program) is found
+when the run resumes, reported, and its chunk recomputed. A disk that fills up while a chunk is
+written stops the run with an error saying so; the rerun recomputes that chunk.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +28,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mmcam.data.files import write_atomically, write_json
+from mmcam.data.files import BadData, file_digest, numeric_npz, write_atomically, write_json
 
 
 @dataclass(frozen=True)
@@ -100,33 +107,78 @@ class ChunkedRun:
         return self._record_path(index).exists()
 
     def pending(self) -> list[int]:
-        """This shard's chunks that have no part on disk yet, in order."""
+        """This shard's chunks that have no whole part on disk yet, in order. A damaged part
+        (truncated records, arrays whose hash differs from the one recorded) is reported,
+        removed and counted as pending."""
         mine = range(self.shard.rank, self.chunk_count, self.shard.world)
-        return [index for index in mine if not self.is_done(index)]
+        return [index for index in mine if not (self.is_done(index) and self._is_whole(index))]
+
+    def _is_whole(self, index: int) -> bool:
+        problem = None
+        try:
+            part = self._read_part(index)
+        except (ValueError, KeyError, TypeError) as error:
+            problem = f"its records are unreadable ({error})"
+        else:
+            digest = part["arrays_sha256"]
+            path = self._array_path(index)
+            if digest is not None and (not path.exists() or file_digest(path) != digest):
+                problem = f"{path.name} is missing or differs from the hash its records hold"
+        if problem is None:
+            return True
+        warnings.warn(
+            f"chunk {index} in {self.parts} is damaged ({problem}), probably by a crash while "
+            "it was written; recomputing it",
+            stacklevel=2,
+        )
+        self._record_path(index).unlink(missing_ok=True)
+        self._array_path(index).unlink(missing_ok=True)
+        return False
+
+    def _read_part(self, index: int) -> dict:
+        part = json.loads(self._record_path(index).read_text())
+        if not isinstance(part, dict) or not isinstance(part["records"], list):
+            raise ValueError("not a part written by this version of mmcam")
+        return part
 
     def write_chunk(
         self, index: int, records: list[dict], arrays: dict[str, np.ndarray] | None = None
     ) -> None:
-        """Store one finished chunk: arrays first, then the records that mark it done."""
-        if arrays:
-            write_atomically(
-                self._array_path(index), lambda file: np.savez_compressed(file, **arrays), "wb"
-            )
-        write_json(self._record_path(index), records)
+        """Store one finished chunk: arrays first, then the records (with the arrays' hash)
+        that mark it done. A full disk raises an error saying so; nothing half-written stays."""
+        try:
+            digest = None
+            if arrays:
+                path = write_atomically(
+                    self._array_path(index),
+                    lambda file: np.savez_compressed(file, **arrays),
+                    "wb",
+                )
+                digest = file_digest(path)
+            write_json(self._record_path(index), {"records": records, "arrays_sha256": digest})
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise OSError(
+                error.errno,
+                f"no space left on the device while writing chunk {index} to {self.parts} "
+                f"({error.strerror}). The finished chunks are kept: free some space and run "
+                "the same command again, which recomputes this chunk",
+            ) from error
 
     def merged_records(self) -> Iterator[dict]:
         """Every chunk's records in chunk order; raises if a chunk is missing."""
         for index in range(self.chunk_count):
             if not self.is_done(index):
                 raise RuntimeError(f"chunk {index} of {self.chunk_count} is not done yet")
-            yield from json.loads(self._record_path(index).read_text())
+            yield from self._read_part(index)["records"]
 
     def arrays(self, index: int) -> dict[str, np.ndarray]:
-        """The arrays stored with chunk `index` (empty when it stored none)."""
+        """The arrays stored with chunk `index` (empty when it stored none); never unpickles."""
         path = self._array_path(index)
         if not path.exists():
             return {}
-        with np.load(path) as stored:
+        with numeric_npz(path) as stored:
             return {key: stored[key] for key in stored.files}
 
 
@@ -152,8 +204,8 @@ class _ChunkDataset(torch.utils.data.Dataset):
         for item_id in self.run.chunk_items(index):
             try:
                 chunk.items.append((item_id, self.load(item_id)))
-            except Exception as error:  # a bad item is reported and skipped, never fatal
-                chunk.failures.append({"id": item_id, "error": f"{type(error).__name__}: {error}"})
+            except BadData as error:  # a bad item is reported and skipped; any other error
+                chunk.failures.append({"id": item_id, "error": str(error)})  # stops the run
         return chunk
 
 

@@ -157,6 +157,12 @@ def add_run_arguments(parser: Any, *, pointing_tolerance: float = 15.0, deletion
         help="cpu, cuda, cuda:1, ... ; auto: this rank's GPU when there is one (default: auto)",
     )
     speed.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh when --out holds a run of other data, model or options (its files "
+        "are removed); without it such a run is refused, and the same run resumes",
+    )
 
 
 def options_from_arguments(args: Any) -> RunOptions:
@@ -176,4 +182,5 @@ def options_from_arguments(args: Any) -> RunOptions:
         save_figures=args.save_figures,
         workers=args.workers,
         progress=not args.no_progress,
+        overwrite=args.overwrite,
     )

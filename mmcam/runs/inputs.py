@@ -18,7 +18,8 @@ from mmcam.data.annotations import (
     read_coco_instances,
     read_vqa,
 )
-from mmcam.data.images import load_image
+from mmcam.data.files import file_digest, file_in_folder
+from mmcam.data.images import bomb_limit_enforced, load_image
 from mmcam.evaluation.word_categories import WordCategories
 
 __all__ = ["CaptionData", "LoadedImage", "VQAData", "read_caption_data", "read_vqa_data"]
@@ -35,6 +36,7 @@ class CaptionData:
     files: dict[int, Path]  # image id -> file, in the captions file's order
     references: dict[int, list[str]]
     categories: WordCategories
+    sources: dict  # image folder, annotation files and their hashes
     instances: dict[int, list[CocoInstance]] | None = None
 
 
@@ -46,6 +48,7 @@ class VQAData:
     questions: dict[int, list[VQAItem]]  # image id -> its questions, in file order
     files: dict[int, Path]
     categories: WordCategories
+    sources: dict  # image folder, annotation files and their hashes
     instances: dict[int, list[CocoInstance]] | None = None
 
     @property
@@ -78,8 +81,9 @@ def read_caption_data(
     data = read_coco_captions(captions)
     words, boxes, _ = _categories(instances, categories)
     ids = list(data.images)[:limit]
-    files = {i: Path(images) / data.images[i].file_name for i in ids}
-    return CaptionData(files, {i: data.captions[i] for i in ids}, words, boxes)
+    files = {i: _image_file(images, i, data.images[i].file_name) for i in ids}
+    sources = _sources(images, captions=captions, instances=instances)
+    return CaptionData(files, {i: data.captions[i] for i in ids}, words, sources, boxes)
 
 
 def read_vqa_data(
@@ -104,8 +108,28 @@ def read_vqa_data(
     files = {}
     for image_id in ids:
         info = image_infos.get(image_id)
-        files[image_id] = folder / info.file_name if info else _official_file(folder, image_id)
-    return VQAData({i: by_image[i] for i in ids}, files, words, boxes)
+        files[image_id] = (
+            _image_file(folder, image_id, info.file_name)
+            if info
+            else _official_file(folder, image_id)
+        )
+    sources = _sources(images, questions=questions, annotations=annotations, instances=instances)
+    return VQAData({i: by_image[i] for i in ids}, files, words, sources, boxes)
+
+
+def _image_file(folder: str | Path, image_id: int, file_name: str) -> Path:
+    return file_in_folder(folder, file_name, f"image {image_id}'s file_name")
+
+
+def _sources(images: str | Path, **files: str | Path | None) -> dict:
+    """What a run's results depend on in the data: the image folder, and each annotation
+    file's path and content hash (`run.json` keeps them, so a resume over other data is
+    refused)."""
+    sources: dict = {"images": str(Path(images).resolve())}
+    for name, path in files.items():
+        if path is not None:
+            sources[name] = {"path": str(Path(path).resolve()), "sha256": file_digest(path)}
+    return sources
 
 
 def _official_file(folder: Path, image_id: int) -> Path:
@@ -127,16 +151,16 @@ class LoadedImage:
 
 
 class ImageLoader:
-    """image id -> `LoadedImage`; raises (and the runner records why) on a missing,
-    truncated or non-image file."""
+    """image id -> `LoadedImage`; raises `BadData` (and the runner records why) on a missing,
+    truncated or non-image file, or one over the decompression-bomb limit."""
 
     def __init__(self, files: dict[int, Path], preprocess: Callable[[Image.Image], Tensor]):
         self.files, self.preprocess = files, preprocess
 
     def __call__(self, image_id: int) -> LoadedImage:
         path = self.files[image_id]
-        image = load_image(path)  # 8-bit RGB, or an error naming the file
-        with Image.open(path) as header:
+        image = load_image(path)  # 8-bit RGB, or BadData naming the file
+        with bomb_limit_enforced(), Image.open(path) as header:
             mode = header.mode
         return LoadedImage(self.preprocess(image), (image.height, image.width), mode)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from mmcam.core.tap import Grid, find_layer
+from mmcam.data.files import file_digest
 
 __all__ = ["ExplainedModel", "load_run_captioner", "load_run_vqa"]
 
@@ -35,6 +36,7 @@ class ExplainedModel:
     to_grid: Grid | None = None
     caption_text: Callable[[list[int]], str] | None = None
     pixel_space: bool = True
+    source: dict = field(default_factory=dict)  # what the weights are: file hashes, hub revision
 
     def __post_init__(self) -> None:
         find_layer(self.model, self.layer)  # an unknown name fails now, listing the valid ones
@@ -77,12 +79,15 @@ def load_run_captioner(
             adapter.to_grid,
             lambda ids: adapter.tokenizer.decode(ids, skip_special_tokens=True),
             pixel_space=False,
+            source=hub_source(hf, adapter.model),
         )
     from mmcam.zoo.captioner import DEFAULT_CAPTIONER, load_captioner, preprocess
 
     path = checkpoint or DEFAULT_CAPTIONER
     model = load_captioner(path, device)
-    return ExplainedModel(model, layer or model.explained_layer, preprocess, str(path))
+    return ExplainedModel(
+        model, layer or model.explained_layer, preprocess, str(path), source=folder_source(path)
+    )
 
 
 def load_run_vqa(
@@ -107,12 +112,30 @@ def load_run_vqa(
             f"hf:{hf}",
             adapter.to_grid,
             pixel_space=False,
+            source=hub_source(hf, adapter.model),
         )
     from mmcam.zoo.vqa_model import DEFAULT_VQA, load_vqa_model, preprocess
 
     path = checkpoint or DEFAULT_VQA
     model = load_vqa_model(path, device)
-    return ExplainedModel(model, layer or model.explained_layer, preprocess, str(path))
+    return ExplainedModel(
+        model, layer or model.explained_layer, preprocess, str(path), source=folder_source(path)
+    )
+
+
+def folder_source(folder: str | Path) -> dict:
+    """A checkpoint folder as its files' content hashes (retraining in place changes them)."""
+    files = sorted(path for path in Path(folder).iterdir() if path.is_file())
+    return {"checkpoint": {path.name: file_digest(path) for path in files}}
+
+
+def hub_source(name: str, model: nn.Module) -> dict:
+    """A Hugging Face model as its hub name (or local folder) and revision (the commit hash
+    transformers records; a local folder: its files' hashes)."""
+    if Path(name).is_dir():
+        return {"hf": name, **folder_source(name)}
+    config = getattr(model, "config", None)
+    return {"hf": name, "revision": getattr(config, "_commit_hash", None)}
 
 
 def run_device(requested: str = "auto") -> str:

@@ -28,9 +28,10 @@ class RunOptions:
     save_figures: int = 0  # figures of the first N items
     workers: int = 2
     progress: bool = True
+    overwrite: bool = False  # start afresh over a run of other settings in the same folder
 
     def stamp(self) -> dict:
         kept = asdict(self)
-        for name in ("workers", "progress"):
+        for name in ("workers", "progress", "overwrite"):
             kept.pop(name)
         return kept

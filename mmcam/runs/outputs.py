@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from mmcam.core.explanation import Explanation
-from mmcam.data.files import write_atomically
+from mmcam.data.files import numeric_npz, write_atomically
 
 __all__ = ["read_map"]
 
@@ -47,6 +47,6 @@ def write_npz_stream(path: str | Path, arrays: Iterable[tuple[str, np.ndarray]])
 def read_map(out: str | Path, key: int, size: Sequence[int] | None = None) -> Explanation:
     """The maps stored for image (captions) or question (VQA) `key` in a finished run, as an
     `Explanation` upsampled to `size` (the image's (height, width); raw maps when None)."""
-    with np.load(Path(out) / "maps.npz") as stored:
+    with numeric_npz(Path(out) / "maps.npz") as stored:
         raw = torch.from_numpy(stored[str(key)]).float()
     return Explanation.from_raw(raw, torch.zeros(raw.shape[:-2]), size, "stored")

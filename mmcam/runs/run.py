@@ -30,7 +30,10 @@ Files written to `<out>` (all atomically) once every chunk is done:
     items.jsonl            one record per image (captions) or question (VQA), every detail
     metrics.json, report.txt   see `mmcam.runs.report`
     figures/               overlays with boxes, with `save_figures`
-    run.json               the options; a restart with different ones is refused
+    run.json               the fingerprint (data and its hashes, model hash, layer, options,
+                           ids); a restart with a different one is refused (--overwrite
+                           starts afresh), see `mmcam.runs.output_folder`
+    .lock                  held (flock) by the process writing the folder; a second refuses
     timing.json            this process's images, seconds and images/s (the only file that
                            differs between two runs of the same command)
 """
@@ -66,6 +69,7 @@ from mmcam.runs.models import (
     ExplainedModel,
 )
 from mmcam.runs.options import RunOptions
+from mmcam.runs.output_folder import claim, ids_digest
 from mmcam.runs.outputs import write_json_list, write_npz_stream
 from mmcam.runs.report import caption_metrics, report_text, vqa_metrics
 
@@ -103,8 +107,34 @@ def run_dataset(
             "transformer) has GELUs; use a CAM method (--method gradcam, gradcam++, hirescam)"
         )
     shard = join_process_group() if shard is None else shard
+    fingerprint = {
+        "task": task,
+        "model": model.source,
+        "layer": model.layer,
+        "options": options.stamp(),
+        "data": data.sources,
+        "ids": ids_digest(ids),
+    }
+    lock = claim(out, fingerprint, options.overwrite, shard.is_main)
+    try:
+        return _run(task, explain_chunk, model, data, ids, out, options, shard)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(
+    task: str,
+    explain_chunk: Callable[..., tuple[list[dict], dict[str, np.ndarray]]],
+    model: ExplainedModel,
+    data: CaptionData | VQAData,
+    ids: list[int],
+    out: Path,
+    options: RunOptions,
+    shard: Shard,
+) -> RunResult | None:
     positions = {image_id: index for index, image_id in enumerate(ids)}
-    run = _start(out, task, ids, model, options, shard)
+    run = ChunkedRun(out, ids, options.chunk_size, shard)
     loader = ImageLoader(data.files, model.preprocess)
     started, explained = time.perf_counter(), 0
     for chunk in _progress(run, loader, options, shard):
@@ -124,25 +154,24 @@ def run_dataset(
     layer = None if options.method in RULE_METHODS else model.layer  # pixel space: no layer
     metrics = _finish(run, out, task, data, options, layer)
     write_json(out / "timing.json", timing)
+    _check_some_image_loaded(run)
     return RunResult(metrics, timing)
 
 
-def _start(
-    out: Path, task: str, ids: list[int], model: ExplainedModel, options: RunOptions, shard: Shard
-) -> ChunkedRun:
-    """The chunked run in `out`, after checking a restart uses the options it began with."""
-    stamp = {"task": task, "model": model.name, "layer": model.layer, "options": options.stamp()}
-    path = out / "run.json"
-    if path.exists():
-        found = json.loads(path.read_text())
-        if found != stamp:
-            raise RuntimeError(
-                f"{out} holds a run with other settings ({found}); this run is {stamp}. Use "
-                "the same options to resume, or another output folder."
-            )
-    elif shard.is_main:
-        write_json(path, stamp)
-    return ChunkedRun(out, ids, options.chunk_size, shard)
+def _check_some_image_loaded(run: ChunkedRun) -> None:
+    """Raise when every image of the run failed to load: the outputs are empty, and a script
+    must not exit 0 on them."""
+    images, failed = set(), {}
+    for record in run.merged_records():
+        images.add(record["image_id"])
+        if "error" in record:
+            failed.setdefault(record["image_id"], record["error"])
+    if images and len(failed) == len(images):
+        first = next(iter(failed.values()))
+        raise RuntimeError(
+            f"every one of the {len(images)} images failed to load (the first: {first}); "
+            "check the image folder and the annotation files' file names"
+        )
 
 
 def _progress(

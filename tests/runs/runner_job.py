@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcam.data.files import write_json
+from mmcam.data.files import BadData, write_json
 from mmcam.runs.chunks import ChunkedRun, join_process_group, load_chunks, wait_for_all_ranks
 
 
 def load(item: int) -> int:
     if item == 13:
-        raise ValueError("corrupt item")
+        raise BadData("corrupt item")
     return item
 
 

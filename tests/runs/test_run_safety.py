@@ -1,0 +1,231 @@
+"""Dataset runs never mix up results: fingerprinted resumes, one writer per folder, only
+per-item data errors skipped, damaged parts recomputed, no escaping file names, no pickles, no
+decompression bombs."""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmcam.data.annotations import read_vqa, split_paths
+from mmcam.data.files import read_json, write_json
+from mmcam.data.shapes import write_shapes
+from mmcam.data.training_sets import top_answers
+from mmcam.data.vocab import Vocabulary
+from mmcam.runs import chunks
+from mmcam.runs.inputs import read_caption_data
+from mmcam.runs.output_folder import FolderLock
+from mmcam.runs.outputs import read_map
+from mmcam.zoo.vqa_model import VQAConfig, VQANet, save_vqa_model
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+OUTPUTS = ["vqa_results.json", "boxes_results.json", "maps.npz", "items.jsonl", "metrics.json"]
+
+
+def explain_vqa(arguments: list[str]):
+    spec = importlib.util.spec_from_file_location("explain_vqa", SCRIPTS / "explain_vqa.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return module.main(arguments)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def save_model(items, folder: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    words = Vocabulary.build(item.question for item in items)
+    answers = top_answers(items, 10)
+    config = VQAConfig(len(words), len(answers), [8, 8, 8], dim=16, embed_dim=8, hidden_dim=16)
+    save_vqa_model(VQANet(config, words, answers), folder)
+    return folder
+
+
+@pytest.fixture
+def data(tmp_path) -> dict:
+    """Train and val splits of 3 scenes each (both splits' ids start at 1) and a tiny model."""
+    root = tmp_path / "shapes"
+    write_shapes(root, "train", 3, seed=1)
+    write_shapes(root, "val", 3, seed=2)
+    paths = split_paths(root, "val")
+    items = read_vqa(paths["questions"], paths["vqa_annotations"])
+    return {"root": root, "model": save_model(items, tmp_path / "vqa", seed=0)}
+
+
+def arguments(data: dict, out: Path, *extra: str) -> list[str]:
+    return [
+        "--root", str(data["root"]), "--checkpoint", str(data["model"]), "--out", str(out),
+        "--chunk-size", "1", "--deletion-steps", "0", "--workers", "0", "--no-progress",
+        "--pointing-tolerance", "0", *extra,
+    ]  # fmt: skip
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in OUTPUTS}
+
+
+def test_resume_over_another_split_is_refused_and_overwrite_starts_afresh(data, tmp_path):
+    out = tmp_path / "out"
+    explain_vqa(arguments(data, out, "--split", "train"))
+    with pytest.raises(RuntimeError, match="holds a run with other settings") as refused:
+        explain_vqa(arguments(data, out, "--split", "val"))
+    message = str(refused.value)
+    assert "changed" in message and "data.images" in message and "data.questions.sha256" in message
+    assert "--overwrite" in str(refused.value)
+
+    explain_vqa(arguments(data, out, "--split", "val", "--overwrite"))
+    explain_vqa(arguments(data, tmp_path / "fresh", "--split", "val"))
+    assert outputs(out) == outputs(tmp_path / "fresh")
+
+
+def test_a_checkpoint_retrained_in_place_is_refused(data, tmp_path):
+    out = tmp_path / "out"
+    explain_vqa(arguments(data, out))
+    paths = split_paths(data["root"], "val")
+    save_model(read_vqa(paths["questions"], paths["vqa_annotations"]), data["model"], seed=1)
+    with pytest.raises(RuntimeError, match=r"model\.checkpoint\.model\.pt changed"):
+        explain_vqa(arguments(data, out))
+
+
+def test_regenerated_annotations_are_refused(data, tmp_path):
+    out = tmp_path / "out"
+    explain_vqa(arguments(data, out))
+    write_shapes(data["root"], "val", 3, seed=3)
+    with pytest.raises(RuntimeError, match=r"data\.questions\.sha256"):
+        explain_vqa(arguments(data, out))
+
+
+def test_a_second_process_on_the_same_folder_refuses(data, tmp_path):
+    out = tmp_path / "out"
+    other = FolderLock(out)  # a second open file description: flock treats it as another holder
+    other.acquire()
+    try:
+        with pytest.raises(RuntimeError, match="is being written by another run"):
+            explain_vqa(arguments(data, out))
+        assert not (out / "parts").exists()
+    finally:
+        other.release()
+    explain_vqa(arguments(data, out))  # the lock is free again
+    assert (out / "vqa_results.json").exists()
+
+
+def test_only_data_errors_are_skipped_and_a_fault_stops_the_run_keeping_finished_chunks(
+    data, tmp_path, monkeypatch
+):
+    out = tmp_path / "out"
+    original = chunks._ChunkDataset.__getitem__
+
+    def fault_in_second_chunk(self, position):
+        if self.indices[position] == 1:
+            raise TypeError("a bug in the preprocessing")
+        return original(self, position)
+
+    monkeypatch.setattr(chunks._ChunkDataset, "__getitem__", fault_in_second_chunk)
+    with pytest.raises(TypeError, match="a bug in the preprocessing"):
+        explain_vqa(arguments(data, out))
+    assert [p.name for p in sorted((out / "parts").glob("chunk-*.json"))] == ["chunk-000000.json"]
+
+    monkeypatch.setattr(chunks._ChunkDataset, "__getitem__", original)
+    loader_fault = tmp_path / "loader"
+
+    def broken_preprocess(image):
+        raise TypeError("preprocess got a PIL image it cannot handle")
+
+    monkeypatch.setattr("mmcam.zoo.vqa_model.preprocess", broken_preprocess)
+    with pytest.raises(TypeError, match="cannot handle"):  # not recorded as a bad image
+        explain_vqa(arguments(data, loader_fault))
+
+
+def test_a_run_where_every_image_failed_raises(data, tmp_path):
+    for image in split_paths(data["root"], "val")["images"].iterdir():
+        image.write_text("not an image")
+    with pytest.raises(RuntimeError, match="every one of the 3 images failed to load"):
+        explain_vqa(arguments(data, tmp_path / "out"))
+
+
+@pytest.mark.parametrize("damaged", ["chunk-000001.json", "chunk-000001.npz"])
+def test_a_truncated_part_is_recomputed_to_identical_outputs(data, tmp_path, damaged):
+    out = tmp_path / "out"
+    explain_vqa(arguments(data, out))
+    reference = outputs(out)
+    part = out / "parts" / damaged
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    for name in OUTPUTS:
+        (out / name).unlink()
+    with pytest.warns(UserWarning, match="chunk 1 .* is damaged"):
+        explain_vqa(arguments(data, out))
+    assert outputs(out) == reference
+
+
+def test_a_full_disk_stops_with_a_clear_error_and_the_rerun_is_identical(
+    data, tmp_path, monkeypatch
+):
+    explain_vqa(arguments(data, tmp_path / "reference"))
+    out = tmp_path / "out"
+    savez = np.savez_compressed
+    written = []
+
+    def disk_fills_on_the_second_chunk(file, **arrays):
+        written.append(1)
+        if len(written) == 2:
+            file.write(b"PK\x03\x04 half a zip")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        savez(file, **arrays)
+
+    monkeypatch.setattr(chunks.np, "savez_compressed", disk_fills_on_the_second_chunk)
+    with pytest.raises(OSError, match="no space left on the device while writing chunk 1"):
+        explain_vqa(arguments(data, out))
+    assert sorted(p.name for p in (out / "parts").iterdir()) == [
+        "chunk-000000.json",
+        "chunk-000000.npz",
+        "layout.json",
+    ]
+    monkeypatch.setattr(chunks.np, "savez_compressed", savez)
+    explain_vqa(arguments(data, out))
+    assert outputs(out) == outputs(tmp_path / "reference")
+
+
+@pytest.mark.parametrize("name", ["../outside.png", "/etc/hostname", "sub/../../outside.png"])
+def test_a_file_name_that_escapes_the_image_folder_is_refused(data, name):
+    paths = split_paths(data["root"], "val")
+    captions = read_json(paths["captions"])
+    captions["images"][1]["file_name"] = name
+    write_json(paths["captions"], captions)
+    with pytest.raises(ValueError, match="escapes the image folder"):
+        read_caption_data(paths["captions"], paths["images"])
+
+
+def test_maps_holding_pickled_objects_are_refused(tmp_path):
+    np.savez(tmp_path / "maps.npz", **{"7": np.array([{"code": "runs"}], dtype=object)})
+    with pytest.raises(ValueError, match="mmcam never loads pickles"):
+        read_map(tmp_path, 7)
+
+
+def test_an_image_over_the_decompression_bomb_limit_is_a_counted_skip(data, tmp_path, monkeypatch):
+    folder = split_paths(data["root"], "val")["images"]
+    big = folder / "COCO_val2014_000000000002.png"
+    Image.open(big).resize((250, 250)).save(big)  # 62,500 pixels: over the limit, under twice it
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200 * 200)
+    explain_vqa(arguments(data, tmp_path / "out"))
+    bad = json.loads((tmp_path / "out" / "metrics.json").read_text())["bad_data"]
+    assert bad["failed_images"]["ids"] == [2]
+    assert "decompression-bomb limit" in bad["failed_images"]["errors"]["2"]
+
+
+def test_run_files_are_left_alone_by_overwrite_outside_the_run(data, tmp_path):
+    out = tmp_path / "out"
+    explain_vqa(arguments(data, out, "--split", "train"))
+    (out / "notes.txt").write_text("mine")
+    explain_vqa(arguments(data, out, "--overwrite"))
+    assert (out / "notes.txt").read_text() == "mine"
+    shutil.rmtree(out)
