@@ -4,7 +4,8 @@ Reads <data>/annotations/captions_{train,val}2014.json and the images in <data>/
 <data>/val2014; validates (corpus BLEU-4 of greedy captions vs all references) after every
 epoch and keeps the best checkpoint (config.json, vocab.json, model.pt) in --out.
 
-    python scripts/train_captioner.py --data data/shapes --out models/captioner
+    python scripts/train_captioner.py --data data/shapes             # a new out/captioner-DATE-TIME
+    python scripts/train_captioner.py --data data/shapes --out models/captioner --overwrite
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from mmcam.zoo.training import caption_loss, caption_scores, train, training_par
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = training_parser(__doc__, out="models/captioner")
+    p = training_parser(__doc__, "captioner")
     p.add_argument(
         "--references",
         type=int,

@@ -5,7 +5,8 @@ v2_mscoco_*_annotations.json and the images in <data>/train2014, <data>/val2014;
 (standard VQA accuracy of the best answer) after every epoch and keeps the best checkpoint
 (config.json, vocab.json, answers.json, model.pt) in --out.
 
-    python scripts/train_vqa.py --data data/shapes --out models/vqa
+    python scripts/train_vqa.py --data data/shapes             # a new out/vqa-DATE-TIME
+    python scripts/train_vqa.py --data data/shapes --out models/vqa --overwrite
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mmcam.zoo.vqa_model import VQAConfig, VQANet, save_vqa_model
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = training_parser(__doc__, out="models/vqa")
+    p = training_parser(__doc__, "vqa")
     p.add_argument(
         "--answers",
         type=int,

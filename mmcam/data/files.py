@@ -1,11 +1,12 @@
 """JSON files read with errors that name them, and every output written atomically (a temporary
-file beside it, then a rename), so a reader never sees half a file."""
+file or folder beside it, then a rename), so a reader never sees half a file or folder."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,6 +75,31 @@ def numeric_npz(path: str | Path) -> Iterator[Any]:
             f"{path} holds an object array, which only a pickle can restore; mmcam never loads "
             "pickles (maps files hold numeric arrays only)"
         ) from error
+
+
+def write_folder_atomically(folder: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Fill a temporary folder beside `folder` through `fill(temporary)`, then rename it into
+    place (an existing `folder` is moved aside first and removed after): readers see the old
+    folder or the whole new one, never a part; a failure leaves the old one untouched."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o777 & ~umask)  # mkdtemp makes it private; a checkpoint is not
+    old = temporary.with_suffix(".old")
+    try:
+        fill(temporary)
+        if folder.exists():
+            os.rename(folder, old)
+        os.rename(temporary, folder)
+    except BaseException:
+        if old.exists() and not folder.exists():
+            os.rename(old, folder)  # put the previous folder back
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
 
 
 def write_json(path: str | Path, value: Any, *, indent: int | None = 1) -> Path:

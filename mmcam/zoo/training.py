@@ -1,7 +1,9 @@
 """The training loop both reference models share, their losses, and their validation scores.
 
-`fit` runs epochs with a tqdm bar, validates after each, and keeps the best checkpoint
-(written file by file through temp file + rename) together with a `history.json`.
+`fit` runs epochs with a tqdm bar, validates after each, and keeps the best checkpoint together
+with a `history.json`; each checkpoint folder is written whole into a temporary folder and
+renamed into place, so it appears whole or not at all. The scripts write a new folder by
+default and refuse to replace an existing one without `--overwrite`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import time
 from argparse import RawTextHelpFormatter
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mmcam.data.files import write_json
+from mmcam.data.files import write_folder_atomically, write_json
 from mmcam.data.training_sets import VQADataset, collate_vqa
 from mmcam.data.vocab import tokenize
 from mmcam.evaluation.caption_metrics import caption_bleu
@@ -146,7 +149,6 @@ def fit(
     deadline however busy the machine is, and training stops there (with a last validation).
     Returns the summary also written to `out/history.json`."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     total_steps = max(1, epochs * len(train_batches))  # type: ignore[arg-type]
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     history: list[dict[str, Any]] = []
@@ -179,7 +181,6 @@ def fit(
         improved = scores[metric] > best
         if improved:
             best = scores[metric]
-            save(model, out)
         row = {
             "epoch": epoch,
             "steps": step,
@@ -199,18 +200,54 @@ def fit(
             "history": history,
             "config": config or {},
         }
-        write_json(out / "history.json", summary, indent=1)
+        if improved:
+            write_folder_atomically(out, partial(_save_with_history, save, model, summary=summary))
+        elif out.exists():  # the best checkpoint stays; its history grows
+            write_json(out / "history.json", summary, indent=1)
         if progress >= 1.0:
             tqdm.write(f"time budget of {time_limit:.0f} s used after {step} steps (epoch {epoch})")
             break
     return summary
 
 
-def training_parser(description: str, out: str) -> argparse.ArgumentParser:
+def _save_with_history(
+    save: Callable[[nn.Module, Path], Any], model: nn.Module, folder: Path, summary: dict
+) -> None:
+    save(model, folder)
+    write_json(folder / "history.json", summary, indent=1)
+
+
+def new_folder(name: str) -> str:
+    """`out/<name>-<date>-<time>`: a training run's default folder, never the bundled models."""
+    return f"out/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_out_folder(out: str | Path, overwrite: bool) -> None:
+    """Refuse an existing, non-empty `out` unless `overwrite`: a training run never replaces a
+    checkpoint (the bundled ones in models/ included) by accident."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"{out} already holds files (a checkpoint?); pass --overwrite to replace it once "
+            "the new best checkpoint is ready, or choose another --out"
+        )
+
+
+def training_parser(description: str, name: str) -> argparse.ArgumentParser:
     """The options both training scripts share; each script adds its model's own."""
     p = argparse.ArgumentParser(description=description, formatter_class=RawTextHelpFormatter)
     p.add_argument("--data", default="data/shapes", help="dataset root in COCO 2014 layout")
-    p.add_argument("--out", default=out, help="folder for the best checkpoint")
+    p.add_argument(
+        "--out",
+        default=new_folder(name),
+        help=f"folder for the best checkpoint (default: a new out/{name}-DATE-TIME)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the checkpoint in an existing --out (swapped in whole when the first "
+        "better one is ready); without it an existing folder is refused",
+    )
     p.add_argument(
         "--epochs", type=int, default=40, help="most training epochs (default: %(default)s)"
     )
@@ -258,6 +295,7 @@ def train(
     name: str,
 ) -> dict:
     """Shuffle `train_set` into batches, `fit`, and print the result as one line of JSON."""
+    check_out_folder(args.out, args.overwrite)
     loader = DataLoader(
         train_set,
         batch_size=args.batch_size,

@@ -55,3 +55,49 @@ def test_train_vqa_writes_a_loadable_checkpoint(data, tmp_path, capsys):
     model = load_vqa_model(out)
     logits = model(torch.zeros(2, 3, 128, 128), model.tokenize(["what color is it?", "is it"]))
     assert logits.shape == (2, len(model.answers))
+
+
+def test_training_refuses_an_existing_checkpoint_without_overwrite(data, tmp_path):
+    out = tmp_path / "captioner"
+    out.mkdir()
+    (out / "model.pt").write_bytes(b"the checkpoint someone keeps")
+    arguments = ["--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "4"]
+    with pytest.raises(FileExistsError, match="pass --overwrite to replace it"):
+        script("train_captioner").main(arguments)
+    assert [p.name for p in out.iterdir()] == ["model.pt"]
+    assert (out / "model.pt").read_bytes() == b"the checkpoint someone keeps"
+    script("train_captioner").main([*arguments, "--overwrite"])
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "history.json", "model.pt", "vocab.json"
+    ]  # fmt: skip
+    assert load_captioner(out).config.vocab_size > 4
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+@pytest.mark.parametrize("name", ["train_captioner", "train_vqa"])
+def test_training_writes_a_new_folder_by_default_never_the_bundled_models(name):
+    out = Path(script(name).parse_args([]).out)
+    assert out.parts[0] == "out" and out.name.startswith(name.removeprefix("train_") + "-")
+
+
+def test_a_checkpoint_folder_appears_whole_or_not_at_all(data, tmp_path, monkeypatch):
+    """A save that fails halfway (after config.json, before model.pt) leaves no folder, and
+    over an existing checkpoint leaves the old one as it was."""
+    import mmcam.zoo.captioner as captioner
+
+    def fails_halfway(model, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(captioner, "save_state_dict", fails_halfway)
+    out = tmp_path / "new"
+    arguments = ["--data", str(data), "--epochs", "1", "--batch-size", "4"]
+    with pytest.raises(OSError, match="disk full"):
+        script("train_captioner").main([*arguments, "--out", str(out)])
+    assert list(tmp_path.iterdir()) == []
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model.pt").write_bytes(b"old weights")
+    with pytest.raises(OSError, match="disk full"):
+        script("train_captioner").main([*arguments, "--out", str(old), "--overwrite"])
+    assert [p.name for p in tmp_path.iterdir()] == ["old"]
+    assert [p.name for p in old.iterdir()] == ["model.pt"]
