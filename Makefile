@@ -5,7 +5,7 @@ VENV   := .venv
 PYTHON := $(VENV)/bin/python
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: install run test lint demo bench chromium
+.PHONY: install run test lint demo bench chromium screenshots
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ lint: install
 
 test: install chromium lint
 	$(VENV)/bin/pytest
+
+# The README's demo screenshots (the tests write theirs to a temporary folder).
+screenshots: install chromium
+	MMCAM_SCREENSHOTS=$(CURDIR)/demos/screenshots $(VENV)/bin/pytest tests/app/test_browser.py
 
 run: install
 	$(PYTHON) scripts/run_examples.py --out out

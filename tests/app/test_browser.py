@@ -1,6 +1,8 @@
 """The demo in a real browser: Debian's chromium driven by playwright opens the page, picks an
-example, clicks, waits for the heat map, and takes the screenshots in demos/screenshots/; the
-output images are checked from the screenshot's pixels, the caption / answer from the page."""
+example, clicks, waits for the heat map, and takes screenshots; the output images are checked
+from the screenshot's pixels, the caption / answer from the page. The screenshots go to a
+temporary folder; `make screenshots` sets MMCAM_SCREENSHOTS to refresh the README's in
+demos/screenshots/."""
 
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ from mmcam.app.demo import Demo  # noqa: E402
 from mmcam.app.inputs import bundled_examples  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "demos" / "screenshots"
 BROWSER_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -34,6 +35,19 @@ BROWSER_ARGS = [
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make chromium installs it)"
 )
+
+
+def screenshot_folder(temporary: Path) -> Path:
+    """Where the screenshots go: MMCAM_SCREENSHOTS when set (`make screenshots`), else
+    `temporary`, so running the tests changes no tracked file."""
+    return Path(os.environ.get("MMCAM_SCREENSHOTS") or temporary)
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = screenshot_folder(tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +125,7 @@ def wait_until_idle(page) -> None:
     )
 
 
-def test_captioning_tab_in_a_browser(browser_page, demo):
+def test_captioning_tab_in_a_browser(browser_page, demo, screenshots):
     page = browser_page
     sample = bundled_examples()[0]
     expected = demo.captioner.caption(model_input(sample.image))[0]
@@ -150,14 +164,13 @@ def test_captioning_tab_in_a_browser(browser_page, demo):
     files = "xpath=following::td[contains(@class,'filename')][1]"
     download = page.locator("#caption-map").locator(files)
     assert download.get_attribute("aria-label").endswith("-hirescam.png")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     screenshot = page.screenshot(full_page=True)
-    (SCREENSHOTS / "captioning.png").write_bytes(screenshot)
+    (screenshots / "captioning.png").write_bytes(screenshot)
     assert_heat_map_shown(shown_pixels(screenshot, page, "#caption-map img"))
     assert_heat_map_shown(shown_pixels(screenshot, page, "#caption-gallery"))
 
 
-def test_vqa_tab_in_a_browser(browser_page, demo):
+def test_vqa_tab_in_a_browser(browser_page, demo, screenshots):
     page = browser_page
     page.get_by_role("tab", name="VQA").click()
     column = page.locator("#vqa-image").locator("xpath=ancestor::div[contains(@class,'column')][1]")
@@ -178,7 +191,7 @@ def test_vqa_tab_in_a_browser(browser_page, demo):
         page.locator("#vqa-answers h2, #vqa-answers .output-class").first.inner_text() == expected
     )
     screenshot = page.screenshot(full_page=True)
-    (SCREENSHOTS / "vqa.png").write_bytes(screenshot)
+    (screenshots / "vqa.png").write_bytes(screenshot)
     assert_heat_map_shown(shown_pixels(screenshot, page, "#vqa-map img"))
     assert shown_pixels(screenshot, page, "#vqa-counterfactual img").std() > 20
 
