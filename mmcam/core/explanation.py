@@ -32,6 +32,14 @@ def upsample_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
     return resized.reshape(*lead, *size)
 
 
+# Why a map is flagged `empty` (see `Explanation.empty_reason`).
+FLAT = "flat: the map is constant (zero after ReLU), so there is nothing to show"
+NEGLIGIBLE = (
+    "negligible: the map's largest value is below 1000 float epsilons of the map its terms would "
+    "make if none cancelled, so what is left is rounding noise, not evidence"
+)
+
+
 @dataclass
 class Explanation:
     """Maps explaining one or more scalar scores per image.
@@ -44,10 +52,19 @@ class Explanation:
     raw: Tensor  # CAM family: [..., h, w] at layer resolution, after ReLU, unscaled;
     # pixel-space methods: the signed attribution [B, 3, H, W]
     maps: Tensor  # [..., H, W]: upsampled to the input and normalised to [0, 1]
-    empty: Tensor  # [...] bool: the map was flat, so `maps` holds zeros
+    empty: Tensor  # [...] bool: the map was flat or negligible, so `maps` holds zeros
     scores: Tensor  # [...]: the explained scores
     method: str
     labels: list = field(default_factory=list)
+    negligible: Tensor | None = None  # [...] bool: empty because its terms cancelled out
+
+    def empty_reason(self, *index: int) -> str | None:
+        """Why map `index` is empty (`FLAT` or `NEGLIGIBLE`), or None when it is not."""
+        if not bool(self.empty[index]):
+            return None
+        if self.negligible is not None and bool(self.negligible[index]):
+            return NEGLIGIBLE
+        return FLAT
 
     @classmethod
     def from_raw(
@@ -57,11 +74,16 @@ class Explanation:
         size: tuple[int, int] | None,
         method: str,
         labels: list | None = None,
+        negligible: Tensor | None = None,
     ) -> Explanation:
-        """Upsample `raw` to `size` (layer resolution when None) and normalise it."""
+        """Upsample `raw` to `size` (layer resolution when None) and normalise it; maps flagged
+        `negligible` `[...]` are left all zero and flagged empty rather than stretched."""
         upsampled = upsample_maps(raw, size) if size is not None else raw
         maps, empty = normalize_maps(upsampled)
-        return cls(raw, maps, empty, scores.detach(), method, labels or [])
+        if negligible is not None:
+            maps = torch.where(negligible[..., None, None], 0.0, maps)
+            empty = empty | negligible
+        return cls(raw, maps, empty, scores.detach(), method, labels or [], negligible)
 
     def to_dict(self) -> dict:
         """A JSON-ready summary: method, labels, scores, empty flags and the map shapes."""
@@ -70,6 +92,7 @@ class Explanation:
             "labels": self.labels,
             "scores": self.scores.tolist(),
             "empty": self.empty.tolist(),
+            "negligible": None if self.negligible is None else self.negligible.tolist(),
             "raw_shape": list(self.raw.shape),
             "map_shape": list(self.maps.shape),
         }

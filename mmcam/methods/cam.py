@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from mmcam.core.explanation import Explanation
 from mmcam.core.tap import Tap
 from mmcam.core.targets import ClassLogit, Target
-from mmcam.methods.formulas import cam_weights, gradient_map, weighted_map
+from mmcam.methods.formulas import GRADIENT_METHODS, cam_weights, gradient_map, weighted_map
 
 
 def grad_cam(
@@ -44,10 +45,27 @@ def maps_from_gradients(
     size: Sequence[int] | None = None,
     labels: list | None = None,
 ) -> Explanation:
-    """The `Explanation` of `scores` from A and dY/dA grids `[N, K, h, w]`, N = scores.numel()."""
+    """The `Explanation` of `scores` from A and dY/dA grids `[N, K, h, w]`, N = scores.numel().
+
+    A map whose terms cancel out is flagged empty, not stretched to [0, 1] (`negligible_maps`)."""
     raw = gradient_map(method, activations, gradients)  # [N, h, w]
+    negligible = negligible_maps(method, activations, gradients, raw)
     raw = raw.reshape(*scores.shape, *raw.shape[-2:])
-    return Explanation.from_raw(raw, scores, _size(size), method, labels)
+    negligible = negligible.reshape(scores.shape)
+    return Explanation.from_raw(raw, scores, _size(size), method, labels, negligible)
+
+
+def negligible_maps(method: str, activations: Tensor, gradients: Tensor, raw: Tensor) -> Tensor:
+    """`[N]` bool: map n is rounding noise. Criterion: its largest value is at most
+    1000 eps (float32: 1.2e-4) times the largest value of the uncancelled map, the same method
+    on |A| and |dY/dA| (every term counted with its magnitude, none cancelling). A K-term float
+    sum carries a rounding error of about K eps of its terms' magnitude, so a map that small
+    shows the rounding, not the model: HiResCAM on a model that normalises each cell's features
+    (sum_k G_k A_k = 0 exactly there, by Euler's theorem for a scale-invariant function)."""
+    uncancelled = GRADIENT_METHODS[method](activations.abs(), gradients.abs()).abs()
+    eps = torch.finfo(raw.dtype).eps
+    peak = raw.flatten(-2).amax(dim=-1)
+    return (peak > 0) & (peak <= 1000 * eps * uncancelled.flatten(-2).amax(dim=-1))
 
 
 def class_activation_map(
