@@ -8,6 +8,10 @@ parameter ever receives a gradient.
 With `replicas=R` the leaf is the layer's output repeated R times along the batch (item b's
 copies are rows b*R .. b*R+R-1), so R different targets per item — the words of a caption, the
 top answers of a question — get their own gradients from one backward pass.
+
+`layer="input"` taps the model's first positional input instead of a layer's output: a model
+that takes a precomputed grid of image features (`[B, 2048, 14, 14]`) is explained with respect
+to that grid.
 """
 
 from __future__ import annotations
@@ -20,11 +24,20 @@ import torch
 from torch import Tensor, nn
 
 Grid = Callable[[Tensor], Tensor]
+INPUT = "input"  # the layer name that taps the model's first positional input
 
 
 def find_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
-    """The (dotted name, module) of `layer` in `model`; an unknown name lists the valid ones."""
+    """The (dotted name, module) of `layer` in `model`; an unknown name lists the valid ones.
+    `"input"` is the model's first positional input: ("input", model)."""
     modules = dict(model.named_modules())
+    if layer == INPUT:
+        if INPUT in modules:
+            raise ValueError(
+                f"{type(model).__name__} has a submodule named 'input', so layer='input' is "
+                "ambiguous: pass the submodule itself to tap its output"
+            )
+        return INPUT, model
     if isinstance(layer, nn.Module):
         for name, module in modules.items():
             if module is layer:
@@ -65,11 +78,19 @@ class Tap:
         self._handle: torch.utils.hooks.RemovableHandle | None = None
         self._grad_mode = True
 
+    @property
+    def taps_input(self) -> bool:
+        """The tap records the model's first positional input (`layer="input"`)."""
+        return self.name == INPUT
+
     def __enter__(self) -> Tap:
         self.activations = None
         self._grad_mode = torch.is_grad_enabled()
         torch.set_grad_enabled(False)
-        self._handle = self.module.register_forward_hook(self._record)
+        if self.taps_input:
+            self._handle = self.module.register_forward_pre_hook(self._record_input)
+        else:
+            self._handle = self.module.register_forward_hook(self._record)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -79,25 +100,41 @@ class Tap:
         torch.set_grad_enabled(self._grad_mode)
 
     def _record(self, module: nn.Module, inputs: Any, output: Any) -> Any:
+        first = output[0] if isinstance(output, tuple | list) else output
+        if not isinstance(first, Tensor):
+            raise TypeError(f"layer {self.name!r} returned {type(first).__name__}, not a tensor")
+        passed_on = self.feed(first)
+        if isinstance(output, tuple | list):
+            return type(output)([passed_on, *output[1:]])
+        return passed_on
+
+    def _record_input(self, module: nn.Module, inputs: tuple) -> tuple:
+        if not inputs or not isinstance(inputs[0], Tensor):
+            raise TypeError(
+                f"layer='input' taps the first positional input of {type(module).__name__}, and "
+                "it was called without a tensor there: pass the image (or feature grid) first, "
+                "positionally"
+            )
+        return (self.feed(inputs[0]), *inputs[1:])
+
+    def feed(self, tensor: Tensor) -> Tensor:
+        """Record `tensor` as A (repeated `replicas` times along the batch) and return the
+        copy the model goes on with. The hooks call it; an explainer whose model is entered
+        through a method other than `forward` (a captioner's `encode`) calls it on the input
+        when `taps_input`."""
         if self.activations is not None:
             raise RuntimeError(
                 f"layer {self.name!r} ran twice in one tapped forward pass; tap a layer that "
                 "runs once per pass (or split the pass)"
             )
-        first = output[0] if isinstance(output, tuple | list) else output
-        if not isinstance(first, Tensor):
-            raise TypeError(f"layer {self.name!r} returned {type(first).__name__}, not a tensor")
-        leaf = first.detach()
+        leaf = tensor.detach()
         if self.replicas > 1:
             leaf = leaf.repeat_interleave(self.replicas, dim=0)
         leaf.requires_grad_(True)
         self.activations = leaf
         torch.set_grad_enabled(True)
         # A non-leaf copy goes on, so in-place operations after the layer stay legal.
-        passed_on = leaf.clone()
-        if isinstance(output, tuple | list):
-            return type(output)([passed_on, *output[1:]])
-        return passed_on
+        return leaf.clone()
 
     def grid(self, tensor: Tensor) -> Tensor:
         """`tensor` (A or dY/dA, as the layer returned it) as a `[N, K, h, w]` grid."""

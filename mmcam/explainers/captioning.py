@@ -205,11 +205,12 @@ class CaptionExplainer:
     """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
     that satisfies `mmcam.core.protocols.CaptionModel`.
 
-    `layer` is the explained layer inside `model.encode` (a dotted name or a module);
-    `to_grid` reshapes its output to `[N, K, h, w]` when it is not already a feature grid.
+    `layer` is the explained layer inside `model.encode` (a dotted name or a module), or
+    "input" for the images `encode` is given (a precomputed feature grid); `to_grid` reshapes
+    its output to `[N, K, h, w]` when it is not already a feature grid.
     `include_end=True` also explains the end-of-caption token (labelled "<end>").
 
-    With `check=True` (the default) every explanation first verifies the model keeps the
+    With `check=True` (the default) every explanation also verifies that the model keeps the
     protocol the batched pass relies on: the per-word log-probabilities of the replica rows must
     equal those of one plain teacher-forced call of the whole captions (one extra forward
     without gradients); a model that breaks it (rows returned sorted by length, rows that
@@ -256,10 +257,13 @@ class CaptionExplainer:
         method: str = "gradcam",
         max_length: int = 20,
         beam_size: int = 1,
+        size: tuple[int, int] | None = None,
     ) -> CaptionExplanation:
         """Maps of every word of each image's caption (generated when `captions` is None) by
         `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer,
-        or "guided_backprop" / "deconvnet" at the input."""
+        or "guided_backprop" / "deconvnet" at the input. CAM maps are upsampled to `size`
+        (height, width; default: the input's), e.g. the image size when the input is a
+        precomputed feature grid."""
         check_method(method)
         if captions is None:
             captions = self.generate(images, max_length, beam_size)
@@ -275,7 +279,7 @@ class CaptionExplainer:
         batch, steps = replicas.batch, replicas.steps
         with explaining(model, images.device):
             with Tap(model, self.layer, replicas=steps, to_grid=self.to_grid) as tap:
-                features = model.encode(images)
+                features = model.encode(tap.feed(images) if tap.taps_input else images)
                 decode = getattr(model, "decode_last_logits", model.decode_logits)
                 logits = decode(features, replicas.replica_tokens, replicas.lengths)
             name = "decode_logits" if decode == model.decode_logits else "decode_last_logits"
@@ -285,7 +289,7 @@ class CaptionExplainer:
             tap.release()
             if self.check:
                 check_word_scores(model, images, replicas, scores)
-        size = images.shape[-2:]
+        size = size or images.shape[-2:]
         words = maps_from_gradients(activations, gradients, scores, method, size, labels)
         grid = activations.shape[1:]
         caption = maps_from_gradients(

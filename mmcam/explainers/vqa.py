@@ -41,8 +41,11 @@ class VQAExplainer:
     """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
     that satisfies `mmcam.core.protocols.VQAModel`.
 
-    `layer` is the explained layer on the image side (a dotted name or a module); `to_grid`
-    reshapes its output to `[N, K, h, w]` when it is not already a feature grid.
+    `layer` is the explained layer on the image side (a dotted name or a module), or "input"
+    for the model's first positional input: a model that takes a precomputed feature grid
+    (`model(grid [B, 2048, 14, 14], questions)`) is explained with respect to that grid, its
+    maps upsampled to the image's `size`. `to_grid` reshapes the layer's output to
+    `[N, K, h, w]` when it is not already a feature grid.
     """
 
     def __init__(
@@ -65,10 +68,12 @@ class VQAExplainer:
         top_k: int = 3,
         method: str = "gradcam",
         counterfactual: bool = False,
+        size: tuple[int, int] | None = None,
     ) -> VQAExplanation:
         """Answer each question about its image and map the evidence for the top-k answers by
         `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer,
-        or "guided_backprop" / "deconvnet" at the input (without a counterfactual map)."""
+        or "guided_backprop" / "deconvnet" at the input (without a counterfactual map). CAM
+        maps are upsampled to `size` (height, width; default: the input's)."""
         check_method(method)
         if len(questions) != images.shape[0]:
             raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")
@@ -78,6 +83,7 @@ class VQAExplainer:
         top_k = min(top_k, len(self.model.answers))
         tokens = _move_to(self.model.tokenize(list(questions)), images.device)
         batch = images.shape[0]
+        _check_rows(tokens, batch)
         if method in RULE_METHODS:
             if counterfactual:
                 raise ValueError(
@@ -94,7 +100,7 @@ class VQAExplainer:
             tap.release()
         probabilities = torch.softmax(logits[:, 0].detach(), dim=1).gather(1, best)
         answers = [[self.model.answers[i] for i in row] for row in best.tolist()]
-        size = images.shape[-2:]
+        size = size or images.shape[-2:]
         maps = maps_from_gradients(activations, gradients, scores, method, size, answers)
         against = None
         if counterfactual:
@@ -138,7 +144,27 @@ def _repeat_rows(questions: Tensor | Mapping | Sequence, times: int) -> Tensor |
         return questions.repeat_interleave(times, dim=0)
     if isinstance(questions, Mapping):
         return {key: _repeat_rows(value, times) for key, value in questions.items()}
-    return [question for question in questions for _ in range(times)]
+    if isinstance(questions, Sequence):
+        return [question for question in questions for _ in range(times)]
+    raise TypeError(
+        f"tokenize returned a {type(questions).__name__}; the explainer repeats each question's "
+        "input once per mapped answer, so tokenize must return a tensor [B, ...], a mapping of "
+        "such tensors (input ids, attention mask, ...) or a list with one entry per question"
+    )
+
+
+def _check_rows(questions: Tensor | Mapping | Sequence, batch: int) -> None:
+    """Every per-question input has one row per image, so replicas line up with their image."""
+    values = questions.values() if isinstance(questions, Mapping) else [questions]
+    for value in values:
+        rows = value.shape[0] if isinstance(value, Tensor) and value.dim() else None
+        if rows is None and isinstance(value, Sequence) and not isinstance(value, str):
+            rows = len(value)
+        if rows is not None and rows != batch:
+            raise ValueError(
+                f"tokenize gave {rows} rows for {batch} questions; each per-question input must "
+                "have one row per question (batch first), so it is replicated with its image"
+            )
 
 
 def _move_to(questions: Tensor | Mapping | Sequence, device: torch.device) -> object:
