@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -173,14 +174,26 @@ class WordReplicas:
 
 
 def check_word_scores(
-    model: CaptionModel, images: Tensor, replicas: WordReplicas, scores: Tensor
+    model: CaptionModel,
+    images: Tensor,
+    replicas: WordReplicas,
+    scores: Tensor,
+    features: Any = None,
 ) -> None:
     """Raise unless the batched per-word log-probabilities `scores` `[B, T]` equal those of one
     plain teacher-forced call of the whole captions (no gradients), within float tolerance:
-    max(1e-4, 10 eps) * (1 + |log p|) for the logits' dtype."""
+    max(1e-4, 10 eps) * (1 + |log p|) for the logits' dtype.
+
+    `features` are those the explained pass decoded (`[B*T, ...]`, T replicas per image): the
+    plain call then decodes their first replica of each image instead of encoding again, so the
+    check costs one decode of B rows. Without them (or in a structure other than tensors,
+    tuples, lists and dicts of tensors) the images are encoded again."""
     with torch.no_grad():
         tokens = replicas.tokens
-        logits = model.decode_logits(model.encode(images), tokens, replicas.scored)
+        plain_features = _first_replicas(features, replicas.batch, replicas.steps)
+        if plain_features is None:
+            plain_features = model.encode(images)
+        logits = model.decode_logits(plain_features, tokens, replicas.scored)
         check_logits_shape(model, "decode_logits", logits, tokens)
         plain = token_logprobs(logits, tokens, replicas.scored)[:, : replicas.steps]  # [B, T]
         batched = scores.detach().float()
@@ -201,6 +214,22 @@ def check_word_scores(
         )
 
 
+def _first_replicas(features: Any, batch: int, steps: int) -> Any:
+    """Row b*T of every `[B*T, ...]` tensor in `features` (image b's first replica), detached;
+    other tensors as they are; None for a structure this does not know."""
+    if isinstance(features, Tensor):
+        if features.dim() and features.shape[0] == batch * steps:
+            return features.detach()[::steps]
+        return features.detach()
+    if isinstance(features, tuple | list):
+        parts = [_first_replicas(part, batch, steps) for part in features]
+        return None if any(part is None for part in parts) else type(features)(parts)
+    if isinstance(features, dict):
+        parts = {key: _first_replicas(value, batch, steps) for key, value in features.items()}
+        return None if any(part is None for part in parts.values()) else parts
+    return None
+
+
 class CaptionExplainer:
     """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
     that satisfies `mmcam.core.protocols.CaptionModel`.
@@ -212,10 +241,10 @@ class CaptionExplainer:
 
     With `check=True` (the default) every explanation also verifies that the model keeps the
     protocol the batched pass relies on: the per-word log-probabilities of the replica rows must
-    equal those of one plain teacher-forced call of the whole captions (one extra forward
-    without gradients); a model that breaks it (rows returned sorted by length, rows that
-    depend on each other, steps past `lengths` read) raises instead of giving wrong maps.
-    `check=False` skips that forward.
+    equal those of one plain teacher-forced call of the whole captions (one extra decode without
+    gradients, of the first replica of each image's features); a model that breaks it (rows
+    returned sorted by length, rows that depend on each other, steps past `lengths` read)
+    raises instead of giving wrong maps. `check=False` skips that decode.
     """
 
     def __init__(
@@ -288,7 +317,7 @@ class CaptionExplainer:
             activations, gradients = tap.gradients(scores)  # [B*T, K, h, w]
             tap.release()
             if self.check:
-                check_word_scores(model, images, replicas, scores)
+                check_word_scores(model, images, replicas, scores, features)
         size = size or images.shape[-2:]
         words = maps_from_gradients(activations, gradients, scores, method, size, labels)
         grid = activations.shape[1:]

@@ -87,13 +87,14 @@ def test_decoder_returning_sorted_rows_is_refused(images, method):
     assert "check=False skips this check" in str(error.value)
 
 
-def test_check_false_skips_the_check_and_its_forward(images):
-    model = seeded(SortsByLength)
-    calls = []
-    model.encoder.body.register_forward_hook(lambda *_: calls.append(1))
-    CaptionExplainer(model, LAYER, check=False).explain(images, CAPTIONS)
-    assert len(calls) == 1  # the explained pass only; checked, it is 2
-    CaptionExplainer(seeded(TinyCaptioner), LAYER).explain(images, CAPTIONS)
+def test_check_false_skips_the_check_and_its_decode(images):
+    decodes = []
+    for model, check, expected in [(SortsByLength, False, 1), (TinyCaptioner, True, 2)]:
+        model = seeded(model)
+        model.lstm.register_forward_hook(lambda *_: decodes.append(1))
+        decodes.clear()
+        CaptionExplainer(model, LAYER, check=check).explain(images, CAPTIONS)
+        assert len(decodes) == expected  # the explained pass, and the check's plain decode
 
 
 def test_readme_wrapper_that_undoes_the_sort_gives_the_plain_models_maps(images):
