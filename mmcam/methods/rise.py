@@ -1,0 +1,179 @@
+"""RISE (Petsiuk, Das & Saenko, BMVC 2018): randomised input sampling for explanation.
+
+N random binary masks on a coarse grid, each cell kept with probability p, are upsampled
+bilinearly and shifted at random by up to one cell, so the kept regions have soft edges and
+start anywhere; the model scores the image seen through each mask, and a pixel's saliency is
+the score-weighted average of the masks that showed it:
+
+    S(i, j) = 1 / (N p) * sum_n score(image * M_n) * M_n(i, j)
+
+Every image sees the same masks, and every target of an image (each word of a caption, each top
+answer) is read from the same masked forwards. The masks' small grids and shifts are drawn up
+front from a seeded generator (a few bytes each); the full-size masks and the masked copies are
+made and consumed chunk by chunk, so the result does not depend on the chunk size and memory
+holds one chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmcam.core.explanation import Explanation, normalize_maps
+from mmcam.core.targets import Target
+from mmcam.methods.perturbation import (
+    chunk_bounds,
+    pair,
+    perturbed_scores,
+    sweep_state,
+    target_scores,
+)
+
+PAPER_GRID = 7  # cells across the shorter side when `cell` is not given (the paper's 7 x 7)
+
+
+class RiseMasks:
+    """RISE's N masks for `size` (height, width): `chunk(start, stop)` gives masks start..stop-1
+    `[n, H, W]` in [0, 1], the same whatever the chunks.
+
+    A binary grid of ceil(H / cell) x ceil(W / cell) cells, plus one, each cell 1 with
+    probability `p`, is upsampled bilinearly to (cells + 1) x cell pixels and cropped to H x W
+    at a random offset in [0, cell) down and across (Petsiuk et al., section 3.2).
+    """
+
+    def __init__(
+        self,
+        n_masks: int,
+        size: tuple[int, int],
+        cell: int | Sequence[int] | None = None,
+        p: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        if n_masks < 1:
+            raise ValueError(f"n_masks must be >= 1, got {n_masks}")
+        if not 0 < p <= 1:
+            raise ValueError(f"p, the probability a cell is kept, must be in (0, 1], got {p}")
+        height, width = size
+        if cell is None:
+            side = -(-min(height, width) // PAPER_GRID)
+            cell = (side, side)
+        self.cell = pair(cell, "cell")
+        if self.cell[0] > height or self.cell[1] > width:
+            raise ValueError(f"cell {self.cell} is larger than the image {size}")
+        self.size, self.p, self.count = (height, width), p, n_masks
+        grid = (-(-height // self.cell[0]) + 1, -(-width // self.cell[1]) + 1)
+        generator = torch.Generator().manual_seed(seed)
+        self.grids = (torch.rand(n_masks, 1, *grid, generator=generator) < p).float()
+        self.shifts = torch.stack(
+            [torch.randint(0, step, (n_masks,), generator=generator) for step in self.cell], 1
+        )  # [N, 2]: rows down, columns across
+
+    def __len__(self) -> int:
+        return self.count
+
+    def chunk(self, start: int, stop: int, device: torch.device) -> Tensor:
+        """Masks start..stop-1 `[n, H, W]` on `device`."""
+        grids = self.grids[start:stop].to(device)  # [n, 1, h + 1, w + 1]
+        big = (grids.shape[-2] * self.cell[0], grids.shape[-1] * self.cell[1])
+        upsampled = F.interpolate(grids, size=big, mode="bilinear", align_corners=False)[:, 0]
+        shifts = self.shifts[start:stop].to(device)
+        rows = shifts[:, :1] + torch.arange(self.size[0], device=device)  # [n, H]
+        columns = shifts[:, 1:] + torch.arange(self.size[1], device=device)  # [n, W]
+        masks = torch.arange(stop - start, device=device)[:, None, None]
+        return upsampled[masks, rows[:, :, None], columns[:, None, :]]  # [n, H, W]
+
+
+def rise(
+    forward: Callable[..., Any],
+    images: Tensor,
+    target: Target,
+    n_masks: int = 2000,
+    cell: int | Sequence[int] | None = None,
+    p: float = 0.5,
+    batch_size: int | None = None,
+    *,
+    seed: int = 0,
+    fill: float | Tensor = 0.0,
+    masks: Tensor | None = None,
+    model: nn.Module | None = None,
+    forward_args: Sequence[Any] = (),
+) -> Explanation:
+    """RISE (Petsiuk et al. 2018): S = 1 / (N p) * sum_n score(image seen through M_n) * M_n.
+
+    `n_masks` random masks (`RiseMasks`: cells of `cell` pixels, (height, width) or one int,
+    default a 7 x 7 grid over the shorter side as in the paper; each kept with probability `p`;
+    drawn from `seed`, so a call is reproducible). A pixel a mask hides is set to `fill` (a
+    number or a tensor broadcastable to `[B, C, H, W]`; the paper's 0):
+    copy = fill + (image - fill) * M. `masks` `[N, H, W]` replaces the random masks by given
+    ones (then `n_masks`, `cell` and `seed` are unused; `p` still divides). `batch_size` is the
+    number of masks per forward (times the number of images), None: picked by timing the first
+    chunks. `forward`, `forward_args` and `model` as for `occlusion`.
+
+    `target` gives one score per image or T (`[n, T]`), all read from the same masked forwards.
+    `raw` is S `[B, H, W]` (`[B, T, H, W]`); `maps` normalise S after subtracting the mean score
+    times the masks' coverage (sum_n M_n / (N p)), which removes what does not depend on the
+    image (a constant score gives a flat map, flagged empty, not the masks' sampling noise);
+    `scores` are the unmasked scores `[B]` (`[B, T]`).
+    """
+    batch, channels, height, width = images.shape
+    device = images.device
+    if masks is None:
+        masks_of = RiseMasks(n_masks, (height, width), cell, p, seed)
+    else:
+        if masks.dim() != 3 or tuple(masks.shape[1:]) != (height, width):
+            raise ValueError(
+                f"masks must be [N, {height}, {width}] for these images, got {tuple(masks.shape)}"
+            )
+        if not 0 < p <= 1:
+            raise ValueError(f"p, the probability a cell is kept, must be in (0, 1], got {p}")
+        masks_of = _GivenMasks(masks)
+    count = len(masks_of)
+    fill = torch.as_tensor(fill, dtype=images.dtype, device=device)
+    if fill.dim() > 0:
+        fill = fill.expand(batch, channels, height, width)
+
+    row_bytes = batch * images[0].numel() * images.element_size()  # a row: one mask, B copies
+    with sweep_state(forward, model, device), torch.no_grad():
+        given = target_scores(forward, images, target, forward_args, batch)  # [B] or [B, T]
+        targets = given.reshape(batch, -1).shape[1]
+        saliency = torch.zeros(batch, targets, height * width, device=device)
+        score_sums = torch.zeros(batch, targets, device=device)
+        coverage = torch.zeros(height * width, device=device)
+        for start, stop in chunk_bounds(count, batch_size, row_bytes, device):
+            chunk = masks_of.chunk(start, stop, device).to(images.dtype)  # [m, H, W]
+            m = stop - start
+            image = torch.arange(batch, device=device).repeat(m)  # row r: mask r // B
+            seen = chunk.repeat_interleave(batch, dim=0)[:, None]  # [m*B, 1, H, W]
+            kept_fill = fill[image] if fill.dim() > 0 else fill
+            copies = kept_fill + (images[image] - kept_fill) * seen  # [m*B, C, H, W]
+            scores = perturbed_scores(forward, copies, target, image, forward_args, batch)
+            scores = scores.view(m, batch, targets)  # [m, B, T]
+            flat = chunk.float().view(m, height * width)
+            saliency += torch.einsum("mbt,mp->btp", scores, flat)
+            score_sums += scores.sum(dim=0)
+            coverage += flat.sum(dim=0)
+    norm = count * p
+    saliency, coverage = saliency / norm, coverage / norm
+    centred = saliency - (score_sums / count)[..., None] * coverage  # [B, T, H*W]
+    maps, empty = normalize_maps(centred.view(batch, targets, height, width))
+    raw = saliency.view(batch, targets, height, width).to(images.dtype)
+    if given.dim() == 1:
+        return Explanation(raw[:, 0], maps[:, 0], empty[:, 0], given, "rise")
+    return Explanation(raw, maps, empty, given, "rise")
+
+
+class _GivenMasks:
+    """Masks given by the caller `[N, H, W]`, served in chunks like `RiseMasks`."""
+
+    def __init__(self, masks: Tensor) -> None:
+        self.masks = masks
+
+    def __len__(self) -> int:
+        return self.masks.shape[0]
+
+    def chunk(self, start: int, stop: int, device: torch.device) -> Tensor:
+        return self.masks[start:stop].to(device)
