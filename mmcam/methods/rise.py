@@ -140,9 +140,10 @@ def rise(
     with sweep_state(forward, model, device), torch.no_grad():
         given = target_scores(forward, images, target, forward_args, batch)  # [B] or [B, T]
         targets = given.reshape(batch, -1).shape[1]
-        saliency = torch.zeros(batch, targets, height * width, device=device)
-        score_sums = torch.zeros(batch, targets, device=device)
-        coverage = torch.zeros(height * width, device=device)
+        # float64 sums: the maps subtract two nearly equal sums (below), which float32 would blur
+        saliency = torch.zeros(batch, targets, height * width, device=device, dtype=torch.float64)
+        score_sums = torch.zeros(batch, targets, device=device, dtype=torch.float64)
+        coverage = torch.zeros(height * width, device=device, dtype=torch.float64)
         for start, stop in chunk_bounds(count, batch_size, row_bytes, device):
             chunk = masks_of.chunk(start, stop, device).to(images.dtype)  # [m, H, W]
             m = stop - start
@@ -151,8 +152,8 @@ def rise(
             kept_fill = fill[image] if fill.dim() > 0 else fill
             copies = kept_fill + (images[image] - kept_fill) * seen  # [m*B, C, H, W]
             scores = perturbed_scores(forward, copies, target, image, forward_args, batch)
-            scores = scores.view(m, batch, targets)  # [m, B, T]
-            flat = chunk.float().view(m, height * width)
+            scores = scores.double().view(m, batch, targets)  # [m, B, T]
+            flat = chunk.double().view(m, height * width)
             saliency += torch.einsum("mbt,mp->btp", scores, flat)
             score_sums += scores.sum(dim=0)
             coverage += flat.sum(dim=0)
@@ -160,6 +161,7 @@ def rise(
     saliency, coverage = saliency / norm, coverage / norm
     centred = saliency - (score_sums / count)[..., None] * coverage  # [B, T, H*W]
     maps, empty = normalize_maps(centred.view(batch, targets, height, width))
+    maps = maps.to(images.dtype)
     raw = saliency.view(batch, targets, height, width).to(images.dtype)
     if given.dim() == 1:
         return Explanation(raw[:, 0], maps[:, 0], empty[:, 0], given, "rise")
