@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmcam.core.explanation import Explanation, normalize_maps
@@ -41,8 +40,10 @@ class RiseMasks:
     `[n, H, W]` in [0, 1], the same whatever the chunks.
 
     A binary grid of ceil(H / cell) x ceil(W / cell) cells, plus one, each cell 1 with
-    probability `p`, is upsampled bilinearly to (cells + 1) x cell pixels and cropped to H x W
-    at a random offset in [0, cell) down and across (Petsiuk et al., section 3.2).
+    probability `p`, is upsampled bilinearly (half-pixel centres) to (cells + 1) x cell pixels
+    and cropped to H x W at a random offset in [0, cell) down and across (Petsiuk et al.,
+    section 3.2). Bilinear upsampling is separable, so a mask is made as Y G X^T with G its
+    grid and Y, X the interpolation matrices of its shift: no full-size upsampled copy.
     """
 
     def __init__(
@@ -67,24 +68,40 @@ class RiseMasks:
         self.size, self.p, self.count = (height, width), p, n_masks
         grid = (-(-height // self.cell[0]) + 1, -(-width // self.cell[1]) + 1)
         generator = torch.Generator().manual_seed(seed)
-        self.grids = (torch.rand(n_masks, 1, *grid, generator=generator) < p).float()
+        self.grids = (torch.rand(n_masks, *grid, generator=generator) < p).float()
         self.shifts = torch.stack(
             [torch.randint(0, step, (n_masks,), generator=generator) for step in self.cell], 1
         )  # [N, 2]: rows down, columns across
+        # [cell, H, h + 1] and [cell, W, w + 1]: the interpolation matrix of every shift
+        self.down = _interpolation(grid[0], self.cell[0], height)
+        self.across = _interpolation(grid[1], self.cell[1], width)
 
     def __len__(self) -> int:
         return self.count
 
     def chunk(self, start: int, stop: int, device: torch.device) -> Tensor:
         """Masks start..stop-1 `[n, H, W]` on `device`."""
-        grids = self.grids[start:stop].to(device)  # [n, 1, h + 1, w + 1]
-        big = (grids.shape[-2] * self.cell[0], grids.shape[-1] * self.cell[1])
-        upsampled = F.interpolate(grids, size=big, mode="bilinear", align_corners=False)[:, 0]
-        shifts = self.shifts[start:stop].to(device)
-        rows = shifts[:, :1] + torch.arange(self.size[0], device=device)  # [n, H]
-        columns = shifts[:, 1:] + torch.arange(self.size[1], device=device)  # [n, W]
-        masks = torch.arange(stop - start, device=device)[:, None, None]
-        return upsampled[masks, rows[:, :, None], columns[:, None, :]]  # [n, H, W]
+        shifts = self.shifts[start:stop]
+        down = self.down[shifts[:, 0]].to(device)  # [n, H, h + 1]
+        across = self.across[shifts[:, 1]].to(device)  # [n, W, w + 1]
+        grids = self.grids[start:stop].to(device)  # [n, h + 1, w + 1]
+        return down @ grids @ across.transpose(1, 2)  # [n, H, W]
+
+
+def _interpolation(cells: int, cell: int, length: int) -> Tensor:
+    """`[cell, length, cells]`: row s maps `cells` values to output pixels s..s+length-1 of
+    their bilinear upsampling to cells x cell pixels (half-pixel centres, as
+    `F.interpolate(mode="bilinear", align_corners=False)`): pixel o reads the source
+    coordinate (o + 0.5) / cell - 0.5, clamped at 0, between its two nearest cells."""
+    pixels = torch.arange(cell)[:, None] + torch.arange(length)[None, :]  # [cell, length]
+    source = ((pixels + 0.5) / cell - 0.5).clamp(min=0)
+    low = source.floor().long().clamp(max=cells - 1)
+    high = (low + 1).clamp(max=cells - 1)
+    weight = source - low
+    matrix = torch.zeros(cell, length, cells)
+    matrix.scatter_add_(2, low[..., None], (1 - weight)[..., None])
+    matrix.scatter_add_(2, high[..., None], weight[..., None])
+    return matrix
 
 
 def rise(
@@ -138,6 +155,7 @@ def rise(
 
     row_bytes = batch * images[0].numel() * images.element_size()  # a row: one mask, B copies
     with sweep_state(forward, model, device), torch.no_grad():
+        shown = images - fill  # copy = fill + (image - fill) * mask, one op per chunk below
         given = target_scores(forward, images, target, forward_args, batch)  # [B] or [B, T]
         targets = given.reshape(batch, -1).shape[1]
         # float64 sums: the maps subtract two nearly equal sums (below), which float32 would blur
@@ -148,14 +166,14 @@ def rise(
             chunk = masks_of.chunk(start, stop, device).to(images.dtype)  # [m, H, W]
             m = stop - start
             image = torch.arange(batch, device=device).repeat(m)  # row r: mask r // B
-            seen = chunk.repeat_interleave(batch, dim=0)[:, None]  # [m*B, 1, H, W]
-            kept_fill = fill[image] if fill.dim() > 0 else fill
-            copies = kept_fill + (images[image] - kept_fill) * seen  # [m*B, C, H, W]
-            scores = perturbed_scores(forward, copies, target, image, forward_args, batch)
-            scores = scores.double().view(m, batch, targets)  # [m, B, T]
+            copies = torch.addcmul(fill, shown[None], chunk[:, None, None])  # [m, B, C, H, W]
+            scores = perturbed_scores(
+                forward, copies.view(m * batch, channels, height, width), target, image,
+                forward_args, batch,
+            ).view(m, batch * targets).double()  # fmt: skip
             flat = chunk.double().view(m, height * width)
-            saliency += torch.einsum("mbt,mp->btp", scores, flat)
-            score_sums += scores.sum(dim=0)
+            saliency += (scores.T @ flat).view(batch, targets, -1)
+            score_sums += scores.sum(dim=0).view(batch, targets)
             coverage += flat.sum(dim=0)
     norm = count * p
     saliency, coverage = saliency / norm, coverage / norm

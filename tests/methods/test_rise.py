@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from oracle import assert_matches
 from tiny_models import TinyVQA
 
@@ -76,7 +77,7 @@ def test_masks_are_upsampled_shifted_cells_kept_with_probability_p():
     assert all_of_them.shape == (400, 12, 20)
     assert all_of_them.min() >= 0 and all_of_them.max() <= 1
     assert float(all_of_them.mean()) == pytest.approx(0.3, abs=0.03)
-    assert masks.grids.shape == (400, 1, 4, 6)  # ceil(12 / 4) + 1, ceil(20 / 4) + 1 cells
+    assert masks.grids.shape == (400, 4, 6)  # ceil(12 / 4) + 1, ceil(20 / 4) + 1 cells
     assert 0 <= int(masks.shifts.min()) and int(masks.shifts.max()) == 3
     # a chunk is the same masks whatever the chunking, and the seed decides them
     assert torch.equal(torch.cat([masks.chunk(0, 7, CPU), masks.chunk(7, 400, CPU)]), all_of_them)
@@ -85,6 +86,18 @@ def test_masks_are_upsampled_shifted_cells_kept_with_probability_p():
     assert set(RiseMasks(10, (5, 5), cell=1).chunk(0, 10, CPU).unique().tolist()) <= {0.0, 1.0}
     # by default a 7 x 7 grid over the shorter side, as in the paper
     assert RiseMasks(1, (224, 300)).cell == (32, 32)
+
+
+def test_a_mask_is_its_grid_upsampled_bilinearly_and_cropped_at_its_shift():
+    masks = RiseMasks(6, (10, 13), cell=(3, 4), p=0.5, seed=2)
+    made = masks.chunk(0, 6, CPU)
+    for index in range(6):
+        grid = masks.grids[index][None, None]  # [1, 1, 5, 5]
+        big = (grid.shape[-2] * 3, grid.shape[-1] * 4)
+        upsampled = F.interpolate(grid, size=big, mode="bilinear", align_corners=False)[0, 0]
+        down, across = masks.shifts[index].tolist()
+        expected = upsampled[down : down + 10, across : across + 13]
+        torch.testing.assert_close(made[index], expected, atol=1e-6, rtol=0)
 
 
 def test_every_answer_from_one_sweep_equals_one_answer_at_a_time():
