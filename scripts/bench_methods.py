@@ -14,13 +14,13 @@ caption for 8 images, by the bundled captioner (its checkpoint, 128 px) and by S
 (resnet18 + 512-unit LSTM, 10,000 words, random seeded weights, --st-size px), from one sweep
 vs Captum `Occlusion` once per word (its forward gives every word's log-probability, its target
 picks one); the top-5 answer maps of 8 questions by the bundled VQA model vs Captum once per
-answer, and `occlusion` itself vs the plain forwards it needs (the copies and the images
-themselves, no occlusion); RISE of one question's
-top-5 answers with 2000 masks vs 2000 plain forwards of the image (the limit). Windows tile the
-image in a --grid x --grid grid; Captum runs all of an image's window positions in one forward
-(`perturbations_per_eval` = grid^2). Plain forwards run --plain-batch copies at a time. The
-sweeps vs Captum are timed once by default (ratios near 10x; a run takes minutes), the sweeps
-vs plain forwards three times (ratios near 1).
+answer, and `occlusion` itself (16 px windows, stride 8: 225 positions, the demo's setting; 2
+questions) vs the plain forwards it needs (the copies and the images themselves); RISE of one
+question's top-5 answers with 2000 masks vs 2000 plain forwards of the image (the limit).
+Windows tile the image in a --grid x --grid grid; Captum runs all of an image's window
+positions in one forward (`perturbations_per_eval` = grid^2). Plain forwards run --plain-batch
+copies at a time. The sweeps vs Captum are timed once by default (ratios near 10x; a run
+takes minutes), the sweeps vs plain forwards three times (ratios near 1).
 
 Every result is checked equal to Captum's before timing: 1e-5 of the attributions for guided
 backprop, 1e-5 of the scores compared for occlusion (its attributions are differences of
@@ -277,19 +277,21 @@ def sweeps(args) -> tuple[dict[str, float], dict[str, float]]:
         scale = float(logits.abs().max())
         torch.testing.assert_close(found, expected, rtol=0, atol=1e-5 * scale)
 
-    def occlusion_alone():  # the method itself: the copies' forwards, and the images' own
-        return occlusion(vqa, images, ClassLogits(best), window, window, forward_args=(tokens,))
+    pair_of, pair_best, pair_tokens = images[:2], best[:2], tokens[:2]
+
+    def occlusion_alone():  # the method at the demo's setting: 225 positions, 2 questions
+        return occlusion(vqa, pair_of, ClassLogits(pair_best), 16, 8, forward_args=(pair_tokens,))
 
     times |= checked_times(
         {"VQA: mmcam, top-5 answers from one sweep": ours_answers,
          "VQA: Captum Occlusion once per answer": theirs_answers},
         check_answers, args.sweep_repeats,
     )  # fmt: skip
-    copies = args.sweep_batch * (args.grid**2 + 1)
+    copies = 2 * (15 * 15 + 1)  # every copy, and the images themselves
     times |= time_side_by_side(
         {"VQA: mmcam occlusion() of the top-5 answers": occlusion_alone,
          f"VQA: {copies} plain forwards": lambda: plain_forwards(
-             vqa, images, copies, args.plain_batch, tokens)},
+             vqa, pair_of, copies, args.plain_batch, pair_tokens)},
         repeats=args.limit_repeats, warmup=1,
     )  # fmt: skip
 
