@@ -18,9 +18,10 @@ answer, and `occlusion` itself (16 px windows, stride 8: 225 positions, the demo
 questions) vs the plain forwards it needs (the copies and the images themselves); RISE of one
 question's top-5 answers with 2000 masks vs 2000 plain forwards of the image (the limit).
 Windows tile the image in a --grid x --grid grid; Captum runs all of an image's window
-positions in one forward (`perturbations_per_eval` = grid^2). Plain forwards run --plain-batch
-copies at a time. The sweeps vs Captum are timed once by default (ratios near 10x; a run
-takes minutes), the sweeps vs plain forwards three times (ratios near 1).
+positions in one forward (`perturbations_per_eval` = grid^2). Plain forwards are chunked as
+mmcam's sweeps are (the same measured chunk size). The sweeps vs Captum are timed once by
+default (ratios near 10x; a run takes minutes), the sweeps vs plain forwards three times
+(ratios near 1).
 
 Every result is checked equal to Captum's before timing: 1e-5 of the attributions for guided
 backprop, 1e-5 of the scores compared for occlusion (its attributions are differences of
@@ -43,7 +44,7 @@ from mmcam.core.targets import ClassLogit, ClassLogits, token_logprobs
 from mmcam.data.vocab import Vocabulary
 from mmcam.explainers.captioning import CaptionExplainer, caption_tokens
 from mmcam.explainers.vqa import VQAExplainer
-from mmcam.methods.perturbation import occlusion
+from mmcam.methods.perturbation import chunk_bounds, occlusion
 from mmcam.methods.pixel_space import guided_backprop
 from mmcam.runs.benchmarking import report, time_side_by_side
 from mmcam.runs.models import load_run_captioner, load_run_vqa
@@ -70,7 +71,6 @@ def main() -> None:
     parser.add_argument("--grid", type=int, default=3, help="occlusion windows per side (sweeps)")
     parser.add_argument("--st-size", type=int, default=112, help="Show and Tell image side")
     parser.add_argument("--masks", type=int, default=2000, help="RISE masks")
-    parser.add_argument("--plain-batch", type=int, default=32, help="copies per plain forward")
     parser.add_argument(
         "--sweep-repeats", type=int, default=1, help="timed repeats of the sweeps vs Captum"
     )
@@ -222,12 +222,14 @@ def caption_sweep(name: str, model, images, captions, args) -> dict[str, float]:
     )  # fmt: skip
 
 
-def plain_forwards(forward, images, copies: int, batch: int, *args) -> None:
-    """`copies` forwards of `images` (cycled), `batch` at a time, no perturbation: the limit."""
+def plain_forwards(forward, images, copies: int, *args) -> None:
+    """`copies` forwards of `images` (cycled), no perturbation: the limit. Chunked as mmcam's
+    sweeps are (`chunk_bounds` times the first chunks), so only the methods' own work differs."""
     rows = torch.arange(copies) % images.shape[0]
+    row_bytes = images[0].numel() * images.element_size()
     with torch.no_grad():
-        for start in range(0, copies, batch):
-            chunk = rows[start : start + batch]
+        for start, stop in chunk_bounds(copies, None, row_bytes, images.device):
+            chunk = rows[start:stop]
             forward(images[chunk], *[a[chunk] for a in args])
 
 
@@ -291,7 +293,7 @@ def sweeps(args) -> tuple[dict[str, float], dict[str, float]]:
     times |= time_side_by_side(
         {"VQA: mmcam occlusion() of the top-5 answers": occlusion_alone,
          f"VQA: {copies} plain forwards": lambda: plain_forwards(
-             vqa, pair_of, copies, args.plain_batch, pair_tokens)},
+             vqa, pair_of, copies, pair_tokens)},
         repeats=args.limit_repeats, warmup=1,
     )  # fmt: skip
 
@@ -308,7 +310,7 @@ def sweeps(args) -> tuple[dict[str, float], dict[str, float]]:
     times |= checked_times(
         {"RISE: mmcam, top-5 answers": ours_rise,
          f"RISE: {args.masks} plain forwards": lambda: plain_forwards(
-             vqa, one, args.masks, args.plain_batch, tokens[:1])},
+             vqa, one, args.masks, tokens[:1])},
         check_rise, args.limit_repeats,
     )  # fmt: skip
     figures = {

@@ -157,11 +157,14 @@ def rise(
     with sweep_state(forward, model, device), torch.no_grad():
         shown = images - fill  # copy = fill + (image - fill) * mask, one op per chunk below
         given = target_scores(forward, images, target, forward_args, batch)  # [B] or [B, T]
-        targets = given.reshape(batch, -1).shape[1]
-        # float64 sums: the maps subtract two nearly equal sums (below), which float32 would blur
-        saliency = torch.zeros(batch, targets, height * width, device=device, dtype=torch.float64)
-        score_sums = torch.zeros(batch, targets, device=device, dtype=torch.float64)
-        coverage = torch.zeros(height * width, device=device, dtype=torch.float64)
+        base = given.reshape(1, -1)  # [1, B*T]: the unmasked scores
+        targets = base.shape[1] // batch
+        # Sums of (score - base) * mask: each chunk's in float32 (one matmul, with a row of ones
+        # for the coverage), summed over chunks in float64. The maps subtract two nearly equal
+        # sums (below), so the scores are taken relative to the unmasked ones, which keeps the
+        # terms small, and the sum over chunks does not lose what float32 would.
+        sums = torch.zeros(batch * targets + 1, height * width, device=device, dtype=torch.float64)
+        score_sums = torch.zeros(batch * targets, device=device, dtype=torch.float64)
         for start, stop in chunk_bounds(count, batch_size, row_bytes, device):
             chunk = masks_of.chunk(start, stop, device).to(images.dtype)  # [m, H, W]
             m = stop - start
@@ -170,14 +173,16 @@ def rise(
             scores = perturbed_scores(
                 forward, copies.view(m * batch, channels, height, width), target, image,
                 forward_args, batch,
-            ).view(m, batch * targets).double()  # fmt: skip
-            flat = chunk.double().view(m, height * width)
-            saliency += (scores.T @ flat).view(batch, targets, -1)
-            score_sums += scores.sum(dim=0).view(batch, targets)
-            coverage += flat.sum(dim=0)
+            ).view(m, batch * targets) - base  # fmt: skip
+            weights = torch.cat([scores, torch.ones(m, 1, device=device)], dim=1)  # [m, B*T+1]
+            sums += weights.T @ chunk.float().view(m, height * width)
+            score_sums += scores.sum(dim=0)
     norm = count * p
-    saliency, coverage = saliency / norm, coverage / norm
-    centred = saliency - (score_sums / count)[..., None] * coverage  # [B, T, H*W]
+    coverage = sums[-1] / norm  # sum_n M_n / (N p)
+    relative = sums[:-1].view(batch, targets, -1) / norm  # sum_n (f_n - f_0) M_n / (N p)
+    offsets = base.double().view(batch, targets, 1)
+    saliency = relative + offsets * coverage  # S = sum_n f_n M_n / (N p)
+    centred = relative - (score_sums.view(batch, targets, 1) / count) * coverage  # [B, T, H*W]
     maps, empty = normalize_maps(centred.view(batch, targets, height, width))
     maps = maps.to(images.dtype)
     raw = saliency.view(batch, targets, height, width).to(images.dtype)
