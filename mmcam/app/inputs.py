@@ -50,6 +50,7 @@ METHODS = {
 # Methods that need no ReLU rule and no convolutional layer: offered for every model.
 ANY_MODEL_METHODS = (*GRADIENT_METHODS, *PERTURBATION_METHODS)
 
+
 class InputError(ValueError):
     """Something the person gave the demo cannot be used; the message says what to do."""
 
