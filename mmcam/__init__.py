@@ -12,7 +12,7 @@ from types import ModuleType
 from mmcam.core.explanation import Explanation
 from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Tap
-from mmcam.core.targets import CaptionLogProb, ClassLogit, WordLogProb
+from mmcam.core.targets import CaptionLogProb, CaptionWords, ClassLogit, ClassLogits, WordLogProb
 from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation
 from mmcam.explainers.vqa import VQAExplainer, VQAExplanation
 from mmcam.methods.activation_maximization import activation_maximization, filter_grid
@@ -24,6 +24,7 @@ from mmcam.methods.pixel_space import (
     guided_grad_cam,
     strongest_feature_map,
 )
+from mmcam.methods.rise import rise
 from mmcam.visualize import PanelRow, map_grid, overlay, save_overlay
 
 __all__ = [
@@ -31,7 +32,9 @@ __all__ = [
     "CaptionExplanation",
     "CaptionLogProb",
     "CaptionModel",
+    "CaptionWords",
     "ClassLogit",
+    "ClassLogits",
     "Explanation",
     "PanelRow",
     "Tap",
@@ -50,6 +53,7 @@ __all__ = [
     "map_grid",
     "occlusion",
     "overlay",
+    "rise",
     "save_overlay",
     "strongest_feature_map",
 ]

@@ -30,6 +30,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from mmcam.app.inputs import (
+    ANY_MODEL_METHODS,
     METHODS,
     MODELS,
     WHOLE_CAPTION,
@@ -50,7 +51,7 @@ from mmcam.app.results import (
     save_npz,
     slug,
 )
-from mmcam.core.explanation import Explanation, normalize_maps
+from mmcam.core.explanation import Explanation
 from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Grid
 from mmcam.core.targets import ClassLogit
@@ -58,16 +59,17 @@ from mmcam.data.images import preprocess
 from mmcam.explainers.captioning import CaptionExplainer, WordReplicas, teacher_forced
 from mmcam.explainers.vqa import VQAExplainer
 from mmcam.methods.formulas import GRADIENT_METHODS
-from mmcam.methods.perturbation import occlusion
-from mmcam.methods.pixel_space import guided_backprop, guided_grad_cam
+from mmcam.methods.pixel_space import PERTURBATION_METHODS, guided_backprop, guided_grad_cam
 
 __all__ = ["Demo"]
 
 
 DISPLAY_SIDE = (384, 768)  # the shown overlay's longer side is the image's, clamped to this
 GALLERY = (192, 192)  # longer side of each word's overlay in the gallery
-VQA_OCCLUSION = (16, 8)
-CAPTION_OCCLUSION = (32, 16)
+# Occlusion's window and stride in model-input pixels (shapes are 20-40 px: 225 positions at
+# 128 px) and RISE's masks. Every word of a caption and every top answer is mapped from the same
+# sweep, so a caption costs what one answer does.
+PERTURBATION = {"occlusion": {"window": 16, "stride": 8}, "rise": {"n_masks": 1000}}
 KEEP_FILES_SECONDS = 3600  # download folders older than this are removed at the next request
 
 # ----------------------------------------------------------------------------- the demo
@@ -103,8 +105,8 @@ class Demo:
         self.vqa_explainer = VQAExplainer(vqa_model, self.vqa_layer, to_grid=vqa_grid)
         self.preprocess_image = preprocess_image or _default_preprocess(captioner)
         self.vqa_preprocess = vqa_preprocess or self.preprocess_image
-        # Guided Grad-CAM and occlusion drive the model with our own token tensors and a
-        # convolutional layer; transformer layers (a `to_grid`) get the gradient methods only.
+        # Guided backprop and guided Grad-CAM need ReLUs and a convolutional layer; transformer
+        # layers (a `to_grid`) get the gradient and perturbation methods only.
         self.pixel_methods = {
             "captioning": captioner_grid is None,
             "VQA": vqa_grid is None,
@@ -121,7 +123,7 @@ class Demo:
         return [
             shown
             for shown, key in METHODS.items()
-            if self.pixel_methods[task] or key in GRADIENT_METHODS
+            if self.pixel_methods[task] or key in ANY_MODEL_METHODS
         ]
 
     @classmethod
@@ -214,8 +216,10 @@ class Demo:
     ) -> tuple[str, list[str], Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Caption text, words, word maps `[T, S, S]`, caption map `[S, S]`, their raw maps and
         the words' log-probabilities `[T]`."""
-        if method in GRADIENT_METHODS:
-            explained = self.caption_explainer.explain(inputs, method=method)
+        if method in GRADIENT_METHODS or method in PERTURBATION_METHODS:  # all words at once
+            explained = self.caption_explainer.explain(
+                inputs, method=method, perturbation=PERTURBATION.get(method)
+            )
             words = explained.word_labels(0)
             return (
                 explained.texts[0],
@@ -231,12 +235,9 @@ class Demo:
         if not caption:
             raise InputError("The model gave an empty caption for this image; try another image.")
         count = len(caption)
-        # A row per word; guided backprop and guided Grad-CAM add a row for the whole caption
-        # (the words' summed log-probability: their rules are not linear). Occlusion is linear in
-        # the scores, so the caption's drop is the sum of the words' drops and needs no row.
-        replicas = WordReplicas.of(model, [caption], False, inputs.device)
-        rows = replicas.score_rows(whole_captions=method != "occlusion")
-        explained = _pixel_method(
+        # A row per word and one for the whole caption: the guided rules are not linear.
+        rows = WordReplicas.of(model, [caption], False, inputs.device).score_rows()
+        explained = _guided_method(
             method,
             teacher_forced(model),
             inputs[rows.images],
@@ -244,22 +245,15 @@ class Demo:
             model,
             self.captioner_layer,
             (rows.tokens, rows.steps),
-            CAPTION_OCCLUSION,
         )
         words = model.words(caption)
-        if method == "occlusion":
-            drop = explained.raw[:, 0].sum(dim=0)  # [S, S]: the caption's signed drop
-            caption_map = normalize_maps(drop.clamp(min=0))[0]
-            caption_raw = drop
-        else:
-            caption_map, caption_raw = explained.maps[count], explained.raw[count]
         return (
             " ".join(words),
             words,
             explained.maps[:count],
-            caption_map,
-            explained.raw[:count, 0] if method == "occlusion" else explained.raw[:count],
-            caption_raw,
+            explained.maps[count],
+            explained.raw[:count],
+            explained.raw[count],
             explained.scores[:count],
         )
 
@@ -292,8 +286,13 @@ class Demo:
             selected = answer if answer in answers else answers[0]
             if gradient:  # every top answer's map came from the one backward pass
                 mapped, maps, raw = answers, explained.maps.maps[0], explained.maps.raw[0]
-            else:  # pixel methods cost a pass per answer: only the selected one
-                pixel = self._vqa_pixel_map(inputs, question, selected, key)
+            elif key in PERTURBATION_METHODS:  # every top answer's map from one sweep
+                swept = self.vqa_explainer.explain(
+                    inputs, [question], top_k=top_k, method=key, perturbation=PERTURBATION[key]
+                )
+                mapped, maps, raw = swept.answers[0], swept.maps.maps[0], swept.maps.raw[0]
+            else:  # the guided rules cost a pass per answer: only the selected one
+                pixel = self._vqa_guided_map(inputs, question, selected, key)
                 mapped, maps, raw = [selected], pixel.maps, pixel.raw
         probabilities = explained.probabilities[0].tolist()
         against = explained.counterfactual.maps[0, answers.index(selected)]
@@ -335,16 +334,14 @@ class Demo:
             explained.counterfactual.maps[0], size,
         )  # fmt: skip
 
-    def _vqa_pixel_map(
+    def _vqa_guided_map(
         self, inputs: Tensor, question: str, answer: str, method: str
     ) -> Explanation:
-        """Guided Grad-CAM or occlusion `Explanation` of one answer (maps `[1, S, S]`)."""
+        """Guided backprop or guided Grad-CAM `Explanation` of one answer (maps `[1, S, S]`)."""
         model = self.vqa_model
         tokens = model.tokenize([question]).to(inputs.device)
         target = ClassLogit([list(model.answers).index(answer)])
-        return _pixel_method(
-            method, model, inputs, target, model, self.vqa_layer, (tokens,), VQA_OCCLUSION
-        )
+        return _guided_method(method, model, inputs, target, model, self.vqa_layer, (tokens,))
 
     # ------------------------------------------------------------------ files
 
@@ -360,7 +357,7 @@ class Demo:
         return Path(tempfile.mkdtemp(dir=self.work_dir))
 
 
-def _pixel_method(
+def _guided_method(
     method: str,
     forward: Callable[..., Tensor],
     rows: Tensor,
@@ -368,19 +365,11 @@ def _pixel_method(
     model: nn.Module,
     layer: str | nn.Module,
     forward_args: Sequence[Tensor],
-    grid: tuple[int, int],
 ) -> Explanation:
-    """Guided backprop, guided Grad-CAM, or occlusion with (window, stride) `grid`, of one target
-    per row."""
+    """Guided backprop or guided Grad-CAM of one target per row."""
     if method == "guided_backprop":
         return guided_backprop(forward, rows, target, model=model, forward_args=forward_args)
-    if method == "guided_grad_cam":
-        return guided_grad_cam(forward, rows, target, model, layer, forward_args=forward_args)
-    window, stride = grid
-    return occlusion(
-        forward, rows, target, window=window, stride=stride, batch_size=256, model=model,
-        forward_args=forward_args,
-    )  # fmt: skip
+    return guided_grad_cam(forward, rows, target, model, layer, forward_args=forward_args)
 
 
 # ----------------------------------------------------------------------------- drawing and files

@@ -17,6 +17,7 @@ from mmcam.core.protocols import VQAModel
 from mmcam.data.files import read_json
 from mmcam.data.images import BOMB_ERRORS, bomb_limit_enforced, to_rgb
 from mmcam.methods.formulas import GRADIENT_METHODS
+from mmcam.methods.pixel_space import PERTURBATION_METHODS
 
 __all__ = [
     "DEFAULT_SAMPLES",
@@ -44,12 +45,12 @@ METHODS = {
     "Guided backprop": "guided_backprop",
     "Guided Grad-CAM": "guided_grad_cam",
     "Occlusion": "occlusion",
+    "RISE": "rise",
 }
+# Methods that need no ReLU rule and no convolutional layer: offered for every model.
+ANY_MODEL_METHODS = (*GRADIENT_METHODS, *PERTURBATION_METHODS)
 
 
-# Occlusion (window, stride) in model-input pixels; shapes are 20-40 px. It costs one forward
-# pass per window position and explained score: a VQA answer gets a fine grid (225 positions),
-# a caption's words (up to ~15 of them, each its own score) a coarse one (49 positions).
 class InputError(ValueError):
     """Something the person gave the demo cannot be used; the message says what to do."""
 
@@ -163,12 +164,13 @@ def _known_words_hint(model: VQAModel) -> str:
 
 def checked_method(name: str | None, pixel_methods: bool = True) -> tuple[str, str]:
     """(shown name, method key) of a method given by either; without `pixel_methods` only the
-    gradient methods are allowed."""
+    gradient and perturbation methods are allowed (guided backprop and guided Grad-CAM need
+    ReLUs and a convolutional layer)."""
     name = name or "Grad-CAM"
     for shown, key in METHODS.items():
         if name in (shown, key):
-            if not pixel_methods and key not in GRADIENT_METHODS:
-                allowed = [s for s, k in METHODS.items() if k in GRADIENT_METHODS]
+            if not pixel_methods and key not in ANY_MODEL_METHODS:
+                allowed = [s for s, k in METHODS.items() if k in ANY_MODEL_METHODS]
                 raise InputError(
                     f"{shown} is offered for the convolutional models only; explain this model "
                     f"with {', '.join(allowed)}."

@@ -94,3 +94,47 @@ class CaptionRows:
     def select(self, rows: Tensor) -> CaptionRows:
         """The target of a batch whose row r copies row `rows[r]` (for occlusion)."""
         return CaptionRows(self.tokens[rows], self.lengths[rows], self.positions[rows])
+
+
+class ClassLogits:
+    """Several classes' logits per image, `[B, k]`: a VQA model's top-k answers at once.
+
+    `classes` `[B, k]` holds each image's k class indices (the same k for every image).
+    """
+
+    def __init__(self, classes: Tensor) -> None:
+        if classes.dim() != 2:
+            raise ValueError(f"ClassLogits takes classes [B, k], got shape {tuple(classes.shape)}")
+        self.classes = classes
+
+    def __call__(self, logits: Tensor) -> Tensor:
+        if logits.dim() != 2 or logits.shape[0] != self.classes.shape[0]:
+            raise ValueError(
+                f"ClassLogits holds classes for {self.classes.shape[0]} images and expects "
+                f"logits [{self.classes.shape[0]}, C], got shape {tuple(logits.shape)}"
+            )
+        return logits.gather(1, self.classes.to(logits.device))
+
+    def select(self, rows: Tensor) -> ClassLogits:
+        """The target of a batch whose row r copies row `rows[r]` (for perturbation methods)."""
+        return ClassLogits(self.classes[rows])
+
+
+class CaptionWords:
+    """Every word's log-probability and the whole caption's, `[B, words + 1]`: column t is
+    log p(w_t | w_<t, image) (0 past the caption's `lengths`), the last column their sum.
+
+    One teacher-forced forward gives all of them, so a perturbation method reads every word's
+    score, and the caption's, from the same perturbed copies.
+    """
+
+    def __init__(self, tokens: Tensor, lengths: Tensor, words: int) -> None:
+        self.tokens, self.lengths, self.words = tokens, lengths, words
+
+    def __call__(self, logits: Tensor) -> Tensor:
+        logp = token_logprobs(logits, self.tokens, self.lengths)[:, : self.words]  # [B, T]
+        return torch.cat([logp, logp.sum(dim=1, keepdim=True)], dim=1)
+
+    def select(self, rows: Tensor) -> CaptionWords:
+        """The target of a batch whose row r copies row `rows[r]` (for perturbation methods)."""
+        return CaptionWords(self.tokens[rows], self.lengths[rows], self.words)

@@ -9,11 +9,15 @@ gradient is the sum of the words' gradients and its map comes for free.
 Guided backpropagation and deconvnet (`RULE_METHODS`) explain in pixel space through a
 non-linear backward rule, so there each word, and the whole caption, is a row of its own from
 the input up: one forward and one backward pass over (words + 1) copies of each image.
+
+Occlusion and RISE (`PERTURBATION_METHODS`) need no gradient: one teacher-forced forward of a
+perturbed copy gives every word's log-probability, so all words and the whole caption are read
+from one sweep of perturbed copies (`CaptionWords`), not one sweep per word.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +28,16 @@ from mmcam.core.explanation import Explanation
 from mmcam.core.model_state import explaining
 from mmcam.core.protocols import EXPLAINED_MEMBERS, CaptionModel
 from mmcam.core.tap import Grid, Tap
-from mmcam.core.targets import CaptionRows, token_logprobs
+from mmcam.core.targets import CaptionRows, CaptionWords, token_logprobs
 from mmcam.methods.cam import maps_from_gradients
-from mmcam.methods.pixel_space import RULE_METHODS, check_method, pixel_explanation, rule_gradients
+from mmcam.methods.pixel_space import (
+    PERTURBATION_METHODS,
+    RULE_METHODS,
+    check_method,
+    perturbation_maps,
+    pixel_explanation,
+    rule_gradients,
+)
 
 
 @dataclass
@@ -287,13 +298,16 @@ class CaptionExplainer:
         max_length: int = 20,
         beam_size: int = 1,
         size: tuple[int, int] | None = None,
+        perturbation: Mapping[str, Any] | None = None,
     ) -> CaptionExplanation:
         """Maps of every word of each image's caption (generated when `captions` is None) by
         `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer,
-        or "guided_backprop" / "deconvnet" at the input. CAM maps are upsampled to `size`
-        (height, width; default: the input's), e.g. the image size when the input is a
-        precomputed feature grid."""
-        check_method(method)
+        "guided_backprop" / "deconvnet" at the input, or "occlusion" / "rise" (all words from
+        one sweep; `perturbation` holds their options, e.g. `{"window": 16, "stride": 8}` or
+        `{"n_masks": 1000, "cell": 16}`; raw maps are then `[B, T, H, W]`). CAM maps are
+        upsampled to `size` (height, width; default: the input's), e.g. the image size when the
+        input is a precomputed feature grid."""
+        check_method(method, perturbation)
         if captions is None:
             captions = self.generate(images, max_length, beam_size)
         if len(captions) != images.shape[0]:
@@ -302,8 +316,13 @@ class CaptionExplainer:
         replicas = WordReplicas.of(model, captions, self.include_end, images.device)
         labels = [self._labels(caption) for caption in captions]
         texts = [" ".join(model.words(caption)) for caption in captions]
-        if method in RULE_METHODS:
-            words, caption = self._explain_by_rule(images, replicas, method, labels)
+        if method in RULE_METHODS or method in PERTURBATION_METHODS:
+            if method in RULE_METHODS:
+                words, caption = self._explain_by_rule(images, replicas, method, labels)
+            else:
+                words, caption = self._explain_by_perturbation(
+                    images, replicas, method, labels, perturbation
+                )
             return CaptionExplanation([list(c) for c in captions], texts, words, caption)
         batch, steps = replicas.batch, replicas.steps
         with explaining(model, images.device):
@@ -365,6 +384,39 @@ class CaptionExplainer:
                 gradients[words:], scores[words:], method, [" ".join(label) for label in labels]
             ),
         )
+
+    def _explain_by_perturbation(
+        self,
+        images: Tensor,
+        replicas: WordReplicas,
+        method: str,
+        labels: list[list[str]],
+        options: Mapping[str, Any] | None,
+    ) -> tuple[Explanation, Explanation]:
+        """Occlusion or RISE maps of every word `[B, T, H, W]` and of every caption `[B, H, W]`,
+        from one sweep: each perturbed copy decodes its whole caption once, and its scores are
+        every word's log-probability and their sum."""
+        steps = replicas.steps
+        explained = perturbation_maps(
+            method,
+            teacher_forced(self.model),
+            images,
+            CaptionWords(replicas.tokens, replicas.counts, steps),
+            self.model,
+            (replicas.tokens, replicas.counts),
+            labels,
+            options,
+        )  # maps [B, T + 1, H, W]: the words, then the caption
+        raw, maps, empty, scores = explained.raw, explained.maps, explained.empty, explained.scores
+        words = Explanation(
+            raw[:, :steps], maps[:, :steps], empty[:, :steps] | ~replicas.valid,
+            scores[:, :steps], method, labels,
+        )  # fmt: skip
+        caption = Explanation(
+            raw[:, steps], maps[:, steps], empty[:, steps], scores[:, steps], method,
+            [" ".join(label) for label in labels],
+        )  # fmt: skip
+        return words, caption
 
     def _labels(self, caption: Sequence[int]) -> list[str]:
         return self.model.words(caption) + (["<end>"] if self.include_end else [])

@@ -7,12 +7,16 @@ is replicated k times and replica j scores the j-th answer's logit. The counterf
 Guided backpropagation and deconvnet (`RULE_METHODS`) explain in pixel space through a
 non-linear backward rule: the answers are found first, then each is a row of its own from the
 input up (k copies of each image, one backward pass).
+
+Occlusion and RISE (`PERTURBATION_METHODS`) read every top answer's logit from the same
+perturbed forwards: k maps for the cost of one sweep.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -21,9 +25,16 @@ from mmcam.core.explanation import Explanation
 from mmcam.core.model_state import explaining
 from mmcam.core.protocols import VQAModel
 from mmcam.core.tap import Grid, Tap
-from mmcam.core.targets import ClassLogit
+from mmcam.core.targets import ClassLogit, ClassLogits
 from mmcam.methods.cam import maps_from_gradients
-from mmcam.methods.pixel_space import RULE_METHODS, check_method, pixel_explanation, rule_gradients
+from mmcam.methods.pixel_space import (
+    PERTURBATION_METHODS,
+    RULE_METHODS,
+    check_method,
+    perturbation_maps,
+    pixel_explanation,
+    rule_gradients,
+)
 
 
 @dataclass
@@ -69,12 +80,15 @@ class VQAExplainer:
         method: str = "gradcam",
         counterfactual: bool = False,
         size: tuple[int, int] | None = None,
+        perturbation: Mapping[str, Any] | None = None,
     ) -> VQAExplanation:
         """Answer each question about its image and map the evidence for the top-k answers by
         `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer,
-        or "guided_backprop" / "deconvnet" at the input (without a counterfactual map). CAM
-        maps are upsampled to `size` (height, width; default: the input's)."""
-        check_method(method)
+        "guided_backprop" / "deconvnet" at the input, or "occlusion" / "rise" (all answers from
+        one sweep; `perturbation` holds their options; raw maps `[B, k, H, W]`). The pixel-space
+        methods give no counterfactual map. CAM maps are upsampled to `size` (height, width;
+        default: the input's)."""
+        check_method(method, perturbation)
         if len(questions) != images.shape[0]:
             raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")
         for question in questions:
@@ -84,12 +98,14 @@ class VQAExplainer:
         tokens = _move_to(self.model.tokenize(list(questions)), images.device)
         batch = images.shape[0]
         _check_rows(tokens, batch)
-        if method in RULE_METHODS:
+        if method in RULE_METHODS or method in PERTURBATION_METHODS:
             if counterfactual:
                 raise ValueError(
                     f"counterfactual maps come from the CAM methods, not from {method}"
                 )
-            return self._explain_by_rule(images, tokens, top_k, method)
+            if method in RULE_METHODS:
+                return self._explain_by_rule(images, tokens, top_k, method)
+            return self._explain_by_perturbation(images, tokens, top_k, method, perturbation)
         with explaining(self.model, images.device):
             with Tap(self.model, self.layer, replicas=top_k, to_grid=self.to_grid) as tap:
                 logits = self.model(images, _repeat_rows(tokens, top_k))  # [B*k, A]
@@ -109,14 +125,32 @@ class VQAExplainer:
             )
         return VQAExplanation(answers, probabilities, maps, against)
 
+    def _top_answers(
+        self, images: Tensor, tokens: object, top_k: int
+    ) -> tuple[Tensor, list[list[str]], Tensor]:
+        """The top-k answer indices `[B, k]`, their names and their probabilities `[B, k]`."""
+        with explaining(self.model, images.device), torch.no_grad():
+            logits = self.model(images, tokens)  # [B, A]
+        best = logits.topk(top_k, dim=1).indices  # [B, k]
+        answers = [[self.model.answers[i] for i in row] for row in best.tolist()]
+        return best, answers, torch.softmax(logits, dim=1).gather(1, best)
+
+    def _explain_by_perturbation(
+        self, images: Tensor, tokens: object, top_k: int, method: str, options: Mapping | None
+    ) -> VQAExplanation:
+        """Occlusion or RISE maps `[B, k, H, W]` of the top-k answers, from one sweep."""
+        best, answers, probabilities = self._top_answers(images, tokens, top_k)
+        maps = perturbation_maps(
+            method, self.model, images, ClassLogits(best), self.model, (tokens,), answers, options
+        )
+        return VQAExplanation(answers, probabilities, maps, None)
+
     def _explain_by_rule(
         self, images: Tensor, tokens: object, top_k: int, method: str
     ) -> VQAExplanation:
         """Pixel-space maps `[B, k, 3, H, W]` of the top-k answers, a row per (image, answer)."""
         batch = images.shape[0]
-        with explaining(self.model, images.device), torch.no_grad():
-            logits = self.model(images, tokens)  # [B, A]
-        best = logits.topk(top_k, dim=1).indices  # [B, k]
+        best, answers, probabilities = self._top_answers(images, tokens, top_k)
         gradients, scores = rule_gradients(
             RULE_METHODS[method],
             self.model,
@@ -124,14 +158,12 @@ class VQAExplainer:
             ClassLogit(best.flatten()),
             forward_args=(_repeat_rows(tokens, top_k),),
         )
-        answers = [[self.model.answers[i] for i in row] for row in best.tolist()]
         maps = pixel_explanation(
             gradients.view(batch, top_k, *gradients.shape[1:]),
             scores.view(batch, top_k),
             method,
             answers,
         )
-        probabilities = torch.softmax(logits, dim=1).gather(1, best)
         return VQAExplanation(answers, probabilities, maps, None)
 
 

@@ -1,5 +1,6 @@
 """How a map is made: the CAM formulas and `grad_cam` / `explain`, pixel-space rules (guided
-backprop, deconvnet, guided Grad-CAM), occlusion, activation maximisation. Imports core only."""
+backprop, deconvnet, guided Grad-CAM), occlusion and RISE, activation maximisation. Imports core
+only."""
 
 from mmcam.methods.activation_maximization import activation_maximization, filter_grid
 from mmcam.methods.cam import class_activation_map, explain, grad_cam
@@ -11,6 +12,7 @@ from mmcam.methods.pixel_space import (
     guided_grad_cam,
     strongest_feature_map,
 )
+from mmcam.methods.rise import rise
 
 __all__ = [
     "GRADIENT_METHODS",
@@ -23,5 +25,6 @@ __all__ = [
     "guided_backprop",
     "guided_grad_cam",
     "occlusion",
+    "rise",
     "strongest_feature_map",
 ]

@@ -22,7 +22,7 @@ so the magnitude is what a heat map should show.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -38,6 +38,7 @@ from mmcam.core.targets import Target
 from mmcam.methods.formulas import GRADIENT_METHODS, gradient_map
 from mmcam.methods.layer_output import LayerReached
 from mmcam.methods.perturbation import occlusion
+from mmcam.methods.rise import rise
 
 Forward = Callable[..., Any]
 
@@ -58,13 +59,23 @@ RULES = ("guided", "deconvnet", "redirected")
 # The methods the caption and VQA explainers run with a ReLU rule, by name: their maps are
 # input gradients, one backward pass per explained score.
 RULE_METHODS = {"guided_backprop": "guided", "deconvnet": "deconvnet"}
-EXPLAINER_METHODS = (*GRADIENT_METHODS, *RULE_METHODS)  # what the explainers and scripts take
+# The perturbation methods they run: no gradients, so no rule and any model; every target of an
+# image (each word, each top answer) is read from the same perturbed forwards.
+PERTURBATION_METHODS = {"occlusion": occlusion, "rise": rise}
+EXPLAINER_METHODS = (*GRADIENT_METHODS, *RULE_METHODS, *PERTURBATION_METHODS)  # the scripts' too
+PIXEL_SPACE_METHODS = (*RULE_METHODS, *PERTURBATION_METHODS)  # maps at the input, not a layer
 
 
-def check_method(method: str) -> None:
-    """Refuse a method the caption and VQA explainers do not know, naming the ones they do."""
+def check_method(method: str, options: Mapping[str, Any] | None = None) -> None:
+    """Refuse a method the caption and VQA explainers do not know, naming the ones they do, and
+    perturbation options for a method that takes none."""
     if method not in EXPLAINER_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(EXPLAINER_METHODS)}")
+    if options and method not in PERTURBATION_METHODS:
+        raise ValueError(
+            f"perturbation options ({', '.join(options)}) are for "
+            f"{' and '.join(PERTURBATION_METHODS)}, not for {method}"
+        )
 
 
 class _RuleActivation(torch.autograd.Function):
@@ -196,6 +207,27 @@ def rule_gradients(
         _check_scores(scores, images)
         (gradients,) = torch.autograd.grad(scores.sum(), inputs)
     return gradients, scores.detach()
+
+
+def perturbation_maps(
+    method: str,
+    forward: Forward,
+    images: Tensor,
+    target: Target,
+    model: nn.Module,
+    forward_args: Sequence[Any],
+    labels: list,
+    options: Mapping[str, Any] | None = None,
+) -> Explanation:
+    """`method` ("occlusion" or "rise") of a target with T scores per image `[n, T]`, all from
+    one sweep: raw `[B, T, H, W]` (occlusion's drop once, not per channel), maps `[B, T, H, W]`,
+    scores `[B, T]`. `options` are the method's keyword arguments (occlusion: window, stride,
+    fill, batch_size; RISE: n_masks, cell, p, batch_size, seed, fill)."""
+    explained = PERTURBATION_METHODS[method](
+        forward, images, target, model=model, forward_args=forward_args, **(options or {})
+    )
+    raw = explained.raw[:, :, 0] if method == "occlusion" else explained.raw
+    return Explanation(raw, explained.maps, explained.empty, explained.scores, method, labels)
 
 
 def pixel_explanation(
@@ -343,7 +375,7 @@ def pixel_explanations(
     window: int | Sequence[int] = 8,
     stride: int | Sequence[int] | None = None,
     fill: float | Tensor = 0.0,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     forward_args: Sequence[Any] = (),
 ) -> dict[str, Explanation]:
     """Every pixel-space method on one forward and target, by name: guided backprop, deconvnet,

@@ -60,7 +60,10 @@ def _caption_chunk(
         result = None
         if spoken:
             result = explainer.explain(
-                images[spoken], [captions[row] for row in spoken], method=options.method
+                images[spoken],
+                [captions[row] for row in spoken],
+                method=options.method,
+                perturbation=options.perturbation(),
             )
         for row, (image_id, loaded) in enumerate(batch):
             caption = captions[row]

@@ -91,8 +91,35 @@ def add_run_arguments(parser: Any, *, pointing_tolerance: float = 15.0, deletion
         "--method",
         default="gradcam",
         choices=EXPLAINER_METHODS,
-        help="how maps are made: a CAM method at --layer, or guided_backprop / deconvnet in "
-        "pixel space (default: %(default)s)",
+        help="how maps are made: a CAM method at --layer, guided_backprop / deconvnet in "
+        "pixel space, or the perturbation methods occlusion / rise (every word or top answer "
+        "from one sweep of perturbed copies; any model) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--window",
+        type=int,
+        default=16,
+        help="occlusion: window side in model-input pixels (default: %(default)s)",
+    )
+    group.add_argument(
+        "--stride", type=int, help="occlusion: stride in model-input pixels (default: window / 2)"
+    )
+    group.add_argument(
+        "--masks",
+        type=int,
+        default=2000,
+        help="RISE: number of random masks, one forward pass each (default: %(default)s)",
+    )
+    group.add_argument(
+        "--cell",
+        type=int,
+        help="RISE: mask cell side in model-input pixels (default: a 7 x 7 grid, as the paper)",
+    )
+    group.add_argument(
+        "--keep-probability",
+        type=float,
+        default=0.5,
+        help="RISE: probability a cell is kept (default: %(default)s)",
     )
     group.add_argument(
         "--smooth",
@@ -177,6 +204,11 @@ def options_from_arguments(args: Any) -> RunOptions:
         max_length=getattr(args, "max_length", 20),
         beam_size=getattr(args, "beam_size", 1),
         top_k=getattr(args, "top_k", 3),
+        window=args.window,
+        stride=args.stride,
+        n_masks=args.masks,
+        cell=args.cell,
+        keep_probability=args.keep_probability,
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
         save_figures=args.save_figures,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 __all__ = ["RunOptions"]
 
@@ -23,6 +24,11 @@ class RunOptions:
     max_length: int = 20
     beam_size: int = 1
     top_k: int = 3
+    window: int = 16  # occlusion: window side and stride in model-input pixels
+    stride: int | None = None  # (None: half the window)
+    n_masks: int = 2000  # RISE: masks, cell side in pixels (None: a 7 x 7 grid), keep chance
+    cell: int | None = None
+    keep_probability: float = 0.5
     batch_size: int = 16
     chunk_size: int = 64
     save_figures: int = 0  # figures of the first N items
@@ -31,7 +37,26 @@ class RunOptions:
     overwrite: bool = False  # start afresh over a run of other settings in the same folder
 
     def stamp(self) -> dict:
+        """The fields that change the outputs (a perturbation method's settings only for it)."""
         kept = asdict(self)
         for name in ("workers", "progress", "overwrite"):
             kept.pop(name)
+        for method, fields in _PERTURBATION_FIELDS.items():
+            if self.method != method:
+                for name in fields:
+                    kept.pop(name)
         return kept
+
+    def perturbation(self) -> dict[str, Any] | None:
+        """The explainers' `perturbation` options for occlusion or RISE, else None."""
+        if self.method == "occlusion":
+            return {"window": self.window, "stride": self.stride}
+        if self.method == "rise":
+            return {"n_masks": self.n_masks, "cell": self.cell, "p": self.keep_probability}
+        return None
+
+
+_PERTURBATION_FIELDS = {
+    "occlusion": ("window", "stride"),
+    "rise": ("n_masks", "cell", "keep_probability"),
+}

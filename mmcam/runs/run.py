@@ -24,8 +24,9 @@ Files written to `<out>` (all atomically) once every chunk is done:
     boxes_results.json     COCO detection results [{"image_id", "category_id", "bbox", "score"}]
     maps.npz               raw maps at layer resolution: key image id -> [words, h, w]
                            (captions), key question id -> [top_k, h, w] (VQA); for the
-                           pixel-space methods (guided backprop, deconvnet) the [0, 1] maps
-                           at input resolution, as float16; `read_map` resizes one to its
+                           pixel-space methods (guided backprop, deconvnet, occlusion,
+                           RISE) the [0, 1] maps at input resolution, as float16;
+                           `read_map` resizes one to its
                            image's pixels
     items.jsonl            one record per image (captions) or question (VQA), every detail
     metrics.json, report.txt   see `mmcam.runs.report`
@@ -51,7 +52,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmcam.data.files import write_atomically, write_json
-from mmcam.methods.pixel_space import RULE_METHODS
+from mmcam.methods.pixel_space import PIXEL_SPACE_METHODS, RULE_METHODS
 from mmcam.runs.chunks import (
     ChunkedRun,
     LoadedChunk,
@@ -104,7 +105,8 @@ def run_dataset(
     if options.method in RULE_METHODS and not model.pixel_space:
         raise ValueError(
             f"{options.method} needs ReLUs for its backward rule, and {model.name} (a "
-            "transformer) has GELUs; use a CAM method (--method gradcam, gradcam++, hirescam)"
+            "transformer) has GELUs; use a CAM method (--method gradcam, gradcam++, hirescam) "
+            "or a perturbation method (--method occlusion, rise)"
         )
     shard = join_process_group() if shard is None else shard
     fingerprint = {
@@ -151,7 +153,7 @@ def _run(
     wait_for_all_ranks()
     if not shard.is_main:
         return None
-    layer = None if options.method in RULE_METHODS else model.layer  # pixel space: no layer
+    layer = None if options.method in PIXEL_SPACE_METHODS else model.layer  # pixel space
     metrics = _finish(run, out, task, data, options, layer)
     write_json(out / "timing.json", timing)
     _check_some_image_loaded(run)

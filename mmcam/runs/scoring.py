@@ -27,7 +27,7 @@ from mmcam.evaluation.faithfulness import center_gaussian_map, deletion_auc, ran
 from mmcam.evaluation.localize import boxes_from_map, resize_map
 from mmcam.explainers.captioning import caption_tokens
 from mmcam.explainers.vqa import _move_to, _repeat_rows
-from mmcam.methods.pixel_space import RULE_METHODS
+from mmcam.methods.pixel_space import PIXEL_SPACE_METHODS
 from mmcam.runs.options import RunOptions
 from mmcam.visualize import PanelRow, map_grid
 
@@ -77,9 +77,10 @@ def score_map(
 
 def stored_maps(explained: Explanation, row: int, count: int | None = None) -> np.ndarray:
     """What `maps.npz` keeps of item `row`'s first `count` maps: the raw maps at layer
-    resolution (float32), or for a pixel-space method its [0, 1] maps at input resolution
-    (float16: the signed [3, H, W] attributions would take six times the space)."""
-    if explained.method in RULE_METHODS:
+    resolution (float32), or for a pixel-space method (a ReLU rule's or a perturbation's) its
+    [0, 1] maps at input resolution (float16: the signed [3, H, W] attributions would take six
+    times the space)."""
+    if explained.method in PIXEL_SPACE_METHODS:
         return explained.maps[row, :count].half().cpu().numpy()
     return explained.raw[row, :count].float().cpu().numpy()
 

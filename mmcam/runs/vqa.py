@@ -88,7 +88,13 @@ def _vqa_chunk(
     for batch in image_batches(asked, options.batch_size):
         images = torch.stack([loaded.pixels for _, loaded in batch]).to(device)
         questions = [item.question for item, _ in batch]
-        result = explainer.explain(images, questions, top_k=options.top_k, method=options.method)
+        result = explainer.explain(
+            images,
+            questions,
+            top_k=options.top_k,
+            method=options.method,
+            perturbation=options.perturbation(),
+        )
         for row, (item, loaded) in enumerate(batch):
             record = records[item.question_id]
             answer = result.answers[row][0]

@@ -28,7 +28,7 @@ from mmcam.app import (  # noqa: E402
     bundled_examples,
     read_image,
 )
-from mmcam.app.demo import CAPTION_OCCLUSION, VQA_OCCLUSION  # noqa: E402
+from mmcam.app.demo import PERTURBATION  # noqa: E402
 from mmcam.app.inputs import checked_method, checked_threshold  # noqa: E402
 from mmcam.core.targets import CaptionLogProb, ClassLogit, WordLogProb  # noqa: E402
 from mmcam.data.images import load_image, preprocess  # noqa: E402
@@ -37,6 +37,7 @@ from mmcam.explainers.captioning import CaptionExplainer, caption_tokens  # noqa
 from mmcam.explainers.vqa import VQAExplainer  # noqa: E402
 from mmcam.methods.perturbation import occlusion  # noqa: E402
 from mmcam.methods.pixel_space import guided_backprop, guided_grad_cam  # noqa: E402
+from mmcam.methods.rise import rise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -254,8 +255,9 @@ def test_bad_image_checks_in_process(tmp_path):
 
 
 def test_pixel_method_maps_equal_the_library_calls(demo, samples):
-    """Guided Grad-CAM and occlusion rows of the demo are the library's maps of each word, and the
-    occlusion caption map (summed word drops) is occlusion of the caption's log-probability."""
+    """Guided backprop, guided Grad-CAM, occlusion and RISE maps of the demo are the library's
+    maps of each word (occlusion's and RISE's all from one sweep) and each top answer, and the
+    occlusion caption map is occlusion of the caption's log-probability."""
     path = samples[0].image
     images = model_input(path)
     model = demo.captioner
@@ -285,44 +287,34 @@ def test_pixel_method_maps_equal_the_library_calls(demo, samples):
     )
     np.testing.assert_allclose(guided.word_maps[2], word.maps[0], atol=1e-5)
 
+    # occlusion: every word's map from one sweep equals occlusion of that word alone
     occluded = demo.caption(path, "Occlusion", 0)
-    window, stride = CAPTION_OCCLUSION
-    whole = occlusion(
-        forward,
-        images,
-        CaptionLogProb(tokens, lengths),
-        window,
-        stride,
-        model=model,
-        forward_args=(tokens, lengths),
-    )
-    first = occlusion(
-        forward,
-        images,
-        WordLogProb(tokens, lengths, 0),
-        window,
-        stride,
-        model=model,
-        forward_args=(tokens, lengths),
-    )
+    settings = PERTURBATION["occlusion"]
+    common = dict(model=model, forward_args=(tokens, lengths), **settings)
+    whole = occlusion(forward, images, CaptionLogProb(tokens, lengths), **common)
     np.testing.assert_allclose(occluded.caption_map, whole.maps[0], atol=1e-4)
-    np.testing.assert_allclose(occluded.word_maps[0], first.maps[0], atol=1e-4)
+    for position in (0, count - 1):
+        word = occlusion(forward, images, WordLogProb(tokens, lengths, position), **common)
+        np.testing.assert_allclose(occluded.word_maps[position], word.maps[0], atol=1e-4)
+    masked = demo.caption(path, "RISE", 1)
+    common = dict(model=model, forward_args=(tokens, lengths), **PERTURBATION["rise"])
+    word = rise(forward, images, WordLogProb(tokens, lengths, 1), **common)
+    np.testing.assert_allclose(masked.word_maps[1], word.maps[0], atol=1e-4)
+    assert masked.word_maps.shape == occluded.word_maps.shape == (count, 128, 128)
 
     question = samples[0].questions[0]
-    answered = demo.answer(path, question, "Occlusion")
     vqa = demo.vqa_model
-    index = list(vqa.answers).index(answered.selected)
-    window, stride = VQA_OCCLUSION
-    expected = occlusion(
-        vqa,
-        images,
-        ClassLogit([index]),
-        window,
-        stride,
-        forward_args=(vqa.tokenize([question]),),
-    )
-    assert answered.mapped == [answered.selected]
-    np.testing.assert_allclose(answered.maps[0], expected.maps[0], atol=1e-5)
+    tokens = vqa.tokenize([question])
+    for shown, method in (("Occlusion", occlusion), ("RISE", rise)):
+        answered = demo.answer(path, question, shown)
+        assert answered.mapped == answered.choices and len(answered.mapped) == 5
+        for rank in (0, 4):  # every top answer's map, from one sweep
+            index = list(vqa.answers).index(answered.mapped[rank])
+            expected = method(
+                vqa, images, ClassLogit([index]), forward_args=(tokens,),
+                **PERTURBATION[shown.lower()],
+            )  # fmt: skip
+            np.testing.assert_allclose(answered.maps[rank], expected.maps[0], atol=1e-4)
     answered = demo.answer(path, question, "Guided backprop")
     index = list(vqa.answers).index(answered.selected)
     expected = guided_backprop(

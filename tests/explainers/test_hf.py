@@ -23,7 +23,7 @@ from transformers import (
     ViltProcessor,
 )
 
-from mmcam.app.demo import Demo
+from mmcam.app.demo import PERTURBATION, Demo
 from mmcam.app.inputs import InputError
 from mmcam.core.tap import Tap
 from mmcam.core.targets import WordLogProb
@@ -387,7 +387,9 @@ def test_loaders_read_a_local_directory(captioner, vilt, tmp_path, images):
         load_hf_vqa(str(tmp_path / "blip"))
 
 
-def test_demo_explains_hugging_face_models_by_the_gradient_methods(captioner, vilt, tmp_path):
+def test_demo_explains_hugging_face_models_by_the_gradient_and_perturbation_methods(
+    captioner, vilt, tmp_path
+):
     for name, adapter in (("blip", captioner), ("vilt", vilt)):
         adapter.model.save_pretrained(tmp_path / name)
         adapter.processor.save_pretrained(tmp_path / name)
@@ -406,6 +408,16 @@ def test_demo_explains_hugging_face_models_by_the_gradient_methods(captioner, vi
         processed = vilt.preprocess([image])
         logits = vilt(processed.pixel_values, vilt.tokenize([QUESTIONS[0]]))
     assert answered.selected == ANSWERS[int(logits.argmax())]
-    assert "Occlusion" not in demo.methods("VQA") and "HiResCAM" in demo.methods("captioning")
-    with pytest.raises(InputError, match="Occlusion is offered for the convolutional models only"):
-        demo.answer(image, QUESTIONS[0], "Occlusion")
+    assert "Guided backprop" not in demo.methods("VQA") and "RISE" in demo.methods("captioning")
+    with pytest.raises(InputError, match="Guided Grad-CAM is offered for the convolutional"):
+        demo.answer(image, QUESTIONS[0], "Guided Grad-CAM")
+    occluded = demo.answer(image, QUESTIONS[0], "Occlusion")  # needs no ReLU: offered here
+    expected = VQAExplainer(vilt, vilt.layer).explain(
+        processed.pixel_values, [QUESTIONS[0]], top_k=5, method="occlusion",
+        perturbation=PERTURBATION["occlusion"],
+    )  # fmt: skip
+    assert occluded.mapped == expected.answers[0]
+    np.testing.assert_allclose(occluded.maps, expected.maps.maps[0], atol=1e-5)
+    masked = demo.caption(image, "RISE")
+    assert masked.word_maps.shape == captioned.word_maps.shape
+    assert not masked.word_maps.isnan().any()

@@ -9,8 +9,9 @@ from captum.attr import Occlusion
 from oracle import assert_matches
 from tiny_models import TinyCaptioner, TinyVQA
 
-from mmcam.core.targets import CaptionLogProb, ClassLogit, WordLogProb
-from mmcam.methods.perturbation import occlusion
+from mmcam.core.targets import CaptionLogProb, ClassLogit, ClassLogits, WordLogProb
+from mmcam.methods import perturbation
+from mmcam.methods.perturbation import chunk_bounds, occlusion
 
 CLASSES = [1, 3, 0]
 
@@ -143,3 +144,51 @@ def test_parameters_get_no_gradient_and_mode_is_kept(tiny_classifier):
     model.train()
     occlusion(model, images, ClassLogit(CLASSES), window=8)
     assert model.training and all(p.grad is None for p in model.parameters())
+
+
+def test_several_scores_per_image_from_one_sweep_equal_captum_once_per_target(tiny_classifier):
+    """A target with k scores per image `[n, k]`: each score's map equals Captum run for it."""
+    model, images = tiny_classifier
+    classes = torch.tensor([[1, 3, 0], [4, 2, 1], [0, 1, 2]])  # [B, k]
+    ours = occlusion(model, images, ClassLogits(classes), 4, 3, 0.5, batch_size=10)
+    assert ours.raw.shape == (3, 3, 3, 16, 16) and ours.maps.shape == (3, 3, 16, 16)
+    for rank in range(3):
+        captum = Occlusion(model).attribute(
+            images, (3, 4, 4), (3, 3, 3), 0.5, classes[:, rank].tolist(), perturbations_per_eval=4
+        )
+        assert_matches(ours.raw[:, rank], captum)
+        alone = occlusion(model, images, ClassLogit(classes[:, rank]), 4, 3, 0.5)
+        assert_matches(ours.maps[:, rank], alone.maps)
+    assert_matches(ours.scores, model(images).gather(1, classes))
+
+
+def test_a_measured_chunk_size_gives_the_same_maps_as_a_fixed_one(tiny_classifier):
+    model, images = tiny_classifier
+    measured = occlusion(model, images, ClassLogit(CLASSES), 4, 2, 0.0, batch_size=None)
+    fixed = occlusion(model, images, ClassLogit(CLASSES), 4, 2, 0.0, batch_size=5)
+    assert_matches(measured.raw, fixed.raw)
+
+
+def run_sweep(monkeypatch, total, cost, row_bytes=4, batch_size=None):
+    """Chunk sizes `chunk_bounds` hands out when a chunk of n rows takes cost(n) * n seconds."""
+    clock = [0.0]
+    monkeypatch.setattr(perturbation.time, "perf_counter", lambda: clock[0])
+    sizes = []
+    for start, stop in chunk_bounds(total, batch_size, row_bytes, torch.device("cpu")):
+        sizes.append(stop - start)
+        clock[0] += cost(stop - start) * (stop - start)
+    assert sum(sizes) == total
+    return sizes
+
+
+def test_the_chunk_size_probe_doubles_while_rows_get_cheaper_then_keeps_the_best(monkeypatch):
+    cheapest_at_32 = lambda n: abs(n - 32) + 10.0  # noqa: E731 (seconds per row)
+    sizes = run_sweep(monkeypatch, 400, cheapest_at_32)
+    assert sizes[:5] == [8, 16, 32, 64, 32] and set(sizes[5:-1]) == {32}
+    # a flat cost stops at the second size; a falling one grows to the memory cap
+    assert run_sweep(monkeypatch, 100, lambda n: 1.0)[:4] == [8, 16, 8, 8]
+    capped = run_sweep(
+        monkeypatch, 2000, lambda n: 1.0 / n, row_bytes=perturbation.MAX_CHUNK_BYTES // 100
+    )
+    assert max(capped) == 64 and capped[:4] == [8, 16, 32, 64]
+    assert run_sweep(monkeypatch, 10, lambda n: 1.0, batch_size=4) == [4, 4, 2]

@@ -279,37 +279,48 @@ def test_another_layer_is_explained_on_request_and_an_unknown_one_is_listed(data
     assert not elsewhere.exists()
 
 
+PIXEL_RUNS = {  # method: (its options on the command line, the explainers' perturbation)
+    "guided_backprop": ([], None),
+    "occlusion": (["--window", "32", "--stride", "32"], {"window": 32, "stride": 32}),
+    "rise": (["--masks", "24", "--cell", "32"], {"n_masks": 24, "cell": 32, "p": 0.5}),
+}
+
+
+@pytest.mark.parametrize("method", list(PIXEL_RUNS))
 @pytest.mark.parametrize("task", ["captions", "vqa"])
-def test_pixel_space_runs_store_the_explainers_maps_at_input_resolution(dataset, tmp_path, task):
-    options = ["--method", "guided_backprop", "--smooth", "2", "--limit", "2"]
+def test_pixel_space_runs_store_the_explainers_maps_at_input_resolution(
+    dataset, tmp_path, task, method
+):
+    given, perturbation = PIXEL_RUNS[method]
+    options = ["--method", method, *given, "--smooth", "2", "--limit", "2"]
     with one_thread():
         script("explain_captions" if task == "captions" else "explain_vqa").main(
             arguments(dataset, task, tmp_path) + options
         )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["method"] == "guided_backprop" and metrics["layer"] is None
+    assert metrics["method"] == method and metrics["layer"] is None
     assert metrics["smooth"] == 2
     report = (tmp_path / "report.txt").read_text()
-    assert "maps: guided_backprop in pixel space, blurred by a Gaussian of sigma 2 px" in report
+    assert f"maps: {method} in pixel space, blurred by a Gaussian of sigma 2 px" in report
     record = next(r for r in items(tmp_path) if r.get("words") or r.get("answer"))
     file = dataset["paths"]["images"] / f"COCO_val2014_{record['image_id']:012d}.png"
+    how = {"method": method, "perturbation": perturbation}
     if task == "captions":
         model = load_run_captioner(dataset["models"] / "captioner")
         explainer = CaptionExplainer(model.model, model.layer)
         key, pixels = record["image_id"], model.preprocess(load_image(file))[None]
-        expected = explainer.explain(pixels, method="guided_backprop", max_length=4).words.maps[0]
+        expected = explainer.explain(pixels, max_length=4, **how).words.maps[0]
     else:
         model = load_run_vqa(dataset["models"] / "vqa")
         explainer = VQAExplainer(model.model, model.layer)
         key, pixels = record["question_id"], model.preprocess(load_image(file))[None]
-        expected = explainer.explain(pixels, [record["question"]], method="guided_backprop")
-        expected = expected.maps.maps[0]
+        expected = explainer.explain(pixels, [record["question"]], **how).maps.maps[0]
     with np.load(tmp_path / "maps.npz") as maps:
         stored = maps[str(key)]
     assert stored.dtype == np.float16 and stored.shape == (len(expected), 128, 128)
     np.testing.assert_allclose(stored, expected.numpy(), atol=2e-3, rtol=0)
     assert read_map(tmp_path, key, (64, 96)).maps.shape == (len(expected), 64, 96)
-    if task == "vqa":  # the box comes from the blurred map (the unblurred one's differs)
+    if task == "vqa" and method == "guided_backprop":  # the box comes from the blurred map
         blurred = score_map(smooth_maps(expected[0], 2), (128, 128), None, RunOptions())
         assert record["box"] == blurred["box"]
         assert record["box"] != score_map(expected[0], (128, 128), None, RunOptions())["box"]
@@ -533,6 +544,14 @@ def test_hugging_face_models_run_through_the_same_scripts(dataset, tmp_path):
     assert {r["answer"] for r in results} <= set(answers) and vqa["vqa_accuracy"] is not None
     with np.load(tmp_path / "v" / "maps.npz") as maps:
         assert maps[str(results[0]["question_id"])].shape == (3, 3, 3)  # 48 px / 16 px patches
+    with one_thread():  # occlusion needs no ReLU rule: it runs on the transformer
+        occluded = script("explain_vqa").main(
+            [*common, "--hf", str(tmp_path / "vilt"), "--out", str(tmp_path / "o"),
+             "--method", "occlusion", "--window", "16", "--deletion-steps", "0"]
+        )  # fmt: skip
+    assert occluded["vqa_accuracy"] == vqa["vqa_accuracy"]  # the same answers
+    with np.load(tmp_path / "o" / "maps.npz") as maps:
+        assert maps[str(results[0]["question_id"])].shape == (3, 48, 48)  # input pixels
     with pytest.raises(ValueError, match="guided_backprop needs ReLUs .* use a CAM method"):
         script("explain_vqa").main(
             [*common, "--hf", str(tmp_path / "vilt"), "--out", str(tmp_path / "g"),
