@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy.stats import rankdata
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
@@ -112,4 +111,3 @@ def map_similarity(trained: Tensor, randomised: Tensor) -> MapSimilarity:
 def as_numbers(values: np.ndarray) -> list[float | None]:
     """A measure's values for JSON: NaN (a flat pair) becomes None."""
     return [None if np.isnan(v) else float(v) for v in values]
-
