@@ -13,6 +13,7 @@ from tiny_models import TinyCNN
 from torch import nn
 
 from mmcam.core.explanation import normalize_maps
+from mmcam.core.model_state import explaining
 from mmcam.core.tap import Tap
 from mmcam.core.targets import ClassLogit
 from mmcam.methods.cam import class_activation_map, explain, grad_cam
@@ -190,3 +191,12 @@ def test_layer_that_never_ran_is_reported(tiny):
         pass
     with pytest.raises(RuntimeError, match="layer 'fc' did not run"):
         grad_cam(tap, torch.zeros(1, requires_grad=True))
+
+
+def test_explaining_restores_each_submodules_own_mode():
+    model = TinyCNN().train()
+    model.body.eval()  # a frozen part of a model in training
+    modes = {name: m.training for name, m in model.named_modules()}
+    with explaining(model, torch.device("cpu")):
+        assert not any(m.training for m in model.modules())
+    assert {name: m.training for name, m in model.named_modules()} == modes
