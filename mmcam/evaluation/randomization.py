@@ -15,6 +15,7 @@ it happens on a deep copy: the model handed in is never touched.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -26,8 +27,9 @@ ORDERS = ("cascading", "independent")
 
 def parameter_layers(model: nn.Module, run: Callable[[nn.Module], Any]) -> list[str]:
     """The modules that own parameters themselves, in the order `run(model)` first calls them
-    (input to output). Modules that own parameters but never run are refused: their place in
-    the order is unknown, so name the layers instead."""
+    (input to output). Modules whose forward never runs are left out with a warning naming
+    them: they change no output unless their weights are read directly (tied weights), and
+    then their place in the order is unknown, so name the layers instead."""
     owners = {
         name: module
         for name, module in model.named_modules()
@@ -50,9 +52,10 @@ def parameter_layers(model: nn.Module, run: Callable[[nn.Module], Any]) -> list[
             handle.remove()
     missing = [name for name in owners if name not in order]
     if missing:
-        raise ValueError(
-            f"modules {missing} own parameters but did not run in the forward pass, so their "
-            "place in the order is unknown; pass the layers to randomise by name"
+        warnings.warn(
+            f"modules {missing} own parameters but did not run in the forward pass; they are "
+            "not randomised (name the layers if their weights are used another way)",
+            stacklevel=2,
         )
     return order
 

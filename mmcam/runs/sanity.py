@@ -24,11 +24,12 @@ from torch import Tensor, nn
 
 from mmcam.core.explanation import upsample_maps
 from mmcam.core.model_state import explaining
-from mmcam.core.tap import Tap
+from mmcam.core.tap import Grid, Tap
 from mmcam.core.targets import ClassLogit, Target
 from mmcam.evaluation.map_similarity import MapSimilarity, map_similarity
 from mmcam.evaluation.randomization import ORDERS, parameter_layers, randomized_models
 from mmcam.explainers.captioning import WordReplicas, teacher_forced
+from mmcam.explainers.vqa import _move_to, _repeat_rows
 from mmcam.methods.formulas import GRADIENT_METHODS, gradient_map
 from mmcam.methods.perturbation import occlusion
 from mmcam.methods.pixel_space import RULE_METHODS, rule_gradients
@@ -52,6 +53,7 @@ class ExplainedRows:
     layer: str
     kinds: list[str]
     labels: list[str] = field(default_factory=list)
+    to_grid: Grid | None = None
 
     def run(self, model: nn.Module) -> Any:
         """One forward pass of `model` over the rows (what orders the layers)."""
@@ -68,7 +70,11 @@ def classifier_rows(images: Tensor, classes: Sequence[int] | Tensor, layer: str)
 
 
 def caption_rows(
-    model: nn.Module, images: Tensor, captions: Sequence[Sequence[int]], layer: str
+    model: nn.Module,
+    images: Tensor,
+    captions: Sequence[Sequence[int]],
+    layer: str,
+    to_grid: Grid | None = None,
 ) -> ExplainedRows:
     """A row per word of each caption and one per whole caption (its summed log-probability),
     teacher-forced with the given tokens on every model the rows are run on."""
@@ -79,22 +85,27 @@ def caption_rows(
     labels += [" ".join(model.words(caption)) for caption in captions]
     return ExplainedRows(
         teacher_forced, images[rows.images], (rows.tokens, rows.steps), rows.target, layer,
-        ["word"] * words + ["caption"] * len(captions), labels,
+        ["word"] * words + ["caption"] * len(captions), labels, to_grid,
     )  # fmt: skip
 
 
 def vqa_rows(
-    model: nn.Module, images: Tensor, questions: Sequence[str], layer: str, top_k: int = 3
+    model: nn.Module,
+    images: Tensor,
+    questions: Sequence[str],
+    layer: str,
+    top_k: int = 3,
+    to_grid: Grid | None = None,
 ) -> ExplainedRows:
     """A row per (question, answer) for the trained model's top-k answers: the same answer
     indices are explained on every randomised copy."""
-    tokens = model.tokenize(list(questions)).to(images.device)
+    tokens = _move_to(model.tokenize(list(questions)), images.device)
     with explaining(model, images.device), torch.no_grad():
         best = model(images, tokens).topk(top_k, dim=1).indices  # [B, k]
     return ExplainedRows(
-        lambda m: m, images.repeat_interleave(top_k, dim=0),
-        (tokens.repeat_interleave(top_k, dim=0),), ClassLogit(best.flatten()), layer,
-        ["answer"] * best.numel(), [model.answers[i] for i in best.flatten().tolist()],
+        lambda m: m, images.repeat_interleave(top_k, dim=0), (_repeat_rows(tokens, top_k),),
+        ClassLogit(best.flatten()), layer, ["answer"] * best.numel(),
+        [model.answers[i] for i in best.flatten().tolist()], to_grid,
     )  # fmt: skip
 
 
@@ -117,7 +128,7 @@ def signed_maps(
     maps: dict[str, Tensor] = {}
     if cams:
         with explaining(model, images.device):
-            with Tap(model, rows.layer) as tap:
+            with Tap(model, rows.layer, to_grid=rows.to_grid) as tap:
                 scores = rows.target(forward(images, *args))
             activations, gradients = tap.gradients(scores)  # [R, K, h, w]
             tap.release()
@@ -147,12 +158,14 @@ def signed_maps(
 @dataclass
 class SanityResult:
     """Similarity of each randomised step's maps to the trained model's, by order, step (the
-    layer randomised last, output first) and method; with the maps themselves when kept."""
+    layer randomised last, output first) and method; the trained maps `[R, H, W]` by method,
+    and the randomised maps of the kept rows by order, step and method."""
 
     layers: list[str]  # input to output
     similarity: dict[str, dict[str, dict[str, MapSimilarity]]]  # order -> layer -> method
     trained_maps: dict[str, Tensor]
     randomized_maps: dict[str, dict[str, dict[str, Tensor]]] = field(default_factory=dict)
+    kept_rows: list[int] = field(default_factory=list)
 
     def curve(self, order: str, method: str, measure: str) -> list[float | None]:
         """A measure's mean over the rows at each step of `order` (output layer first)."""
@@ -172,12 +185,13 @@ def model_randomization(
     orders: Sequence[str] = ORDERS,
     seed: int = 0,
     occlusion_grid: tuple[int, int] = (32, 16),
-    keep_maps: bool = False,
+    keep_rows: Sequence[int] = (),
 ) -> SanityResult:
     """The model-parameter randomisation test of every method on `rows`: the trained model's
     maps against those of copies with `layers` (default: every module owning parameters, in
     forward order) re-initialised, cascading from the output and one at a time. `model` itself
-    is never changed (each step works on a deep copy)."""
+    is never changed (each step works on a deep copy). The maps of `keep_rows` are kept for
+    figures."""
     if layers is None:
         layers = parameter_layers(model, rows.run)
     layers = list(layers)
@@ -195,6 +209,5 @@ def model_randomization(
             if step == 0:
                 first = maps
             similarity[order][layer] = {m: map_similarity(trained[m], maps[m]) for m in methods}
-            if keep_maps:
-                kept[order][layer] = maps
-    return SanityResult(layers, similarity, trained, kept if keep_maps else {})
+            kept[order][layer] = {m: maps[m][list(keep_rows)] for m in methods}
+    return SanityResult(layers, similarity, trained, kept, list(keep_rows))
