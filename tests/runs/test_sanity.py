@@ -11,6 +11,9 @@ import torchvision
 from tiny_models import TinyCaptioner, TinyVQA
 from torch import nn
 
+from mmcam.core.explanation import upsample_maps
+from mmcam.core.targets import ClassLogit
+from mmcam.methods import explain, guided_backprop, guided_grad_cam, occlusion
 from mmcam.runs.sanity import (
     caption_rows,
     classifier_rows,
@@ -159,3 +162,21 @@ def test_the_users_captioner_and_vqa_model_are_bit_identical_after_a_check():
     layers = ["image.body", "image.features", "spatial", "embed", "lstm", "classify"]
     model_randomization(vqa, rows, methods=["hirescam", "guided_backprop"], layers=layers)
     _assert_same(vqa, snapshot)
+
+
+def test_signed_maps_are_the_public_methods_maps(tiny_classifier):
+    model, images = tiny_classifier
+    classes = torch.tensor([1, 3, 0])
+    target = ClassLogit(classes)
+    rows = classifier_rows(images, classes, "features")
+    maps = signed_maps(rows, model, occlusion_grid=(4, 2))
+    size = tuple(images.shape[-2:])
+    for method in ("gradcam", "gradcam++", "hirescam"):
+        expected = upsample_maps(explain(model, images, target, "features", method).raw, size)
+        torch.testing.assert_close(maps[method], expected)
+    guided = guided_backprop(model, images, target).raw.sum(dim=1)
+    torch.testing.assert_close(maps["guided_backprop"], guided)
+    both = guided_grad_cam(model, images, target, model, "features").raw.sum(dim=1)
+    torch.testing.assert_close(maps["guided_grad_cam"], both)
+    drop = occlusion(model, images, target, window=4, stride=2).raw[:, 0]
+    torch.testing.assert_close(maps["occlusion"], drop)
