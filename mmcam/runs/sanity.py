@@ -186,16 +186,19 @@ def model_randomization(
     seed: int = 0,
     occlusion_grid: tuple[int, int] = (32, 16),
     keep_rows: Sequence[int] = (),
+    trained_maps: dict[str, Tensor] | None = None,
 ) -> SanityResult:
     """The model-parameter randomisation test of every method on `rows`: the trained model's
     maps against those of copies with `layers` (default: every module owning parameters, in
     forward order) re-initialised, cascading from the output and one at a time. `model` itself
     is never changed (each step works on a deep copy). The maps of `keep_rows` are kept for
-    figures."""
+    figures; `trained_maps` (from `signed_maps` of the same rows) saves computing them again."""
     if layers is None:
         layers = parameter_layers(model, rows.run)
     layers = list(layers)
-    trained = signed_maps(rows, model, methods, occlusion_grid)
+    if trained_maps is None:
+        trained_maps = signed_maps(rows, model, methods, occlusion_grid)
+    trained = {method: trained_maps[method] for method in methods}
     similarity: dict[str, dict[str, dict[str, MapSimilarity]]] = {}
     kept: dict[str, dict[str, dict[str, Tensor]]] = {}
     first: dict[str, Tensor] | None = None  # the top layer alone: first step of both orders
