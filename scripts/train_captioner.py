@@ -41,6 +41,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="start the LSTM from zeros, not from the image's mean feature, so every word's "
         "evidence passes through attention (sharper per-word maps)",
     )
+    p.add_argument(
+        "--shuffle-captions",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="data randomisation (Adebayo et al. 2018): give each training image the captions\n"
+        "of another (a permutation drawn from SEED); validation keeps the true captions",
+    )
     return p.parse_args(argv)
 
 
@@ -60,7 +68,12 @@ def main(argv: list[str] | None = None) -> dict:
         memory_kernel=args.memory_kernel,
     )
     train_set = CaptionDataset(
-        args.data, "train", vocab, references=args.references or None, limit=args.train_limit
+        args.data,
+        "train",
+        vocab,
+        references=args.references or None,
+        limit=args.train_limit,
+        shuffle_captions=args.shuffle_captions,
     )
     val = CaptionDataset(args.data, "val", vocab, limit=args.val_limit)
     print(f"{len(train_set)} train / {len(val)} val images, {len(vocab)} words")

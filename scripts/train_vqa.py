@@ -32,6 +32,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--dim", type=int, default=128, help="fused feature width")
     p.add_argument("--hidden", type=int, default=128, help="question LSTM units")
+    p.add_argument(
+        "--permute-answers",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="data randomisation (Adebayo et al. 2018): give each training question the answers\n"
+        "of another (a permutation drawn from SEED); validation keeps the true answers",
+    )
     return p.parse_args(argv)
 
 
@@ -51,7 +59,13 @@ def main(argv: list[str] | None = None) -> dict:
         hidden_dim=args.hidden,
     )
     train_set = VQADataset(
-        args.data, "train", vocab, answers, keep_unanswerable=False, limit=args.train_limit
+        args.data,
+        "train",
+        vocab,
+        answers,
+        keep_unanswerable=False,
+        limit=args.train_limit,
+        permute_answers=args.permute_answers,
     )
     val = VQADataset(args.data, "val", vocab, answers, limit=args.val_limit)
     print(

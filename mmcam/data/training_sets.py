@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +51,21 @@ class _ImageCache:
 # ----------------------------------------------------------------------------- torch datasets
 
 
+def permuted(values: Sequence[Any], seed: int) -> list[Any]:
+    """`values` in a random order drawn from `seed`: the label permutation of the data
+    randomisation test (Adebayo et al., NeurIPS 2018), which keeps the labels' frequencies
+    but breaks their link to the images."""
+    order = torch.randperm(len(values), generator=torch.Generator().manual_seed(seed))
+    return [values[i] for i in order.tolist()]
+
+
 class CaptionDataset(Dataset):
     """COCO captions of one split: item = (image `[3, S, S]`, list of caption token tensors).
 
     `references` keeps each image's first N captions (None: all). Each caption is
-    `[bos, words..., eos]`; the trainer decodes all of an image's captions from one encoding."""
+    `[bos, words..., eos]`; the trainer decodes all of an image's captions from one encoding.
+    `shuffle_captions=seed` gives each image the captions of another image (a random
+    permutation of the images' caption lists): the label-randomised twin's training set."""
 
     def __init__(
         self,
@@ -66,11 +77,15 @@ class CaptionDataset(Dataset):
         size: int = IMAGE_SIZE,
         cache: bool = True,
         limit: int | None = None,
+        shuffle_captions: int | None = None,
     ) -> None:
         data = read_coco_captions(split_paths(root, split)["captions"])
         ids = [i for i in data.images if data.captions[i]][:limit]
         self.image_ids = ids
-        self.references = {i: data.captions[i] for i in ids}
+        captions = [data.captions[i] for i in ids]
+        if shuffle_captions is not None:
+            captions = permuted(captions, shuffle_captions)
+        self.references = dict(zip(ids, captions, strict=True))
         self.vocab = vocab
         self.keep = references
         paths = {i: image_path(root, split, i, data.images[i].file_name) for i in ids}
@@ -113,7 +128,9 @@ class VQADataset(Dataset):
     """VQA v2 questions of one split grouped by image: item = (image, questions of that image
     as token tensors, their target rows, their question ids). One image encoding then serves
     all of its questions in training. Questions whose answers are all outside the answer list
-    are dropped from training (`keep_unanswerable=False`), as is usual."""
+    are dropped from training (`keep_unanswerable=False`), as is usual.
+    `permute_answers=seed` gives each question the human answers of another question (a random
+    permutation over the kept questions): the label-randomised twin's training set."""
 
     def __init__(
         self,
@@ -126,6 +143,7 @@ class VQADataset(Dataset):
         cache: bool = True,
         keep_unanswerable: bool = True,
         limit: int | None = None,
+        permute_answers: int | None = None,
     ) -> None:
         paths = split_paths(root, split)
         items = read_vqa(paths["questions"], paths["vqa_annotations"])
@@ -144,6 +162,23 @@ class VQADataset(Dataset):
             by_image.setdefault(item.image_id, []).append(item)
         self.image_ids = list(by_image)[:limit]
         self.items = {i: by_image[i] for i in self.image_ids}
+        if permute_answers is not None:
+            kept = [q for i in self.image_ids for q in self.items[i]]
+            labels = permuted(
+                [(q.multiple_choice_answer, q.answers) for q in kept], permute_answers
+            )
+            new = {q.question_id: label for q, label in zip(kept, labels, strict=True)}
+            self.items = {
+                i: [
+                    replace(
+                        q,
+                        multiple_choice_answer=new[q.question_id][0],
+                        answers=new[q.question_id][1],
+                    )
+                    for q in self.items[i]
+                ]
+                for i in self.image_ids
+            }
         self.vocab = vocab
         self.images = _ImageCache(
             {i: image_path(root, split, i, file_names.get(i)) for i in self.image_ids}, size, cache

@@ -190,3 +190,4 @@ def test_layer_that_never_ran_is_reported(tiny):
         pass
     with pytest.raises(RuntimeError, match="layer 'fc' did not run"):
         grad_cam(tap, torch.zeros(1, requires_grad=True))
+

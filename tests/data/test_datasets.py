@@ -151,3 +151,31 @@ def test_shapes_written_in_official_layout_read_back(tmp_path) -> None:
     assert (batch["tokens"][:, 0] == vocab.BOS_INDEX).all()
     ends = batch["tokens"].gather(1, batch["lengths"][:, None]).squeeze(1)
     assert (ends == vocab.EOS_INDEX).all()  # lengths count the words and EOS
+
+
+
+def test_permuted_answers_keep_the_questions_and_the_answer_counts(tmp_path) -> None:
+    write_shapes(tmp_path, "train", 12, seed=2)
+    vocab = Vocabulary.build(["what color is the circle"])
+    answers = ["yes", "no", "red", "blue", "green", "1", "2", "circle", "square"]
+    plain = VQADataset(tmp_path, "train", vocab, answers)
+    shuffled = VQADataset(tmp_path, "train", vocab, answers, permute_answers=0)
+    before, after = plain.questions(), shuffled.questions()
+    assert [q.question for q in after] == [q.question for q in before]
+    assert sorted(q.answers for q in after) == sorted(q.answers for q in before)
+    moved = sum(a.answers != b.answers for a, b in zip(after, before, strict=True))
+    assert moved > len(before) // 2  # most questions now carry another question's answers
+    again = VQADataset(tmp_path, "train", vocab, answers, permute_answers=0).questions()
+    assert [q.answers for q in again] == [q.answers for q in after]  # the seed fixes it
+
+
+def test_shuffled_captions_give_each_image_another_images_captions(tmp_path) -> None:
+    write_shapes(tmp_path, "train", 12, seed=3)
+    vocab = Vocabulary.build(["a red circle"])
+    plain = CaptionDataset(tmp_path, "train", vocab)
+    shuffled = CaptionDataset(tmp_path, "train", vocab, shuffle_captions=1)
+    assert shuffled.image_ids == plain.image_ids
+    before = [plain.references[i] for i in plain.image_ids]
+    after = [shuffled.references[i] for i in shuffled.image_ids]
+    assert sorted(after) == sorted(before)
+    assert sum(a != b for a, b in zip(after, before, strict=True)) > len(before) // 2

@@ -1,0 +1,216 @@
+"""Model-parameter randomisation checks (Adebayo et al., NeurIPS 2018) driven through mmcam's
+methods, for classifiers, captioners and VQA models alike.
+
+The measures and the randomised copies live in `mmcam.evaluation` (they import torch only);
+this module sits in `runs` because it must run the methods and the explainers' row builders,
+which `evaluation` may not import.
+
+Every explained score is a row: a caption's word or whole caption, a question's answer, an
+image's class. The rows are built once from the trained model (its captions, its top answers)
+and stay fixed on every randomised copy, as in the paper. Per model, one tapped pass gives all
+CAM-family maps, one pass per ReLU rule gives guided backprop and deconvnet, guided Grad-CAM is
+their product (no pass of its own), and occlusion is one batched no-grad sweep. The first
+independent step (the top layer alone) is the first cascading step, so it is not run twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mmcam.core.explanation import upsample_maps
+from mmcam.core.model_state import explaining
+from mmcam.core.tap import Grid, Tap
+from mmcam.core.targets import ClassLogit, Target
+from mmcam.evaluation.map_similarity import MapSimilarity, map_similarity
+from mmcam.evaluation.randomization import ORDERS, parameter_layers, randomized_models
+from mmcam.explainers.captioning import WordReplicas, teacher_forced
+from mmcam.explainers.vqa import _move_to, _repeat_rows
+from mmcam.methods.formulas import GRADIENT_METHODS, gradient_map
+from mmcam.methods.perturbation import occlusion
+from mmcam.methods.pixel_space import RULE_METHODS, rule_gradients
+
+SANITY_METHODS = (
+    "gradcam", "gradcam++", "hirescam", "guided_backprop", "deconvnet", "guided_grad_cam",
+    "occlusion",
+)  # fmt: skip
+
+
+@dataclass
+class ExplainedRows:
+    """The scores a sanity check explains, one per row: `forward_of(model)(images, *args)` gives
+    the output that `target` scores; `layer` is the CAM layer; `kinds` names each row's kind
+    ("word", "caption", "answer", "class") and `labels` its word / answer / class."""
+
+    forward_of: Callable[[nn.Module], Callable[..., Any]]
+    images: Tensor  # [R, C, H, W]
+    forward_args: tuple
+    target: Target
+    layer: str
+    kinds: list[str]
+    labels: list[str] = field(default_factory=list)
+    to_grid: Grid | None = None
+
+    def run(self, model: nn.Module) -> Any:
+        """One forward pass of `model` over the rows (what orders the layers)."""
+        return self.forward_of(model)(self.images, *self.forward_args)
+
+
+def classifier_rows(images: Tensor, classes: Sequence[int] | Tensor, layer: str) -> ExplainedRows:
+    """One row per image explaining the logit of its class."""
+    classes = torch.as_tensor(classes).flatten()
+    return ExplainedRows(
+        lambda model: model, images, (), ClassLogit(classes), layer,
+        ["class"] * len(images), [str(c) for c in classes.tolist()],
+    )  # fmt: skip
+
+
+def caption_rows(
+    model: nn.Module,
+    images: Tensor,
+    captions: Sequence[Sequence[int]],
+    layer: str,
+    to_grid: Grid | None = None,
+) -> ExplainedRows:
+    """A row per word of each caption and one per whole caption (its summed log-probability),
+    teacher-forced with the given tokens on every model the rows are run on."""
+    replicas = WordReplicas.of(model, captions, False, images.device)
+    rows = replicas.score_rows()
+    words = len(rows.word_rows)
+    labels = [w for caption in captions for w in model.words(caption)]
+    labels += [" ".join(model.words(caption)) for caption in captions]
+    return ExplainedRows(
+        teacher_forced, images[rows.images], (rows.tokens, rows.steps), rows.target, layer,
+        ["word"] * words + ["caption"] * len(captions), labels, to_grid,
+    )  # fmt: skip
+
+
+def vqa_rows(
+    model: nn.Module,
+    images: Tensor,
+    questions: Sequence[str],
+    layer: str,
+    top_k: int = 3,
+    to_grid: Grid | None = None,
+) -> ExplainedRows:
+    """A row per (question, answer) for the trained model's top-k answers: the same answer
+    indices are explained on every randomised copy."""
+    tokens = _move_to(model.tokenize(list(questions)), images.device)
+    with explaining(model, images.device), torch.no_grad():
+        best = model(images, tokens).topk(top_k, dim=1).indices  # [B, k]
+    return ExplainedRows(
+        lambda m: m, images.repeat_interleave(top_k, dim=0), (_repeat_rows(tokens, top_k),),
+        ClassLogit(best.flatten()), layer, ["answer"] * best.numel(),
+        [model.answers[i] for i in best.flatten().tolist()], to_grid,
+    )  # fmt: skip
+
+
+def signed_maps(
+    rows: ExplainedRows,
+    model: nn.Module,
+    methods: Sequence[str] = SANITY_METHODS,
+    occlusion_grid: tuple[int, int] = (32, 16),
+    batch_size: int = 256,
+) -> dict[str, Tensor]:
+    """Each method's signed map of every row at input size `[R, H, W]`: the CAM family's map
+    upsampled (bilinear), the pixel methods' attribution summed over colour channels, the
+    occlusion drop (window, stride = `occlusion_grid`)."""
+    unknown = sorted(set(methods) - set(SANITY_METHODS))
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(SANITY_METHODS)}")
+    forward, images, args = rows.forward_of(model), rows.images, rows.forward_args
+    size = (images.shape[-2], images.shape[-1])
+    cams = [m for m in methods if m in GRADIENT_METHODS or m == "guided_grad_cam"]
+    maps: dict[str, Tensor] = {}
+    if cams:
+        with explaining(model, images.device):
+            with Tap(model, rows.layer, to_grid=rows.to_grid) as tap:
+                scores = rows.target(forward(images, *args))
+            activations, gradients = tap.gradients(scores)  # [R, K, h, w]
+            tap.release()
+        for method in {*cams, "gradcam"} - {"guided_grad_cam"}:
+            raw = gradient_map(method, activations, gradients)  # [R, h, w]
+            maps[method] = upsample_maps(raw.detach(), size)
+    pixel = {}
+    for method in {m for m in methods if m in RULE_METHODS} | (
+        {"guided_backprop"} if "guided_grad_cam" in methods else set()
+    ):
+        pixel[method], _ = rule_gradients(
+            RULE_METHODS[method], forward, images, rows.target, model, args
+        )  # [R, C, H, W]
+        maps[method] = pixel[method].sum(dim=1)
+    if "guided_grad_cam" in methods:  # Selvaraju et al. 2017: guided backprop x Grad-CAM
+        maps["guided_grad_cam"] = (pixel["guided_backprop"] * maps["gradcam"][:, None]).sum(1)
+    if "occlusion" in methods:
+        window, stride = occlusion_grid
+        explained = occlusion(
+            forward, images, rows.target, window=window, stride=stride, batch_size=batch_size,
+            model=model, forward_args=args,
+        )  # fmt: skip
+        maps["occlusion"] = explained.raw[:, 0]
+    return {method: maps[method] for method in methods}
+
+
+@dataclass
+class SanityResult:
+    """Similarity of each randomised step's maps to the trained model's, by order, step (the
+    layer randomised last, output first) and method; the trained maps `[R, H, W]` by method,
+    and the randomised maps of the kept rows by order, step and method."""
+
+    layers: list[str]  # input to output
+    similarity: dict[str, dict[str, dict[str, MapSimilarity]]]  # order -> layer -> method
+    trained_maps: dict[str, Tensor]
+    randomized_maps: dict[str, dict[str, dict[str, Tensor]]] = field(default_factory=dict)
+    kept_rows: list[int] = field(default_factory=list)
+
+    def curve(self, order: str, method: str, measure: str) -> list[float | None]:
+        """A measure's mean over the rows at each step of `order` (output layer first)."""
+        return [self.similarity[order][layer][method].means()[measure] for layer in self.steps]
+
+    @property
+    def steps(self) -> list[str]:
+        return list(reversed(self.layers))
+
+
+def model_randomization(
+    model: nn.Module,
+    rows: ExplainedRows,
+    *,
+    methods: Sequence[str] = SANITY_METHODS,
+    layers: Sequence[str] | None = None,
+    orders: Sequence[str] = ORDERS,
+    seed: int = 0,
+    occlusion_grid: tuple[int, int] = (32, 16),
+    keep_rows: Sequence[int] = (),
+    trained_maps: dict[str, Tensor] | None = None,
+) -> SanityResult:
+    """The model-parameter randomisation test of every method on `rows`: the trained model's
+    maps against those of copies with `layers` (default: every module owning parameters, in
+    forward order) re-initialised, cascading from the output and one at a time. `model` itself
+    is never changed (each step works on a deep copy). The maps of `keep_rows` are kept for
+    figures; `trained_maps` (from `signed_maps` of the same rows) saves computing them again."""
+    if layers is None:
+        layers = parameter_layers(model, rows.run)
+    layers = list(layers)
+    if trained_maps is None:
+        trained_maps = signed_maps(rows, model, methods, occlusion_grid)
+    trained = {method: trained_maps[method] for method in methods}
+    similarity: dict[str, dict[str, dict[str, MapSimilarity]]] = {}
+    kept: dict[str, dict[str, dict[str, Tensor]]] = {}
+    first: dict[str, Tensor] | None = None  # the top layer alone: first step of both orders
+    for order in orders:
+        similarity[order], kept[order] = {}, {}
+        for step, (layer, randomized) in enumerate(randomized_models(model, layers, order, seed)):
+            if step == 0 and first is not None:
+                maps = first
+            else:
+                maps = signed_maps(rows, randomized, methods, occlusion_grid)
+            if step == 0:
+                first = maps
+            similarity[order][layer] = {m: map_similarity(trained[m], maps[m]) for m in methods}
+            kept[order][layer] = {m: maps[m][list(keep_rows)] for m in methods}
+    return SanityResult(layers, similarity, trained, kept, list(keep_rows))

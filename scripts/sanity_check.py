@@ -1,0 +1,183 @@
+"""Sanity checks for saliency maps (Adebayo et al., NeurIPS 2018) on a captioner and a VQA model:
+does each method's map change when the model's weights are randomised?
+
+Model-parameter randomisation: the layers (modules owning parameters, in forward order, or
+--layers) are re-initialised with their own reset_parameters() from the output down, cascading
+and one at a time, on copies of the model; the maps of the same targets (every word of each
+caption and the whole caption, the trained model's top answers of each question) are compared
+with the trained model's maps by Spearman rank correlation (signed and absolute), SSIM and HOG
+similarity. A method whose maps stay alike after randomisation does not show what the model
+learnt. Data randomisation: with --vqa-twin / --captioner-twin (a model trained with
+scripts/train_vqa.py --permute-answers / train_captioner.py --shuffle-captions) the twin's maps
+of the same targets are compared too.
+
+    python scripts/sanity_check.py --root data/shapes --split val --limit 4
+
+Writes OUT/metrics.json, OUT/sanity_curves.png and OUT/sanity_<task>_<n>.png, prints a table
+per task and order, and ends with one JSON line holding the mean Spearman correlation per
+method after full cascading randomisation, the twin's, and the time against one plain pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from mmcam.core.model_state import explaining
+from mmcam.data.annotations import split_paths
+from mmcam.data.files import write_json
+from mmcam.data.images import load_image
+from mmcam.evaluation.map_similarity import map_similarity
+from mmcam.runs.inputs import read_caption_data, read_vqa_data
+from mmcam.runs.models import ExplainedModel, load_run_captioner, load_run_vqa, run_device
+from mmcam.runs.sanity import (
+    SANITY_METHODS,
+    ExplainedRows,
+    caption_rows,
+    model_randomization,
+    signed_maps,
+    vqa_rows,
+)
+from mmcam.runs.sanity_report import (
+    full_randomization,
+    map_grids,
+    plot_curves,
+    result_metrics,
+    similarity_table,
+)
+
+DEFAULT_TWIN = Path(__file__).resolve().parent.parent / "models" / "vqa_random_labels"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--root", default="data/shapes", help="COCO / VQA v2 root (default: %(default)s)"
+    )
+    p.add_argument("--split", default="val", help="split (default: val)")
+    p.add_argument("--limit", type=int, default=4, help="first N images (default: %(default)s)")
+    p.add_argument("--task", choices=["both", "captions", "vqa"], default="both")
+    p.add_argument("--checkpoint", help="model folder for --task captions or vqa")
+    p.add_argument("--hf", metavar="NAME_OR_PATH", help="Hugging Face model for --task")
+    p.add_argument("--layer", help="explained (CAM) layer (default: the model's)")
+    p.add_argument("--layers", nargs="+", help="layers to randomise, input to output "
+                   "(default: every module owning parameters, in forward order)")  # fmt: skip
+    p.add_argument("--methods", nargs="+", default=list(SANITY_METHODS), choices=SANITY_METHODS)
+    p.add_argument("--top-k", type=int, default=3, help="answers per question (default: 3)")
+    p.add_argument("--occlusion", type=int, nargs=2, default=[32, 32], metavar=("WINDOW", "STRIDE"))
+    p.add_argument("--seed", type=int, default=0, help="re-initialisation seed")
+    p.add_argument("--vqa-twin", default=str(DEFAULT_TWIN) if DEFAULT_TWIN.is_dir() else None,
+                   help="label-randomised VQA model folder (default: %(default)s)")  # fmt: skip
+    p.add_argument("--captioner-twin", help="caption-shuffled captioner folder")
+    p.add_argument("--grids", type=int, default=2, help="images drawn per task (default: 2)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="out/sanity_check", help="output folder (default: %(default)s)")
+    return p
+
+
+def _task_rows(task: str, loaded: ExplainedModel, args: argparse.Namespace) -> tuple:
+    """The rows of fixed targets, the images drawn, and their titles."""
+    paths = split_paths(args.root, args.split)
+    device = loaded.device
+    if task == "captions":
+        data = read_caption_data(paths["captions"], paths["images"], limit=args.limit)
+    else:
+        data = read_vqa_data(paths["questions"], paths["images"], limit=args.limit)
+    files = list(data.files.values())
+    pictures = [load_image(f) for f in files]
+    images = torch.stack([loaded.preprocess(p) for p in pictures]).to(device)
+    model = loaded.model
+    if task == "captions":
+        with explaining(model, device), torch.no_grad():
+            captions = model.generate(images)
+        rows = caption_rows(model, images, captions, loaded.layer, loaded.to_grid)
+        caption_row = [rows.kinds.index("caption") + i for i in range(len(captions))]
+        titles = [f"caption: {rows.labels[r]}" for r in caption_row]
+        return rows, pictures, caption_row, titles
+    questions = [items[0].question for items in data.questions.values()]
+    rows = vqa_rows(model, images, questions, loaded.layer, args.top_k, loaded.to_grid)
+    best = [i * args.top_k for i in range(len(questions))]
+    titles = [f"{q} -> {rows.labels[r]}" for q, r in zip(questions, best, strict=True)]
+    return rows, pictures, best, titles
+
+
+def _twin_similarity(rows: ExplainedRows, trained: dict, twin: ExplainedModel, args) -> dict:
+    """Each method's similarity between the trained model's maps and the twin's."""
+    maps = signed_maps(rows, twin.model, args.methods, tuple(args.occlusion))
+    return {m: map_similarity(trained[m], maps[m]).means() for m in args.methods}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    if (args.checkpoint or args.hf) and args.task == "both":
+        raise SystemExit("--checkpoint / --hf name one model: give --task captions or --task vqa")
+    device = run_device(args.device)
+    out = Path(args.out)
+    tasks = ["captions", "vqa"] if args.task == "both" else [args.task]
+    loaders = {"captions": load_run_captioner, "vqa": load_run_vqa}
+    twins = {"captions": args.captioner_twin, "vqa": args.vqa_twin}
+    results, metrics, line = {}, {}, {"spearman_full_randomisation": {}}
+    line["spearman_abs_full_randomisation"] = {}
+    line["spearman_label_randomised_twin"] = {}
+    timing = {}
+    for task in tasks:
+        loaded = loaders[task](args.checkpoint, device=device, layer=args.layer, hf=args.hf)
+        rows, pictures, kept, titles = _task_rows(task, loaded, args)
+        images = len(pictures)
+        kept, pictures, titles = kept[: args.grids], pictures[: args.grids], titles[: args.grids]
+        start, cpu = time.perf_counter(), time.process_time()
+        trained = signed_maps(rows, loaded.model, args.methods, tuple(args.occlusion))
+        plain, plain_cpu = time.perf_counter() - start, time.process_time() - cpu
+        start, cpu = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # modules that never run: reported below
+            result = model_randomization(
+                loaded.model, rows, methods=args.methods, layers=args.layers, seed=args.seed,
+                occlusion_grid=tuple(args.occlusion), keep_rows=kept, trained_maps=trained,
+            )  # fmt: skip
+        check, check_cpu = time.perf_counter() - start, time.process_time() - cpu
+        results[task] = result
+        for order in ("cascading", "independent"):
+            print(f"\n[{task}: {len(rows.kinds)} targets of {images} images]")
+            print(similarity_table(result, order), end="")
+        metrics[task] = {"targets": len(rows.kinds), **result_metrics(result)}
+        line["spearman_full_randomisation"][task] = full_randomization(result)
+        line["spearman_abs_full_randomisation"][task] = full_randomization(result, "spearman_abs")
+        if twins[task]:
+            twin = loaders[task](twins[task], device=device, layer=args.layer)
+            similarity = _twin_similarity(rows, result.trained_maps, twin, args)
+            metrics[task]["label_randomised_twin"] = {"model": twins[task], **similarity}
+            line["spearman_label_randomised_twin"][task] = {
+                m: s["spearman"] for m, s in similarity.items()
+            }
+            print(f"label-randomised twin ({twins[task]}), mean spearman / ssim:")
+            for m, s in similarity.items():
+                print(f"  {m:>16}: {s['spearman']:+.3f}  {s['ssim']:+.3f}")
+        map_grids(result, pictures, titles, out, task)
+        timing[task] = {
+            "plain_pass_s": round(plain, 2), "check_s": round(check, 2),
+            "ratio": round(check / plain, 1), "plain_pass_cpu_s": round(plain_cpu, 2),
+            "check_cpu_s": round(check_cpu, 2), "cpu_ratio": round(check_cpu / plain_cpu, 1),
+        }  # fmt: skip
+        print(f"{task}: check {check:.1f} s = {check / plain:.1f} x one plain pass of all "
+              f"methods over the same targets ({plain:.2f} s); CPU time {check_cpu:.1f} s = "
+              f"{check_cpu / plain_cpu:.1f} x {plain_cpu:.2f} s")  # fmt: skip
+    plot_curves(results, out / "sanity_curves.png")
+    metrics["timing"] = timing
+    metrics["command"] = vars(args)
+    write_json(out / "metrics.json", metrics, indent=1)
+    print(f"figures and metrics.json in {out}")
+    line["timing"] = timing
+    print(json.dumps(line))
+    return line
+
+
+if __name__ == "__main__":
+    main()
