@@ -8,7 +8,9 @@ differs is refused, naming what changed; `overwrite` removes the old run's files
 
 One process writes a folder at a time: the main process holds an exclusive `flock` on
 `<out>/.lock` for the whole run (the kernel releases it if the process dies, so a crash leaves
-no stale lock). torchrun's other ranks belong to the same run and take no lock.
+no stale lock). torchrun's other ranks belong to the same run and take no lock. A forked child
+(a DataLoader worker) lets go of its copy of the lock at once, so a worker that outlives a killed
+run cannot keep the folder locked.
 """
 
 from __future__ import annotations
@@ -92,6 +94,24 @@ def remove_run(out: Path) -> None:
         shutil.rmtree(out / name, ignore_errors=True)
 
 
+_HELD_LOCKS: set[int] = set()  # file descriptors of the locks this process holds
+
+
+def _let_go_of_locks_in_child() -> None:
+    """In a forked child: point each held lock's descriptor at /dev/null. `flock` belongs to the
+    open file, which a fork shares, so the lock would otherwise live as long as the child."""
+    if not _HELD_LOCKS:
+        return
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for descriptor in _HELD_LOCKS:
+        os.dup2(devnull, descriptor)
+    os.close(devnull)
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_let_go_of_locks_in_child)
+
+
 class FolderLock:
     """An exclusive, non-blocking `flock` on `<out>/.lock`; a second process refuses."""
 
@@ -117,9 +137,11 @@ class FolderLock:
         file.write(f"pid {os.getpid()}")
         file.flush()
         self._file = file
+        _HELD_LOCKS.add(file.fileno())
 
     def release(self) -> None:
         if self._file is not None:
+            _HELD_LOCKS.discard(self._file.fileno())
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None

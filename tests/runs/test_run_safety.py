@@ -7,7 +7,11 @@ from __future__ import annotations
 import errno
 import importlib.util
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +121,39 @@ def test_a_second_process_on_the_same_folder_refuses(data, tmp_path):
         other.release()
     explain_vqa(arguments(data, out))  # the lock is free again
     assert (out / "vqa_results.json").exists()
+
+
+def test_a_forked_worker_outliving_a_killed_run_does_not_keep_the_folder_locked(tmp_path):
+    # A DataLoader worker shares the lock's open file; the run's SIGKILL does not reach it.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys, time\n"
+            "from pathlib import Path\n"
+            "from mmcam.runs.output_folder import FolderLock\n"
+            "lock = FolderLock(Path(sys.argv[1]))\n"
+            "lock.acquire()\n"
+            "if os.fork() == 0:\n"
+            "    time.sleep(60)\n"
+            "    os._exit(0)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        holder.kill()  # the parent only: its forked child lives on
+        holder.wait()
+        lock = FolderLock(tmp_path)
+        lock.acquire()  # no "being written by another run"
+        lock.release()
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
 
 
 def test_only_data_errors_are_skipped_and_a_fault_stops_the_run_keeping_finished_chunks(
