@@ -28,7 +28,7 @@ import numpy as np
 
 from mmcam.data.vocab import tokenize
 from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS
-from mmcam.evaluation.caption_metrics import caption_bleu
+from mmcam.evaluation.caption_metrics import SPICE_UNAVAILABLE, caption_bleu, coco_caption_scores
 from mmcam.evaluation.vqa_accuracy import vqa_evaluate
 
 __all__ = ["BoxScores", "caption_metrics", "report_text", "summary", "vqa_metrics"]
@@ -46,23 +46,26 @@ def _fraction(hits: float, count: int) -> float | None:
 class BoxScores:
     """Counts over scored maps: pointing, localisation at the box threshold, the sweep."""
 
-    def __init__(self, box_threshold: float, tolerance: float, instances: bool) -> None:
-        self.box_threshold, self.tolerance = box_threshold, tolerance
+    def __init__(self, box_threshold: float, tolerance: float | None, instances: bool) -> None:
+        self.box_threshold, self.tolerance = box_threshold, tolerance  # None: scaled
         self.instances = instances  # an instances file was given
         self.named = 0  # maps of a category word / question
         self.unmatched = 0  # ... whose category (and colour) has no object in the image
         self.count = 0
         self.pointing = 0
+        self.pointing_0px = 0
+        self.tolerance_sum = 0.0  # pixels, over the maps scored
         self.located = 0
         self.sweep = np.zeros(len(DEFAULT_THRESHOLDS), dtype=np.int64)
-        self.per_category: dict[str, list[int]] = {}  # [count, pointing, located, unmatched]
+        # [count, pointing, located, unmatched, pointing at 0 px]
+        self.per_category: dict[str, list[int]] = {}
 
     def add(self, scored: Mapping[str, Any], category: str) -> None:
         self.named += 1
         truth = scored.get("gt_boxes")
         if truth is None:
             return
-        row = self.per_category.setdefault(category, [0, 0, 0, 0])
+        row = self.per_category.setdefault(category, [0, 0, 0, 0, 0])
         if not truth:
             self.unmatched += 1
             row[3] += 1
@@ -70,15 +73,26 @@ class BoxScores:
         located = scored["iou"] >= 0.5
         self.count += 1
         self.pointing += scored["pointing"]
+        self.pointing_0px += scored["pointing_0px"]
+        self.tolerance_sum += scored["pointing_tolerance"]
         self.located += located
         self.sweep += np.asarray(scored["box_hits"], dtype=np.int64)
         row[0] += 1
         row[1] += scored["pointing"]
         row[2] += located
+        row[4] += scored["pointing_0px"]
+
+    def tolerance_metrics(self) -> dict[str, Any]:
+        """How far outside a box a peak may lie: the rule, and its mean in pixels."""
+        rule = "fixed" if self.tolerance is not None else "15/224 of the image's shorter side"
+        mean = self.tolerance_sum / self.count if self.count else self.tolerance
+        return {"tolerance": self.tolerance, "tolerance_rule": rule, "mean_tolerance_px": mean}
 
     def metrics(self) -> dict[str, Any]:
         if not self.instances:
-            return {"loc_accuracy": None, "maxboxacc": None, "pointing": None}
+            return {
+                "loc_accuracy": None, "maxboxacc": None, "pointing": None, "pointing_0px": None
+            }  # fmt: skip
         sweep = [_fraction(int(h), self.count) for h in self.sweep]
         best = int(np.argmax([s or 0 for s in sweep]))
         keys = [f"{t:.2f}" for t in DEFAULT_THRESHOLDS]
@@ -101,16 +115,24 @@ class BoxScores:
                 "accuracy": _fraction(self.pointing, self.count),
                 "hits": self.pointing,
                 "count": self.count,
-                "tolerance": self.tolerance,
+                **self.tolerance_metrics(),
+            },
+            "pointing_0px": {
+                "accuracy": _fraction(self.pointing_0px, self.count),
+                "hits": self.pointing_0px,
+                "count": self.count,
             },
             "per_category": {
                 name: {
                     "count": count,
                     "pointing": _fraction(pointing, count),
+                    "pointing_0px": _fraction(exact, count),
                     "loc_accuracy": _fraction(located, count),
                     "unmatched": unmatched,
                 }
-                for name, (count, pointing, located, unmatched) in sorted(self.per_category.items())
+                for name, (count, pointing, located, unmatched, exact) in sorted(
+                    self.per_category.items()
+                )
             },
         }
 
@@ -175,7 +197,8 @@ def caption_metrics(
     bad = _BadData()
     boxes = BoxScores(options.box_threshold, options.pointing_tolerance, instances)
     deletion = _Deletion(options.deletion_steps)
-    hypotheses, reference_sets, empty = [], [], []
+    captions: dict[int, str] = {}
+    empty = []
     for record in records:
         images += 1
         if not bad.add(record):
@@ -184,28 +207,45 @@ def caption_metrics(
         if not record["words"]:
             empty.append(image_id)
         if references.get(image_id):
-            hypotheses.append(tokenize(record["caption"]))
-            reference_sets.append([tokenize(caption) for caption in references[image_id]])
+            captions[image_id] = record["caption"]
         for mention in record["mentions"]:
             boxes.add(mention, mention["category"])
         deletion.add(record.get("deletion_auc"))
-    bleu = caption_bleu(hypotheses, reference_sets) if hypotheses else None
+    coco = coco_caption_scores(captions, references) if captions else None
+    nltk_bleu = (
+        caption_bleu(
+            [tokenize(text) for text in captions.values()],
+            [[tokenize(reference) for reference in references[i]] for i in captions],
+        )
+        if captions
+        else None
+    )
     located = boxes.metrics()
     bad_data = bad.metrics()
     bad_data["empty_captions"] = {"count": len(empty), "ids": empty}
+    words = boxes.count + boxes.unmatched
     return {
         "task": "captions",
         "images": images,
         "captioned": images - len(bad.failed),
-        "bleu": bleu,
-        "bleu4": bleu["bleu4"] if bleu else None,
+        "scored_captions": len(captions),
+        "bleu": {k: coco[k] for k in ("bleu1", "bleu2", "bleu3", "bleu4")} if coco else None,
+        "bleu4": coco["bleu4"] if coco else None,
+        "meteor": coco["meteor"] if coco else None,
+        "rouge_l": coco["rouge_l"] if coco else None,
+        "cider": coco["cider"] if coco else None,
+        "spice": None,
+        "spice_unavailable": SPICE_UNAVAILABLE,
+        "nltk_bleu": nltk_bleu,
         "category_words": boxes.named,
         "word_pointing": {
-            "accuracy": _fraction(boxes.pointing, boxes.count + boxes.unmatched),
+            "accuracy": _fraction(boxes.pointing, words),
             "hits": boxes.pointing,
-            "words": boxes.count + boxes.unmatched,
+            "accuracy_0px": _fraction(boxes.pointing_0px, words),
+            "hits_0px": boxes.pointing_0px,
+            "words": words,
             "unmatched": boxes.unmatched,
-            "tolerance": boxes.tolerance,
+            **boxes.tolerance_metrics(),
         }
         if boxes.instances
         else None,
@@ -254,9 +294,10 @@ def vqa_metrics(
         if record["categories"]:
             boxes.add(record, record["categories"][0])
             if record.get("gt_boxes"):
-                row = by_type.setdefault(record.get("question_type") or "unknown", [0, 0])
+                row = by_type.setdefault(record.get("question_type") or "unknown", [0, 0, 0])
                 row[0] += 1
                 row[1] += record["pointing"]
+                row[2] += record["pointing_0px"]
         deletion.add(record.get("deletion_auc"))
     accuracy = answered = per_answer_type = None
     if annotations:
@@ -282,9 +323,10 @@ def vqa_metrics(
         "questions_naming_a_category": boxes.named,
         **boxes.metrics(),
         "pointing_by_question_type": {
-            name: {"accuracy": hits / count, "hits": hits, "count": count}
-            for name, (count, hits) in sorted(by_type.items())
-        },
+            name: {"accuracy": hits / count, "hits": hits, "accuracy_0px": exact / count,
+                   "hits_0px": exact, "count": count}
+            for name, (count, hits, exact) in sorted(by_type.items())
+        },  # fmt: skip
         "deletion_auc": deletion.metrics(),
         "method": options.method,
         "smooth": options.smooth,
@@ -305,14 +347,20 @@ def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
     out: dict[str, Any] = {"task": metrics["task"], "images": metrics["images"]}
     if metrics["task"] == "captions":
-        out["bleu4"] = metrics["bleu4"]
+        for name in ("bleu4", "meteor", "rouge_l", "cider", "spice"):
+            out[name] = metrics[name]
+        out["nltk_bleu4"] = pick("nltk_bleu", "bleu4")
         out["word_pointing"] = pick("word_pointing", "accuracy")
+        out["word_pointing_0px"] = pick("word_pointing", "accuracy_0px")
     else:
         out["questions"] = metrics["questions"]
         out["vqa_accuracy"] = metrics["vqa_accuracy"]
     out["loc_accuracy"] = pick("loc_accuracy", "accuracy")
     out["maxboxacc"] = pick("maxboxacc", "accuracy")
     out["pointing"] = pick("pointing", "accuracy")
+    out["pointing_0px"] = pick("pointing_0px", "accuracy")
+    for name in ("coco_ap", "coco_ap50", "coco_ap75", "corloc"):
+        out[name] = metrics.get(name)
     for name in ("gradcam", "random", "center"):
         out[f"deletion_auc_{name}"] = pick("deletion_auc", name)
     out["failed_images"] = metrics["bad_data"]["failed_images"]["count"]
@@ -334,18 +382,26 @@ def report_text(metrics: Mapping[str, Any]) -> str:
         lines.append(f"captions: {metrics['images']} images, {metrics['captioned']} captioned")
         bleu = metrics["bleu"]
         if bleu:
-            lines.append(
-                "BLEU-1..4 against all references: "
+            lines += [
+                f"COCO caption metrics (pycocoevalcap, PTB tokens, all references, "
+                f"{metrics['scored_captions']} captions):",
+                "  BLEU-1..4 "
                 + "  ".join(number_text(bleu[f"bleu{n}"]) for n in range(1, 5))
-            )
+                + f"  METEOR {number_text(metrics['meteor'])}  ROUGE-L "
+                f"{number_text(metrics['rouge_l'])}  CIDEr-D {number_text(metrics['cider'])}",
+                f"  SPICE unavailable: {metrics['spice_unavailable']}",
+                "nltk corpus BLEU-1..4 (mmcam's tokens): "
+                + "  ".join(number_text(metrics["nltk_bleu"][f"bleu{n}"]) for n in range(1, 5)),
+            ]
         lines.append(f"words naming a category: {metrics['category_words']}")
         pointing = metrics["word_pointing"]
         if pointing:
             lines.append(
-                f"word pointing (peak in that object's box, tolerance {pointing['tolerance']:g}"
-                f" px; words with no such object are misses): {number_text(pointing['accuracy'])}"
-                f" ({pointing['hits']} / {pointing['words']}, {pointing['unmatched']} with no "
-                "such object)"
+                f"word pointing (peak in that object's box, {_tolerance_text(pointing)}; words "
+                f"with no such object are misses): {number_text(pointing['accuracy'])} "
+                f"({pointing['hits']} / {pointing['words']}, {pointing['unmatched']} with no "
+                f"such object); at 0 px: {number_text(pointing['accuracy_0px'])} "
+                f"({pointing['hits_0px']} / {pointing['words']})"
             )
     else:
         lines.append(
@@ -363,8 +419,12 @@ def report_text(metrics: Mapping[str, Any]) -> str:
     lines += _box_lines(metrics)
     if metrics["task"] == "vqa" and metrics["pointing_by_question_type"]:
         lines.append("pointing by question type:")
+        lines.append(f"  {'question type':<24} {'scaled':>6} {'0 px':>6}  questions")
         for name, row in metrics["pointing_by_question_type"].items():
-            lines.append(f"  {name:<24} {number_text(row['accuracy'])}  ({row['count']})")
+            lines.append(
+                f"  {name:<24} {number_text(row['accuracy']):>6} "
+                f"{number_text(row['accuracy_0px']):>6}  {row['count']}"
+            )
     deletion = metrics["deletion_auc"]
     if deletion:
         lines.append(
@@ -377,27 +437,52 @@ def report_text(metrics: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tolerance_text(pointing: Mapping[str, Any]) -> str:
+    if pointing["tolerance"] is not None:
+        return f"tolerance {pointing['tolerance']:g} px"
+    mean = pointing["mean_tolerance_px"]
+    size = "" if mean is None else f", {mean:.1f} px on average"
+    return f"tolerance {pointing['tolerance_rule']}{size}"
+
+
 def _box_lines(metrics: Mapping[str, Any]) -> list[str]:
     located, best, pointing = metrics["loc_accuracy"], metrics["maxboxacc"], metrics["pointing"]
     if not located:
         return ["box metrics: no instances file given"]
+    exact = metrics["pointing_0px"]
     lines = [
         f"maps scored against ground truth: {located['count']}",
-        f"pointing game (tolerance {pointing['tolerance']:g} px): "
+        f"pointing game ({_tolerance_text(pointing)}): "
         f"{number_text(pointing['accuracy'])} ({pointing['hits']} / {pointing['count']})",
+        f"pointing game at 0 px (peak inside the box): {number_text(exact['accuracy'])} "
+        f"({exact['hits']} / {exact['count']})",
         f"localisation accuracy (IoU >= 0.5) at box threshold {located['threshold']:g}: "
         f"{number_text(located['accuracy'])}",
         "  threshold " + " ".join(f"{k:>5}" for k in located["sweep"]),
         "  accuracy  " + " ".join(f"{number_text(v, 2):>5}" for v in located["sweep"].values()),
         f"MaxBoxAcc (thresholds 0.00-0.99, step 0.01): {number_text(best['accuracy'])} "
         f"at {best['threshold']:g}",
-        f"  {'category':<16} {'maps':>5} {'pointing':>9} {'loc acc':>8} {'no object':>10}",
+        f"  {'category':<16} {'maps':>5} {'pointing':>9} {'at 0 px':>8} {'loc acc':>8} "
+        f"{'no object':>10}",
     ]
     for name, row in metrics["per_category"].items():
         lines.append(
             f"  {name:<16} {row['count']:>5} {number_text(row['pointing']):>9} "
-            f"{number_text(row['loc_accuracy']):>8} {row['unmatched']:>10}"
+            f"{number_text(row['pointing_0px']):>8} {number_text(row['loc_accuracy']):>8} "
+            f"{row['unmatched']:>10}"
         )
+    if "coco_ap" in metrics:
+        counts = metrics["box_detection"]
+        lines += [
+            f"boxes_results.json by pycocotools COCOeval over the named image-category pairs "
+            f"({counts['named_pairs']} pairs, {counts['boxes']} boxes, {counts['objects']} "
+            "objects):",
+            f"  AP {number_text(metrics['coco_ap'])}  AP50 {number_text(metrics['coco_ap50'])}"
+            f"  AP75 {number_text(metrics['coco_ap75'])}",
+            f"CorLoc (top box of each named pair holding the object, IoU >= 0.5): "
+            f"{number_text(metrics['corloc'])} ({counts['corloc_hits']} / "
+            f"{counts['pairs_with_objects']})",
+        ]
     return lines
 
 
