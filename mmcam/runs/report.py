@@ -4,19 +4,25 @@ a short report a person reads.
 Records are streamed (one pass, nothing but counters and caption text kept), so the metrics
 of a large run cost little memory. `metrics.json` holds:
 
-* captions: `bleu` (corpus BLEU-1..4 of the generated captions against every reference),
+* captions: the COCO caption metrics (pycocoevalcap, PTB tokens, every reference): `bleu`
+  (BLEU-1..4), `bleu4`, `meteor`, `rouge_l`, `cider` (CIDEr-D), and `spice` null with
+  `spice_unavailable` saying why; `nltk_bleu` (nltk's corpus BLEU-1..4 on mmcam's tokens);
   `word_pointing` (every word naming a category: its map's peak in a ground-truth box of that
-  category, and colour when the text gives one; words with no such object are misses, counted
-  in `unmatched`);
+  category, and colour when the text gives one, at the run's tolerance and at 0 px; words
+  with no such object are misses, counted in `unmatched`);
 * VQA: `vqa_accuracy` (official: min(#humans / 3, 1) over the ten leave-one-out subsets,
   normalised answers; a skipped or failed question scores 0) and `vqa_accuracy_answered`,
-  per answer type, and `pointing_by_question_type`;
+  per answer type, and `pointing_by_question_type` (scaled and 0 px);
 * both: `loc_accuracy` (the box around the largest component of map > threshold * max has
   IoU >= 0.5 with a ground-truth box; `sweep` over thresholds 0.10 .. 0.50), `maxboxacc`
-  (best accuracy over thresholds 0.05 .. 0.95), `pointing` (the pointing game at the run's
-  tolerance), `per_category`, all over the maps whose category has a ground-truth object in
-  the image (null without an instances file); `deletion_auc` with `gradcam`, `random` and
-  `center` (mean over items; lower is more faithful); `bad_data` (ids and reasons).
+  (best accuracy over thresholds 0.00 .. 0.99), `pointing` (the pointing game at the run's
+  tolerance: by default 15/224 of each image's shorter side) and `pointing_0px` (the peak
+  inside the box), `per_category`, all over the maps whose category has a ground-truth object
+  in the image (null without an instances file); `coco_ap`, `coco_ap50`, `coco_ap75` and
+  `corloc` of `boxes_results.json` over the named image-category pairs, with their counts in
+  `box_detection` (added by `mmcam.runs.run`, see `mmcam.evaluation.detection_metrics`);
+  `deletion_auc` with `gradcam`, `random` and `center` (mean over items; lower is more
+  faithful); `bad_data` (ids and reasons).
 """
 
 from __future__ import annotations
