@@ -34,7 +34,7 @@ from mmcam.runs.captions import explain_captions
 from mmcam.runs.command_line import add_run_arguments, options_from_arguments
 from mmcam.runs.inputs import read_caption_data, read_vqa_data
 from mmcam.runs.models import load_run_captioner, load_run_vqa, run_device
-from mmcam.runs.report import summary
+from mmcam.runs.readout import summary
 from mmcam.runs.shapes_report import shapes_evaluation, shapes_table
 from mmcam.runs.vqa import explain_vqa
 

@@ -28,8 +28,8 @@ __all__ = [
 ]
 
 SPICE_UNAVAILABLE = (
-    "SPICE not computed: pycocoevalcap's SPICE downloads the Stanford CoreNLP 3.6.0 models "
-    "on first use, and mmcam downloads nothing at run time"
+    "pycocoevalcap's SPICE downloads the Stanford CoreNLP 3.6.0 models on first use, and "
+    "mmcam downloads nothing at run time"
 )
 """Why the caption metrics hold `"spice": None`."""
 

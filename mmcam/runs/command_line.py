@@ -8,7 +8,7 @@ from typing import Any
 
 from mmcam.methods.pixel_space import EXPLAINER_METHODS
 from mmcam.runs.options import RunOptions
-from mmcam.runs.report import report_text, summary
+from mmcam.runs.readout import report_text, summary
 from mmcam.runs.run import RunResult
 
 # ----------------------------------------------------------------------------- command lines

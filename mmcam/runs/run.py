@@ -28,7 +28,7 @@ Files written to `<out>` (all atomically) once every chunk is done:
                            at input resolution, as float16; `read_map` resizes one to its
                            image's pixels
     items.jsonl            one record per image (captions) or question (VQA), every detail
-    metrics.json, report.txt   see `mmcam.runs.report`
+    metrics.json, report.txt   see `mmcam.runs.report` and `mmcam.runs.readout`
     figures/               overlays with boxes, with `save_figures`
     run.json               the options; a restart with different ones is refused
     timing.json            this process's images, seconds and images/s (the only file that
@@ -69,7 +69,8 @@ from mmcam.runs.models import (
 )
 from mmcam.runs.options import RunOptions
 from mmcam.runs.outputs import write_json_list, write_npz_stream
-from mmcam.runs.report import caption_metrics, report_text, vqa_metrics
+from mmcam.runs.readout import report_text
+from mmcam.runs.report import caption_metrics, vqa_metrics
 
 __all__ = ["RunResult"]
 

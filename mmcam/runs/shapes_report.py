@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mmcam.runs.report import (
-    number_text,
-)
+from mmcam.runs.readout import number_text
 
 # ----------------------------------------------------------------------------- shapes targets
 
