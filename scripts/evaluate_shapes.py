@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--root", default="data/shapes", help="shapes dataset root (default: %(default)s)"
     )
-    parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    parser.add_argument(
+        "--split", default="val", help="val to choose on, test to report (default: val)"
+    )
     parser.add_argument("--limit", type=int, help="only the first N images")
     parser.add_argument(
         "--captioner", help="captioner folder (default: the bundled models/captioner)"

@@ -25,7 +25,12 @@ def add_dataset_arguments(
         default="data/shapes",
         help=f"dataset root holding {root_holds} (default: %(default)s)",
     )
-    data.add_argument("--split", default="val", help="split name, e.g. val (default: val)")
+    data.add_argument(
+        "--split",
+        default="val",
+        help="split name: val to choose methods, layers and thresholds on, test to report "
+        "(default: val)",
+    )
     data.add_argument("--images", help="image folder (default: ROOT/SPLIT2014)")
     data.add_argument(
         "--instances",

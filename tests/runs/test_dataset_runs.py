@@ -200,7 +200,9 @@ def test_captions_run_writes_results_maps_boxes_and_bleu_of_every_readable_image
     for name in ("bleu4", "meteor", "rouge_l", "cider"):
         assert metrics[name] == pytest.approx(coco[name], abs=1e-12) and line[name] == metrics[name]
     assert metrics["bleu"]["bleu1"] == pytest.approx(coco["bleu1"], abs=1e-12)
-    assert metrics["spice"] is None and "SPICE unavailable" in (out / "report.txt").read_text()
+    report = (out / "report.txt").read_text()
+    assert metrics["spice"] is None and "SPICE unavailable" in report
+    assert "CorLoc (top box of each named pair" in report and "pointing game at 0 px" in report
     assert line["images"] == line["images_explained"] == 10
     with np.load(out / "maps.npz") as maps:
         for record in records:
