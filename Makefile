@@ -5,7 +5,7 @@ VENV   := .venv
 PYTHON := $(VENV)/bin/python
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: install run test lint demo bench chromium screenshots
+.PHONY: install run test lint demo bench chromium java screenshots
 
 install: $(VENV)/.installed
 
@@ -22,10 +22,17 @@ chromium:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# pycocoevalcap's PTB tokenizer and METEOR are Java programs (their jars ship inside its wheel,
+# nothing is downloaded); install Debian's Java runtime when `java` is missing.
+java:
+	@command -v java >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
+
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: install chromium lint
+test: install chromium java lint
 	$(VENV)/bin/pytest
 
 # The README's demo screenshots (the tests write theirs to a temporary folder).

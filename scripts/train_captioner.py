@@ -1,8 +1,11 @@
 """Train the reference captioner (CNN + attention LSTM) on a COCO-captions-format dataset.
 
 Reads <data>/annotations/captions_{train,val}2014.json and the images in <data>/train2014,
-<data>/val2014; validates (corpus BLEU-4 of greedy captions vs all references) after every
-epoch and keeps the best checkpoint (config.json, vocab.json, model.pt) in --out.
+<data>/val2014; validates (nltk corpus BLEU-4 of greedy captions vs all references) after every
+epoch and keeps the best checkpoint (config.json, vocab.json, model.pt) in --out. Each
+epoch's row in history.json also holds the COCO caption metrics (pycocoevalcap: BLEU-1..4,
+METEOR, ROUGE-L, CIDEr-D); the checkpoint is chosen on val by nltk's BLEU-4 (`nltk_bleu4`),
+as the bundled model's was.
 
     python scripts/train_captioner.py --data data/shapes             # a new out/captioner-DATE-TIME
     python scripts/train_captioner.py --data data/shapes --out models/captioner --overwrite
@@ -17,6 +20,7 @@ import torch
 from mmcam.data.annotations import read_coco_captions, split_paths
 from mmcam.data.training_sets import CaptionDataset, collate_captions, seed_everything
 from mmcam.data.vocab import Vocabulary
+from mmcam.evaluation.caption_metrics import CocoCaptionScorer
 from mmcam.zoo.captioner import Captioner, CaptionerConfig, save_captioner
 from mmcam.zoo.training import caption_loss, caption_scores, train, training_parser
 
@@ -77,18 +81,19 @@ def main(argv: list[str] | None = None) -> dict:
     )
     val = CaptionDataset(args.data, "val", vocab, limit=args.val_limit)
     print(f"{len(train_set)} train / {len(val)} val images, {len(vocab)} words")
-    return train(
-        Captioner(config, vocab),
-        train_set,
-        collate_captions,
-        caption_loss,
-        lambda m: caption_scores(m, val, beam_size=args.beam_size)[0],
-        save_captioner,
-        args,
-        generator,
-        metric="bleu4",
-        name="captioner",
-    )
+    with CocoCaptionScorer() as scorer:  # one METEOR process for every epoch
+        return train(
+            Captioner(config, vocab),
+            train_set,
+            collate_captions,
+            caption_loss,
+            lambda m: caption_scores(m, val, beam_size=args.beam_size, scorer=scorer)[0],
+            save_captioner,
+            args,
+            generator,
+            metric="nltk_bleu4",
+            name="captioner",
+        )
 
 
 if __name__ == "__main__":

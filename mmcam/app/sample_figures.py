@@ -20,6 +20,7 @@ from torch import Tensor
 from mmcam.core.targets import CaptionLogProb, ClassLogit
 from mmcam.data.files import write_json
 from mmcam.data.images import image_to_uint8, preprocess
+from mmcam.evaluation.box_metrics import pointing_game
 from mmcam.evaluation.localize import boxes_from_map
 from mmcam.evaluation.word_categories import WordCategories
 from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation, caption_tokens
@@ -165,12 +166,10 @@ def _word_pointing(
     for mention in WordCategories.shapes().find(words):
         for obj in sample["objects"]:
             if obj["kind"] == mention.category and obj["color"] == mention.color:
-                x, y, w, h = obj["bbox"]
                 inside = {}
                 for name, result in by_method.items():
                     if name in POINTING_METHODS:
                         heat = result.words.maps[index, mention.head]
-                        row, column = divmod(int(heat.argmax()), heat.shape[-1])
-                        inside[name] = x <= column < x + w and y <= row < y + h
+                        inside[name] = pointing_game(heat, [obj["bbox"]], 0).per_map[0]
                 found.append({"word": f"{mention.color} {mention.category}", "peak_inside": inside})
     return found

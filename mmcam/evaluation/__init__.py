@@ -1,8 +1,10 @@
-"""Judging maps: boxes from maps, box and pointing metrics, faithfulness (deletion / insertion),
-caption and VQA metrics, the words that name categories. Imports core only."""
+"""Judging maps: boxes from maps, box and pointing metrics, COCO AP and CorLoc (pycocotools),
+faithfulness (deletion / insertion), caption metrics (pycocoevalcap, nltk BLEU) and VQA
+accuracy, the words that name categories. Imports core only."""
 
 from mmcam.evaluation.box_metrics import (
     DEFAULT_THRESHOLDS,
+    POINTING_TOLERANCE,
     LocalizationAccuracy,
     MaxBoxAcc,
     PointingGame,
@@ -12,8 +14,15 @@ from mmcam.evaluation.box_metrics import (
     localization_accuracy,
     max_box_acc,
     pointing_game,
+    scaled_pointing_tolerance,
 )
-from mmcam.evaluation.caption_metrics import caption_bleu
+from mmcam.evaluation.caption_metrics import (
+    SPICE_UNAVAILABLE,
+    CocoCaptionScorer,
+    caption_bleu,
+    coco_caption_scores,
+)
+from mmcam.evaluation.detection_metrics import box_detection_metrics, corloc
 from mmcam.evaluation.faithfulness import (
     CausalCurve,
     blur_image,
@@ -28,21 +37,27 @@ from mmcam.evaluation.word_categories import CategoryMention, WordCategories
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "POINTING_TOLERANCE",
+    "SPICE_UNAVAILABLE",
     "Box",
     "CategoryMention",
     "CausalCurve",
+    "CocoCaptionScorer",
     "LocalizationAccuracy",
     "MaxBoxAcc",
     "PointingGame",
     "VQAReport",
     "WordCategories",
     "blur_image",
+    "box_detection_metrics",
     "box_iou",
     "box_iou_matrix",
     "boxes_from_map",
     "boxes_from_maps",
     "caption_bleu",
     "center_gaussian_map",
+    "coco_caption_scores",
+    "corloc",
     "deletion_auc",
     "energy_in_box",
     "insertion_auc",
@@ -52,6 +67,7 @@ __all__ = [
     "pointing_game",
     "random_map",
     "resize_map",
+    "scaled_pointing_tolerance",
     "smooth_maps",
     "vqa_accuracy",
     "vqa_evaluate",

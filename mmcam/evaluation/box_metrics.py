@@ -18,12 +18,14 @@ from typing import TypeAlias
 
 import numpy as np
 import torch
+from torchvision import ops
 
 from mmcam.evaluation.localize import Box, _as_array, _boxes_from_array, _per_map_sizes, resize_map
 
 __all__ = [
     "LocalizationAccuracy",
     "MaxBoxAcc",
+    "POINTING_TOLERANCE",
     "PointingGame",
     "box_iou",
     "box_iou_matrix",
@@ -31,6 +33,7 @@ __all__ = [
     "localization_accuracy",
     "max_box_acc",
     "pointing_game",
+    "scaled_pointing_tolerance",
 ]
 
 
@@ -77,14 +80,13 @@ def _as_boxes(boxes: BoxesLike | None) -> torch.Tensor:
 def box_iou_matrix(boxes_a: BoxesLike, boxes_b: BoxesLike) -> torch.Tensor:
     """IoU of every box in ``boxes_a`` with every box in ``boxes_b``: float64 ``[N, M]``.
 
-    IoU = |A ∩ B| / |A ∪ B| with areas ``w * h`` (COCO). Two empty boxes have IoU 0.
+    IoU = |A ∩ B| / |A ∪ B| with areas ``w * h`` (COCO), by ``torchvision.ops.box_iou``.
+    Two empty boxes have IoU 0.
     """
     a, b = _as_boxes(boxes_a), _as_boxes(boxes_b)  # [N, 4], [M, 4]
-    lo = torch.maximum(a[:, None, :2], b[None, :, :2])  # [N, M, 2]
-    hi = torch.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
-    inter = (hi - lo).clamp(min=0).prod(dim=-1)  # [N, M]
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-300), torch.zeros_like(inter))
+    corners_a, corners_b = ops.box_convert(a, "xywh", "xyxy"), ops.box_convert(b, "xywh", "xyxy")
+    iou = ops.box_iou(corners_a, corners_b)  # [N, M]
+    return torch.nan_to_num(iou, nan=0.0)  # 0 / 0: two empty boxes
 
 
 def box_iou(box_a: BoxLike, box_b: BoxLike) -> float:
@@ -203,25 +205,41 @@ class PointingGame:
     accuracy: float
     hits: int
     misses: int
-    tolerance: float
+    tolerance: float | None
+    """The tolerance asked for in pixels; None: scaled with each image (`POINTING_TOLERANCE`)."""
     per_map: list[bool]
     points: list[tuple[int, int] | None] = field(default_factory=list)
     """(x, y) column and row of each map's maximum, None for an empty map."""
+    tolerances: list[float] = field(default_factory=list)
+    """The tolerance in pixels each map was judged with."""
+
+
+POINTING_TOLERANCE = 15 / 224
+"""Zhang et al.'s 15 px on 224 px inputs, as a fraction of the image's shorter side."""
+
+
+def scaled_pointing_tolerance(height: int, width: int) -> float:
+    """The pointing game's tolerance for an image of `height` x `width` pixels: 15/224 of its
+    shorter side (15 px at 224 px, 8.6 px at 128 px), so a hit means the same at any size; a
+    fixed 15 px is a quarter of a 64 px image and turns misses into hits."""
+    return POINTING_TOLERANCE * min(height, width)
 
 
 def pointing_game(
     maps: torch.Tensor,
     gt_boxes: BoxesLike | Sequence[BoxesLike],
-    tolerance: float = 15,
+    tolerance: float | None = None,
     *,
     image_sizes: Sequence[int] | Sequence[Sequence[int]] | None = None,
 ) -> PointingGame:
     """Pointing game (Zhang et al. 2016, "Top-down Neural Attention by Excitation Backprop").
 
     A hit when the centre ``(c + 0.5, r + 0.5)`` of the map's maximum pixel lies within
-    ``tolerance`` px (Euclidean) of a ground-truth box ``[x, x+w] x [y, y+h]``; the paper's
-    15 px suits ~224 px images, use 0 (the pixel must be inside the box) for small images.
-    Ties go to the first maximum in row-major order; an all-zero map points nowhere: a miss.
+    ``tolerance`` px (Euclidean) of a ground-truth box ``[x, x+w] x [y, y+h]``. The paper's
+    15 px was set for 224 px inputs; by default (``None``) the tolerance scales with each
+    image, 15/224 of its shorter side (`scaled_pointing_tolerance`, measured on the map after
+    resizing to ``image_sizes``); 0 asks for the pixel to be inside the box. Ties go to the
+    first maximum in row-major order; an all-zero map points nowhere: a miss.
 
     ``maps`` is ``[H, W]`` with ``gt_boxes`` the boxes of that image, or ``[N, H, W]`` with
     one collection of boxes per map.
@@ -231,16 +249,19 @@ def pointing_game(
     per_map_gt = [gt_boxes] if single else list(gt_boxes)  # type: ignore[arg-type]
     if len(per_map_gt) != maps.shape[0]:
         raise ValueError(f"{len(per_map_gt)} ground-truth entries for {maps.shape[0]} maps")
-    if tolerance < 0:
+    if tolerance is not None and tolerance < 0:
         raise ValueError(f"tolerance is a distance in pixels >= 0, got {tolerance}")
     sizes = _per_map_sizes(image_sizes, maps.shape[0])
     per_map: list[bool] = []
     points: list[tuple[int, int] | None] = []
+    tolerances: list[float] = []
     for i, m in enumerate(maps):
         m = resize_map(m, None if sizes is None else sizes[i])
         gt = _as_boxes(per_map_gt[i])
         if not torch.isfinite(m).all():
             raise ValueError(f"map {i} holds NaN or inf values")
+        allowed = scaled_pointing_tolerance(*m.shape[-2:]) if tolerance is None else tolerance
+        tolerances.append(float(allowed))
         if not float(m.max()) > 0:
             per_map.append(False)
             points.append(None)
@@ -250,10 +271,12 @@ def pointing_game(
         dx = torch.clamp(torch.maximum(gt[:, 0] - px, px - (gt[:, 0] + gt[:, 2])), min=0)
         dy = torch.clamp(torch.maximum(gt[:, 1] - py, py - (gt[:, 1] + gt[:, 3])), min=0)
         dist = torch.sqrt(dx**2 + dy**2)
-        per_map.append(bool(len(gt)) and bool((dist <= tolerance).any()))
+        per_map.append(bool(len(gt)) and bool((dist <= allowed).any()))
         points.append((c, r))
     hits = sum(per_map)
-    return PointingGame(hits / len(per_map), hits, len(per_map) - hits, tolerance, per_map, points)
+    return PointingGame(
+        hits / len(per_map), hits, len(per_map) - hits, tolerance, per_map, points, tolerances
+    )
 
 
 def _box_mask(gt: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ from typing import Any
 
 from mmcam.methods.pixel_space import EXPLAINER_METHODS
 from mmcam.runs.options import RunOptions
-from mmcam.runs.report import report_text, summary
+from mmcam.runs.readout import report_text, summary
 from mmcam.runs.run import RunResult
 
 # ----------------------------------------------------------------------------- command lines
@@ -25,7 +25,12 @@ def add_dataset_arguments(
         default="data/shapes",
         help=f"dataset root holding {root_holds} (default: %(default)s)",
     )
-    data.add_argument("--split", default="val", help="split name, e.g. val (default: val)")
+    data.add_argument(
+        "--split",
+        default="val",
+        help="split name: val to choose methods, layers and thresholds on, test to report "
+        "(default: val)",
+    )
     data.add_argument("--images", help="image folder (default: ROOT/SPLIT2014)")
     data.add_argument(
         "--instances",
@@ -78,7 +83,7 @@ def print_run(result: RunResult | None, out: str | Path) -> dict | None:
     return line
 
 
-def add_run_arguments(parser: Any, *, pointing_tolerance: float = 15.0, deletion: int = 20) -> None:
+def add_run_arguments(parser: Any, *, deletion: int = 20) -> None:
     """The options every dataset script shares (a `RunOptions` each), on an argparse parser."""
     group = parser.add_argument_group("explaining and scoring")
     group.add_argument(
@@ -140,9 +145,11 @@ def add_run_arguments(parser: Any, *, pointing_tolerance: float = 15.0, deletion
     group.add_argument(
         "--pointing-tolerance",
         type=float,
-        default=pointing_tolerance,
+        default=None,
+        metavar="PIXELS",
         help="pointing game: a map's peak may lie this many pixels outside a ground-truth box "
-        "(15 for ~224 px photos, 0 for small images) (default: %(default)s)",
+        "(default: Zhang et al.'s 15 px at 224 px scaled with each image, 15/224 of its shorter "
+        "side: 8.6 px at 128 px); the pointing game at 0 px is always reported beside it",
     )
     group.add_argument(
         "--deletion-steps",

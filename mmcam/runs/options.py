@@ -19,7 +19,7 @@ class RunOptions:
     method: str = "gradcam"
     smooth: float = 0.0  # Gaussian sigma (input pixels) blurring maps before they are scored
     box_threshold: float = 0.15
-    pointing_tolerance: float = 15.0
+    pointing_tolerance: float | None = None  # pixels; None: 15/224 of each image's shorter side
     deletion_steps: int = 20  # 0: no deletion AUC
     max_length: int = 20
     beam_size: int = 1

@@ -1,22 +1,28 @@
-"""The figures of a dataset run (`mmcam.runs`): metrics from its per-item records, and
-a short report a person reads.
+"""The figures of a dataset run (`mmcam.runs`): metrics from its per-item records (the report
+a person reads and the JSON line are in `mmcam.runs.readout`).
 
 Records are streamed (one pass, nothing but counters and caption text kept), so the metrics
 of a large run cost little memory. `metrics.json` holds:
 
-* captions: `bleu` (corpus BLEU-1..4 of the generated captions against every reference),
+* captions: the COCO caption metrics (pycocoevalcap, PTB tokens, every reference): `bleu`
+  (BLEU-1..4), `bleu4`, `meteor`, `rouge_l`, `cider` (CIDEr-D), and `spice` null with
+  `spice_unavailable` saying why; `nltk_bleu` (nltk's corpus BLEU-1..4 on mmcam's tokens);
   `word_pointing` (every word naming a category: its map's peak in a ground-truth box of that
-  category, and colour when the text gives one; words with no such object are misses, counted
-  in `unmatched`);
+  category, and colour when the text gives one, at the run's tolerance and at 0 px; words
+  with no such object are misses, counted in `unmatched`);
 * VQA: `vqa_accuracy` (official: min(#humans / 3, 1) over the ten leave-one-out subsets,
   normalised answers; a skipped or failed question scores 0) and `vqa_accuracy_answered`,
-  per answer type, and `pointing_by_question_type`;
+  per answer type, and `pointing_by_question_type` (scaled and 0 px);
 * both: `loc_accuracy` (the box around the largest component of map > threshold * max has
   IoU >= 0.5 with a ground-truth box; `sweep` over thresholds 0.10 .. 0.50), `maxboxacc`
-  (best accuracy over thresholds 0.05 .. 0.95), `pointing` (the pointing game at the run's
-  tolerance), `per_category`, all over the maps whose category has a ground-truth object in
-  the image (null without an instances file); `deletion_auc` with `gradcam`, `random` and
-  `center` (mean over items; lower is more faithful); `bad_data` (ids and reasons).
+  (best accuracy over thresholds 0.00 .. 0.99), `pointing` (the pointing game at the run's
+  tolerance: by default 15/224 of each image's shorter side) and `pointing_0px` (the peak
+  inside the box), `per_category`, all over the maps whose category has a ground-truth object
+  in the image (null without an instances file); `coco_ap`, `coco_ap50`, `coco_ap75` and
+  `corloc` of `boxes_results.json` over the named image-category pairs, with their counts in
+  `box_detection` (added by `mmcam.runs.run`, see `mmcam.evaluation.detection_metrics`);
+  `deletion_auc` with `gradcam`, `random` and `center` (mean over items; lower is more
+  faithful); `bad_data` (ids and reasons).
 """
 
 from __future__ import annotations
@@ -28,10 +34,10 @@ import numpy as np
 
 from mmcam.data.vocab import tokenize
 from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS
-from mmcam.evaluation.caption_metrics import caption_bleu
+from mmcam.evaluation.caption_metrics import SPICE_UNAVAILABLE, caption_bleu, coco_caption_scores
 from mmcam.evaluation.vqa_accuracy import vqa_evaluate
 
-__all__ = ["BoxScores", "caption_metrics", "report_text", "summary", "vqa_metrics"]
+__all__ = ["BoxScores", "caption_metrics", "vqa_metrics"]
 
 
 SWEEP = DEFAULT_THRESHOLDS[10:51:5]
@@ -46,23 +52,26 @@ def _fraction(hits: float, count: int) -> float | None:
 class BoxScores:
     """Counts over scored maps: pointing, localisation at the box threshold, the sweep."""
 
-    def __init__(self, box_threshold: float, tolerance: float, instances: bool) -> None:
-        self.box_threshold, self.tolerance = box_threshold, tolerance
+    def __init__(self, box_threshold: float, tolerance: float | None, instances: bool) -> None:
+        self.box_threshold, self.tolerance = box_threshold, tolerance  # None: scaled
         self.instances = instances  # an instances file was given
         self.named = 0  # maps of a category word / question
         self.unmatched = 0  # ... whose category (and colour) has no object in the image
         self.count = 0
         self.pointing = 0
+        self.pointing_0px = 0
+        self.tolerance_sum = 0.0  # pixels, over the maps scored
         self.located = 0
         self.sweep = np.zeros(len(DEFAULT_THRESHOLDS), dtype=np.int64)
-        self.per_category: dict[str, list[int]] = {}  # [count, pointing, located, unmatched]
+        # [count, pointing, located, unmatched, pointing at 0 px]
+        self.per_category: dict[str, list[int]] = {}
 
     def add(self, scored: Mapping[str, Any], category: str) -> None:
         self.named += 1
         truth = scored.get("gt_boxes")
         if truth is None:
             return
-        row = self.per_category.setdefault(category, [0, 0, 0, 0])
+        row = self.per_category.setdefault(category, [0, 0, 0, 0, 0])
         if not truth:
             self.unmatched += 1
             row[3] += 1
@@ -70,15 +79,26 @@ class BoxScores:
         located = scored["iou"] >= 0.5
         self.count += 1
         self.pointing += scored["pointing"]
+        self.pointing_0px += scored["pointing_0px"]
+        self.tolerance_sum += scored["pointing_tolerance"]
         self.located += located
         self.sweep += np.asarray(scored["box_hits"], dtype=np.int64)
         row[0] += 1
         row[1] += scored["pointing"]
         row[2] += located
+        row[4] += scored["pointing_0px"]
+
+    def tolerance_metrics(self) -> dict[str, Any]:
+        """How far outside a box a peak may lie: the rule, and its mean in pixels."""
+        rule = "fixed" if self.tolerance is not None else "15/224 of the image's shorter side"
+        mean = self.tolerance_sum / self.count if self.count else self.tolerance
+        return {"tolerance": self.tolerance, "tolerance_rule": rule, "mean_tolerance_px": mean}
 
     def metrics(self) -> dict[str, Any]:
         if not self.instances:
-            return {"loc_accuracy": None, "maxboxacc": None, "pointing": None}
+            return {
+                "loc_accuracy": None, "maxboxacc": None, "pointing": None, "pointing_0px": None
+            }  # fmt: skip
         sweep = [_fraction(int(h), self.count) for h in self.sweep]
         best = int(np.argmax([s or 0 for s in sweep]))
         keys = [f"{t:.2f}" for t in DEFAULT_THRESHOLDS]
@@ -101,16 +121,24 @@ class BoxScores:
                 "accuracy": _fraction(self.pointing, self.count),
                 "hits": self.pointing,
                 "count": self.count,
-                "tolerance": self.tolerance,
+                **self.tolerance_metrics(),
+            },
+            "pointing_0px": {
+                "accuracy": _fraction(self.pointing_0px, self.count),
+                "hits": self.pointing_0px,
+                "count": self.count,
             },
             "per_category": {
                 name: {
                     "count": count,
                     "pointing": _fraction(pointing, count),
+                    "pointing_0px": _fraction(exact, count),
                     "loc_accuracy": _fraction(located, count),
                     "unmatched": unmatched,
                 }
-                for name, (count, pointing, located, unmatched) in sorted(self.per_category.items())
+                for name, (count, pointing, located, unmatched, exact) in sorted(
+                    self.per_category.items()
+                )
             },
         }
 
@@ -175,7 +203,8 @@ def caption_metrics(
     bad = _BadData()
     boxes = BoxScores(options.box_threshold, options.pointing_tolerance, instances)
     deletion = _Deletion(options.deletion_steps)
-    hypotheses, reference_sets, empty = [], [], []
+    captions: dict[int, str] = {}
+    empty = []
     for record in records:
         images += 1
         if not bad.add(record):
@@ -184,28 +213,45 @@ def caption_metrics(
         if not record["words"]:
             empty.append(image_id)
         if references.get(image_id):
-            hypotheses.append(tokenize(record["caption"]))
-            reference_sets.append([tokenize(caption) for caption in references[image_id]])
+            captions[image_id] = record["caption"]
         for mention in record["mentions"]:
             boxes.add(mention, mention["category"])
         deletion.add(record.get("deletion_auc"))
-    bleu = caption_bleu(hypotheses, reference_sets) if hypotheses else None
+    coco = coco_caption_scores(captions, references) if captions else None
+    nltk_bleu = (
+        caption_bleu(
+            [tokenize(text) for text in captions.values()],
+            [[tokenize(reference) for reference in references[i]] for i in captions],
+        )
+        if captions
+        else None
+    )
     located = boxes.metrics()
     bad_data = bad.metrics()
     bad_data["empty_captions"] = {"count": len(empty), "ids": empty}
+    words = boxes.count + boxes.unmatched
     return {
         "task": "captions",
         "images": images,
         "captioned": images - len(bad.failed),
-        "bleu": bleu,
-        "bleu4": bleu["bleu4"] if bleu else None,
+        "scored_captions": len(captions),
+        "bleu": {k: coco[k] for k in ("bleu1", "bleu2", "bleu3", "bleu4")} if coco else None,
+        "bleu4": coco["bleu4"] if coco else None,
+        "meteor": coco["meteor"] if coco else None,
+        "rouge_l": coco["rouge_l"] if coco else None,
+        "cider": coco["cider"] if coco else None,
+        "spice": None,
+        "spice_unavailable": SPICE_UNAVAILABLE,
+        "nltk_bleu": nltk_bleu,
         "category_words": boxes.named,
         "word_pointing": {
-            "accuracy": _fraction(boxes.pointing, boxes.count + boxes.unmatched),
+            "accuracy": _fraction(boxes.pointing, words),
             "hits": boxes.pointing,
-            "words": boxes.count + boxes.unmatched,
+            "accuracy_0px": _fraction(boxes.pointing_0px, words),
+            "hits_0px": boxes.pointing_0px,
+            "words": words,
             "unmatched": boxes.unmatched,
-            "tolerance": boxes.tolerance,
+            **boxes.tolerance_metrics(),
         }
         if boxes.instances
         else None,
@@ -254,9 +300,10 @@ def vqa_metrics(
         if record["categories"]:
             boxes.add(record, record["categories"][0])
             if record.get("gt_boxes"):
-                row = by_type.setdefault(record.get("question_type") or "unknown", [0, 0])
+                row = by_type.setdefault(record.get("question_type") or "unknown", [0, 0, 0])
                 row[0] += 1
                 row[1] += record["pointing"]
+                row[2] += record["pointing_0px"]
         deletion.add(record.get("deletion_auc"))
     accuracy = answered = per_answer_type = None
     if annotations:
@@ -282,136 +329,12 @@ def vqa_metrics(
         "questions_naming_a_category": boxes.named,
         **boxes.metrics(),
         "pointing_by_question_type": {
-            name: {"accuracy": hits / count, "hits": hits, "count": count}
-            for name, (count, hits) in sorted(by_type.items())
-        },
+            name: {"accuracy": hits / count, "hits": hits, "accuracy_0px": exact / count,
+                   "hits_0px": exact, "count": count}
+            for name, (count, hits, exact) in sorted(by_type.items())
+        },  # fmt: skip
         "deletion_auc": deletion.metrics(),
         "method": options.method,
         "smooth": options.smooth,
         "bad_data": bad_data,
     }
-
-
-def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """The headline figures of a run's metrics, flat, for the one JSON line scripts end with."""
-
-    def pick(*path: str) -> Any:
-        value: Any = metrics
-        for key in path:
-            if not isinstance(value, Mapping) or value.get(key) is None:
-                return None
-            value = value[key]
-        return value
-
-    out: dict[str, Any] = {"task": metrics["task"], "images": metrics["images"]}
-    if metrics["task"] == "captions":
-        out["bleu4"] = metrics["bleu4"]
-        out["word_pointing"] = pick("word_pointing", "accuracy")
-    else:
-        out["questions"] = metrics["questions"]
-        out["vqa_accuracy"] = metrics["vqa_accuracy"]
-    out["loc_accuracy"] = pick("loc_accuracy", "accuracy")
-    out["maxboxacc"] = pick("maxboxacc", "accuracy")
-    out["pointing"] = pick("pointing", "accuracy")
-    for name in ("gradcam", "random", "center"):
-        out[f"deletion_auc_{name}"] = pick("deletion_auc", name)
-    out["failed_images"] = metrics["bad_data"]["failed_images"]["count"]
-    if metrics["task"] == "vqa":
-        out["skipped_questions"] = metrics["bad_data"]["skipped_questions"]["count"]
-    return out
-
-
-def number_text(value: Any, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def report_text(metrics: Mapping[str, Any]) -> str:
-    """A short report of a run's metrics for a person to read."""
-    where = f"at layer {metrics['layer']}" if metrics["layer"] else "in pixel space"
-    blur = f", blurred by a Gaussian of sigma {metrics['smooth']:g} px" if metrics["smooth"] else ""
-    lines = [f"maps: {metrics['method']} {where}{blur}"]
-    if metrics["task"] == "captions":
-        lines.append(f"captions: {metrics['images']} images, {metrics['captioned']} captioned")
-        bleu = metrics["bleu"]
-        if bleu:
-            lines.append(
-                "BLEU-1..4 against all references: "
-                + "  ".join(number_text(bleu[f"bleu{n}"]) for n in range(1, 5))
-            )
-        lines.append(f"words naming a category: {metrics['category_words']}")
-        pointing = metrics["word_pointing"]
-        if pointing:
-            lines.append(
-                f"word pointing (peak in that object's box, tolerance {pointing['tolerance']:g}"
-                f" px; words with no such object are misses): {number_text(pointing['accuracy'])}"
-                f" ({pointing['hits']} / {pointing['words']}, {pointing['unmatched']} with no "
-                "such object)"
-            )
-    else:
-        lines.append(
-            f"VQA: {metrics['questions']} questions on {metrics['images']} images, "
-            f"{metrics['answered']} answered"
-        )
-        if metrics["vqa_accuracy"] is not None:
-            lines.append(
-                f"VQA accuracy: {number_text(metrics['vqa_accuracy'])} (answered questions only: "
-                f"{number_text(metrics['vqa_accuracy_answered'])})"
-            )
-            for name, value in sorted(metrics["vqa_accuracy_per_answer_type"].items()):
-                lines.append(f"  {name:<12} {number_text(value)}")
-        lines.append(f"questions naming a category: {metrics['questions_naming_a_category']}")
-    lines += _box_lines(metrics)
-    if metrics["task"] == "vqa" and metrics["pointing_by_question_type"]:
-        lines.append("pointing by question type:")
-        for name, row in metrics["pointing_by_question_type"].items():
-            lines.append(f"  {name:<24} {number_text(row['accuracy'])}  ({row['count']})")
-    deletion = metrics["deletion_auc"]
-    if deletion:
-        lines.append(
-            f"deletion AUC ({metrics['method']} vs baselines, {deletion['steps']} steps, "
-            f"{deletion['count']} items; lower is more faithful): "
-            f"{metrics['method']} {number_text(deletion['gradcam'])}  random "
-            f"{number_text(deletion['random'])}  centre {number_text(deletion['center'])}"
-        )
-    lines += _bad_data_lines(metrics["bad_data"])
-    return "\n".join(lines) + "\n"
-
-
-def _box_lines(metrics: Mapping[str, Any]) -> list[str]:
-    located, best, pointing = metrics["loc_accuracy"], metrics["maxboxacc"], metrics["pointing"]
-    if not located:
-        return ["box metrics: no instances file given"]
-    lines = [
-        f"maps scored against ground truth: {located['count']}",
-        f"pointing game (tolerance {pointing['tolerance']:g} px): "
-        f"{number_text(pointing['accuracy'])} ({pointing['hits']} / {pointing['count']})",
-        f"localisation accuracy (IoU >= 0.5) at box threshold {located['threshold']:g}: "
-        f"{number_text(located['accuracy'])}",
-        "  threshold " + " ".join(f"{k:>5}" for k in located["sweep"]),
-        "  accuracy  " + " ".join(f"{number_text(v, 2):>5}" for v in located["sweep"].values()),
-        f"MaxBoxAcc (thresholds 0.00-0.99, step 0.01): {number_text(best['accuracy'])} "
-        f"at {best['threshold']:g}",
-        f"  {'category':<16} {'maps':>5} {'pointing':>9} {'loc acc':>8} {'no object':>10}",
-    ]
-    for name, row in metrics["per_category"].items():
-        lines.append(
-            f"  {name:<16} {row['count']:>5} {number_text(row['pointing']):>9} "
-            f"{number_text(row['loc_accuracy']):>8} {row['unmatched']:>10}"
-        )
-    return lines
-
-
-def _bad_data_lines(bad: Mapping[str, Any]) -> list[str]:
-    failed = bad["failed_images"]
-    lines = [f"unreadable images (skipped): {failed['count']}"]
-    lines += [f"  {image_id}: {error}" for image_id, error in failed["errors"].items()]
-    for mode, row in bad["converted_to_rgb"].items():
-        lines.append(f"converted to RGB from {mode}: {row['count']} {row['ids']}")
-    if "empty_captions" in bad and bad["empty_captions"]["count"]:
-        row = bad["empty_captions"]
-        lines.append(f"empty captions: {row['count']} {row['ids']}")
-    if "skipped_questions" in bad:
-        row = bad["skipped_questions"]
-        lines.append(f"questions skipped: {row['count']}")
-        lines += [f"  {qid}: {reason}" for qid, reason in row["reasons"].items()]
-    return lines

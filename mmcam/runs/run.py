@@ -29,7 +29,7 @@ Files written to `<out>` (all atomically) once every chunk is done:
                            `read_map` resizes one to its
                            image's pixels
     items.jsonl            one record per image (captions) or question (VQA), every detail
-    metrics.json, report.txt   see `mmcam.runs.report`
+    metrics.json, report.txt   see `mmcam.runs.report` and `mmcam.runs.readout`
     figures/               overlays with boxes, with `save_figures`
     run.json               the fingerprint (data and its hashes, model hash, layer, options,
                            ids); a restart with a different one is refused (--overwrite
@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mmcam.data.files import write_atomically, write_json
+from mmcam.data.annotations import CocoInstance
+from mmcam.data.files import read_json, write_atomically, write_json
+from mmcam.evaluation.detection_metrics import box_detection_metrics
 from mmcam.methods.pixel_space import PIXEL_SPACE_METHODS, RULE_METHODS
 from mmcam.runs.chunks import (
     ChunkedRun,
@@ -72,7 +74,8 @@ from mmcam.runs.models import (
 from mmcam.runs.options import RunOptions
 from mmcam.runs.output_folder import claim, ids_digest
 from mmcam.runs.outputs import write_json_list, write_npz_stream
-from mmcam.runs.report import caption_metrics, report_text, vqa_metrics
+from mmcam.runs.readout import report_text
+from mmcam.runs.report import caption_metrics, vqa_metrics
 
 __all__ = ["RunResult"]
 
@@ -237,6 +240,8 @@ def _finish(
         )
         metrics = vqa_metrics(records(), options, data.instances is not None)
     write_json_list(out / "boxes_results.json", detections)
+    if data.instances is not None:
+        metrics.update(_box_detection(out / "boxes_results.json", data.instances, records(), task))
     write_npz_stream(
         out / "maps.npz",
         (item for index in range(run.chunk_count) for item in run.arrays(index).items()),
@@ -248,3 +253,28 @@ def _finish(
     write_json(out / "metrics.json", metrics)
     write_atomically(out / "report.txt", lambda file: file.write(report_text(metrics)))
     return metrics
+
+
+def _box_detection(
+    boxes_file: Path, instances: dict[int, list[CocoInstance]], records: Iterable[dict], task: str
+) -> dict:
+    """COCO AP (pycocotools) and CorLoc of the written `boxes_results.json` over the
+    image-category pairs the captions' words or the questions named."""
+    if task == "captions":
+        named = {
+            (r["image_id"], m["category_id"]) for r in records for m in r.get("mentions", [])
+        }
+    else:
+        named = {
+            (r["image_id"], r["category_ids"][0])
+            for r in records
+            if r.get("category_ids") and "answer" in r
+        }
+    truth = [
+        {"image_id": i.image_id, "category_id": i.category_id, "bbox": list(i.bbox),
+         "area": i.area, "iscrowd": i.iscrowd}
+        for image_id in sorted({image for image, _ in named})
+        for i in instances.get(image_id, [])
+    ]  # fmt: skip
+    scores = box_detection_metrics(read_json(boxes_file), truth, named)
+    return {**{k: v for k, v in scores.items() if k != "counts"}, "box_detection": scores["counts"]}

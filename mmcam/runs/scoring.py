@@ -56,8 +56,9 @@ def score_map(
     heat: Tensor, size: tuple[int, int], truth: list[list[float]] | None, options: RunOptions
 ) -> dict:
     """One map (input resolution) judged in the original image's pixels: its box at the box
-    threshold and, when the ground truth has boxes, pointing, the box's IoU and the box hits of
-    the whole threshold sweep (`DEFAULT_THRESHOLDS`, IoU >= 0.5)."""
+    threshold and, when the ground truth has boxes, pointing (at the run's tolerance, None:
+    15/224 of the image's shorter side, and at 0 px), the box's IoU and the box hits of the
+    whole threshold sweep (`DEFAULT_THRESHOLDS`, IoU >= 0.5)."""
     heat = resize_map(heat.detach().float().cpu(), size)
     boxes = boxes_from_map(heat, options.box_threshold)
     scored: dict[str, Any] = {
@@ -69,6 +70,8 @@ def score_map(
         point = pointing_game(heat, truth, options.pointing_tolerance)
         scored["peak"] = point.points[0]
         scored["pointing"] = point.per_map[0]
+        scored["pointing_tolerance"] = point.tolerances[0]
+        scored["pointing_0px"] = pointing_game(heat, truth, 0).per_map[0]
         scored["iou"] = localization_accuracy([boxes], [truth]).ious[0]
         sweep = max_box_acc(heat[None], [truth], DEFAULT_THRESHOLDS)
         scored["box_hits"] = [int(hit) for hit in sweep.accuracies]

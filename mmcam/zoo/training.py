@@ -27,7 +27,12 @@ from tqdm import tqdm
 from mmcam.data.files import write_folder_atomically, write_json
 from mmcam.data.training_sets import VQADataset, collate_vqa
 from mmcam.data.vocab import tokenize
-from mmcam.evaluation.caption_metrics import caption_bleu
+from mmcam.evaluation.caption_metrics import (
+    COCO_CAPTION_KEYS,
+    CocoCaptionScorer,
+    caption_bleu,
+    coco_caption_scores,
+)
 from mmcam.evaluation.vqa_accuracy import vqa_accuracy
 
 Batch = dict[str, Any]
@@ -69,9 +74,12 @@ def caption_scores(
     beam_size: int = 1,
     max_length: int = 24,
     batch_size: int = 100,
+    scorer: CocoCaptionScorer | None = None,
 ) -> tuple[dict[str, float], list[dict]]:
-    """Corpus BLEU-1..4 of the model's captions of `dataset` (a `CaptionDataset`) against all
-    references, tokenised as the vocabulary tokenises; and the COCO results list."""
+    """The COCO caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D; pycocoevalcap) of the
+    model's captions of `dataset` (a `CaptionDataset`) against all references, and nltk's
+    corpus BLEU-4 on the vocabulary's tokens as `nltk_bleu4`; and the COCO results list.
+    Give a `scorer` to keep its METEOR process between calls (one per epoch)."""
     was_training = model.training
     model.eval()
     hypotheses, references, results = [], [], []
@@ -85,7 +93,12 @@ def caption_scores(
             references.append([tokenize(r) for r in dataset.references[image_id]])
             results.append({"image_id": image_id, "caption": " ".join(words)})
     model.train(was_training)
-    return caption_bleu(hypotheses, references), results
+    captions = {r["image_id"]: r["caption"] for r in results}
+    truth = {image_id: dataset.references[image_id] for image_id in captions}
+    coco = scorer(captions, truth) if scorer else coco_caption_scores(captions, truth)
+    scores = {name: coco[name] for name in COCO_CAPTION_KEYS}
+    scores["nltk_bleu4"] = caption_bleu(hypotheses, references)["bleu4"]
+    return scores, results
 
 
 @torch.no_grad()

@@ -122,3 +122,37 @@ def test_answers_are_true_of_the_scene() -> None:
             else:
                 pytest.fail(f"unexpected question {question!r}")
     assert types == {"color", "shape", "count", "exists", "position"}
+
+
+def test_make_shapes_writes_a_test_split_and_leaves_train_as_it_was(tmp_path) -> None:
+    """Three splits; the train files are byte for byte those of a run without a test split,
+    so the bundled checkpoints' training data is unchanged."""
+    import hashlib
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "make_shapes.py"
+    spec = importlib.util.spec_from_file_location("make_shapes", path)
+    make_shapes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_shapes)
+
+    def digests(root: Path, split: str) -> dict[str, str]:
+        files = [
+            *(root / f"{split}2014").iterdir(),
+            root / "annotations" / f"captions_{split}2014.json",
+            root / "annotations" / f"instances_{split}2014.json",
+            root / f"v2_OpenEnded_mscoco_{split}2014_questions.json",
+        ]
+        return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+    for name, test_count in (("three", "2"), ("two", "0")):
+        make_shapes.main(
+            ["--out", str(tmp_path / name), "--train", "3", "--val", "2", "--test", test_count]
+        )
+    assert digests(tmp_path / "three", "train") == digests(tmp_path / "two", "train")
+    assert digests(tmp_path / "three", "val") == digests(tmp_path / "two", "val")
+    assert not (tmp_path / "two" / "test2014").exists()
+    test = digests(tmp_path / "three", "test")
+    assert len([name for name in test if name.startswith("COCO_test2014_")]) == 2
+    val = set(digests(tmp_path / "three", "val").values())
+    assert not val & set(test.values())  # no test scene repeats a val scene

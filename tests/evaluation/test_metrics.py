@@ -13,6 +13,7 @@ from mmcam.evaluation.box_metrics import (
     localization_accuracy,
     max_box_acc,
     pointing_game,
+    scaled_pointing_tolerance,
 )
 from mmcam.evaluation.caption_metrics import caption_bleu
 from mmcam.evaluation.faithfulness import (
@@ -111,8 +112,24 @@ def test_pointing_game_tolerance_0_vs_15():
     assert pointing_game(peak_map(5, 9), gt, tolerance=0).per_map == [True]  # last column
     assert pointing_game(peak_map(5, 10), gt, tolerance=0).per_map == [False]  # one past
     # Along an axis: column 24 (centre 24.5) is 14.5 px away, column 25 is 15.5 px away.
-    assert pointing_game(peak_map(5, 24), gt).per_map == [True]
-    assert pointing_game(peak_map(5, 25), gt).per_map == [False]
+    assert pointing_game(peak_map(5, 24), gt, tolerance=15).per_map == [True]
+    assert pointing_game(peak_map(5, 25), gt, tolerance=15).per_map == [False]
+
+
+def test_pointing_game_tolerance_scales_with_the_image_by_default():
+    gt = [[0, 0, 10, 10]]
+    # 224 px: Zhang et al.'s 15 px; the same peaks as above hit and miss.
+    assert pointing_game(peak_map(5, 24, 224), gt).per_map == [True]
+    assert pointing_game(peak_map(5, 25, 224), gt).tolerances == [pytest.approx(15.0)]
+    assert pointing_game(peak_map(5, 25, 224), gt).per_map == [False]
+    # 128 px: 15/224 * 128 = 8.57 px. Column 18 (centre 18.5) is 8.5 px away, column 19 9.5.
+    result = pointing_game(torch.stack([peak_map(5, 18, 128), peak_map(5, 19, 128)]), [gt] * 2)
+    assert result.per_map == [True, False] and result.tolerance is None
+    assert result.tolerances == [pytest.approx(15 / 224 * 128)] * 2
+    # The shorter side of the original image counts, after resizing: 32 px map, 448 x 224 image.
+    wide = pointing_game(peak_map(5, 5), gt, image_sizes=(224, 448))
+    assert wide.tolerances == [pytest.approx(15.0)]
+    assert scaled_pointing_tolerance(64, 300) == pytest.approx(15 / 224 * 64)
 
 
 def test_pointing_game_batch_counts_hits_and_misses():

@@ -25,7 +25,7 @@ from mmcam.data.shapes import write_shapes
 from mmcam.data.training_sets import top_answers
 from mmcam.data.vocab import Vocabulary, tokenize
 from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS
-from mmcam.evaluation.caption_metrics import caption_bleu
+from mmcam.evaluation.caption_metrics import caption_bleu, coco_caption_scores
 from mmcam.evaluation.localize import smooth_maps
 from mmcam.evaluation.vqa_accuracy import vqa_accuracy
 from mmcam.explainers.captioning import CaptionExplainer
@@ -192,8 +192,18 @@ def test_captions_run_writes_results_maps_boxes_and_bleu_of_every_readable_image
         [tokenize(r["caption"]) for r in results],
         [[tokenize(c) for c in references[r["image_id"]]] for r in results],
     )
-    assert metrics["bleu"] == pytest.approx(expected, abs=1e-12)
-    assert line["bleu4"] == metrics["bleu4"] and line["images"] == line["images_explained"] == 10
+    assert metrics["nltk_bleu"] == pytest.approx(expected, abs=1e-12)
+    coco = coco_caption_scores(
+        {r["image_id"]: r["caption"] for r in results},
+        {r["image_id"]: references[r["image_id"]] for r in results},
+    )
+    for name in ("bleu4", "meteor", "rouge_l", "cider"):
+        assert metrics[name] == pytest.approx(coco[name], abs=1e-12) and line[name] == metrics[name]
+    assert metrics["bleu"]["bleu1"] == pytest.approx(coco["bleu1"], abs=1e-12)
+    report = (out / "report.txt").read_text()
+    assert metrics["spice"] is None and "SPICE unavailable" in report
+    assert "CorLoc (top box of each named pair" in report and "pointing game at 0 px" in report
+    assert line["images"] == line["images_explained"] == 10
     with np.load(out / "maps.npz") as maps:
         for record in records:
             if record.get("words"):
@@ -204,8 +214,14 @@ def test_captions_run_writes_results_maps_boxes_and_bleu_of_every_readable_image
          "score": m["box_score"]}
         for r in records for m in r.get("mentions", []) if m["box"]
     ]  # fmt: skip
-    for key in ("loc_accuracy", "maxboxacc", "pointing", "deletion_auc"):
+    for key in ("loc_accuracy", "maxboxacc", "pointing", "pointing_0px", "deletion_auc"):
         assert key in metrics
+    named = {(r["image_id"], m["category_id"]) for r in records for m in r.get("mentions", [])}
+    assert metrics["box_detection"]["named_pairs"] == len(named)
+    assert metrics["box_detection"]["boxes"] == len(detections)
+    for key in ("coco_ap", "coco_ap50", "corloc", "pointing_0px"):
+        assert key in line
+    assert line["corloc"] == metrics["corloc"] and line["coco_ap"] == metrics["coco_ap"]
     assert set(metrics["deletion_auc"]) >= {"gradcam", "random", "center"}
     assert sorted(p.name for p in (out / "figures").iterdir()) == ["1.png", "2.png"]
 
@@ -389,7 +405,19 @@ def test_score_map_of_a_box_shaped_map_points_into_and_boxes_its_object():
     assert scored["box"] == [59.0, 19.0, 34.0, 22.0]  # bilinear upsampling blurs one pixel
     assert scored["iou"] == pytest.approx(640 / 748)
     assert scored["pointing"] and scored["box_hits"] == [1] * len(DEFAULT_THRESHOLDS)
+    assert scored["pointing_0px"] and scored["pointing_tolerance"] == 0
     assert score_map(heat, (128, 128), None, RunOptions())["gt_boxes"] is None
+
+
+def test_score_map_points_with_the_scaled_tolerance_and_reports_0_px_beside_it():
+    heat = torch.zeros(128, 128)
+    heat[10, 70] = 1.0  # peak centre (70.5, 10.5): 8.5 px right of a box ending at x = 62
+    truth = [[30.0, 5.0, 32.0, 20.0]]
+    scored = score_map(heat, (128, 128), truth, RunOptions())  # 15/224 * 128 = 8.57 px
+    assert scored["pointing"] and not scored["pointing_0px"]
+    assert scored["pointing_tolerance"] == pytest.approx(15 / 224 * 128)
+    fixed = score_map(heat, (128, 128), truth, RunOptions(pointing_tolerance=8))
+    assert not fixed["pointing"] and fixed["pointing_tolerance"] == 8
 
 
 def test_ground_truth_pairs_a_colour_word_with_the_object_of_that_colour():
@@ -411,7 +439,8 @@ def test_caption_metrics_count_words_with_no_such_object_as_word_pointing_misses
         scored = {"category": category, "category_id": 1, "box": None, "gt_boxes": truth}
         if truth:
             hits = [int(iou >= 0.5)] * len(DEFAULT_THRESHOLDS)
-            scored.update(pointing=pointing, iou=iou, box_hits=hits)
+            scored.update(pointing=pointing, iou=iou, box_hits=hits, pointing_0px=False,
+                          pointing_tolerance=15.0)  # fmt: skip
         return scored
 
     records = [
@@ -422,16 +451,18 @@ def test_caption_metrics_count_words_with_no_such_object_as_word_pointing_misses
         {"image_id": 3, "error": "ValueError: broken"},
     ]  # fmt: skip
     references = {1: ["there is a red circle"], 2: ["there is a blue square"], 3: ["a star"]}
-    options = RunOptions(deletion_steps=0)
+    options = RunOptions(deletion_steps=0, pointing_tolerance=15.0)
     metrics = caption_metrics(records, references, options, instances=True)
     assert metrics["word_pointing"] == {
-        "accuracy": 1 / 3, "hits": 1, "words": 3, "unmatched": 1, "tolerance": 15.0,
+        "accuracy": 1 / 3, "hits": 1, "accuracy_0px": 0.0, "hits_0px": 0, "words": 3,
+        "unmatched": 1, "tolerance": 15.0, "tolerance_rule": "fixed", "mean_tolerance_px": 15.0,
     }  # fmt: skip
     assert metrics["pointing"]["accuracy"] == 0.5 and metrics["loc_accuracy"]["accuracy"] == 0.5
+    assert metrics["pointing_0px"] == {"accuracy": 0.0, "hits": 0, "count": 2}
     assert metrics["per_category"]["square"] == {
-        "count": 1, "pointing": 0.0, "loc_accuracy": 0.0, "unmatched": 1,
+        "count": 1, "pointing": 0.0, "pointing_0px": 0.0, "loc_accuracy": 0.0, "unmatched": 1,
     }  # fmt: skip
-    assert metrics["bleu4"] == pytest.approx(1.0)
+    assert metrics["bleu4"] == pytest.approx(1.0) and metrics["nltk_bleu"]["bleu4"] == 1.0
     assert metrics["images"] == 3 and metrics["captioned"] == 2
 
 
@@ -476,7 +507,7 @@ def test_every_option_of_every_script_is_explained_in_help(name):
         assert action.help and len(action.help) > 10, action.option_strings
 
 
-def test_evaluate_shapes_ends_with_the_four_figures(dataset, tmp_path, capsys):
+def test_evaluate_shapes_ends_with_its_figures_and_both_runs_summaries(dataset, tmp_path, capsys):
     line = script("evaluate_shapes").main(
         ["--root", str(dataset["root"]), "--captioner", str(dataset["models"] / "captioner"),
          "--vqa", str(dataset["models"] / "vqa"), "--out", str(tmp_path), "--limit", "4",
@@ -484,9 +515,16 @@ def test_evaluate_shapes_ends_with_the_four_figures(dataset, tmp_path, capsys):
     )  # fmt: skip
     printed = capsys.readouterr().out.strip().splitlines()
     assert json.loads(printed[-1]) == line
-    assert set(line) == {"vqa_accuracy", "bleu4", "word_pointing", "answer_pointing"}
+    assert set(line) >= {
+        "split", "vqa_accuracy", "bleu4", "meteor", "rouge_l", "cider", "word_pointing",
+        "word_pointing_0px", "answer_pointing", "answer_pointing_0px", "captions", "vqa",
+    }  # fmt: skip
     captions = json.loads((tmp_path / "captions" / "metrics.json").read_text())
-    assert line["bleu4"] == captions["bleu4"] and captions["word_pointing"]["tolerance"] == 0
+    assert line["bleu4"] == captions["bleu4"] and line["cider"] == captions["cider"]
+    assert line["word_pointing_0px"] == captions["word_pointing"]["accuracy_0px"]
+    assert captions["word_pointing"]["tolerance_rule"] == "15/224 of the image's shorter side"
+    for task in ("captions", "vqa"):
+        assert set(line[task]) >= {"coco_ap", "coco_ap50", "corloc", "pointing_0px"}
     assert json.loads((tmp_path / "metrics.json").read_text())["bleu4"] == line["bleu4"]
 
 

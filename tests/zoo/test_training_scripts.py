@@ -39,7 +39,9 @@ def test_train_captioner_writes_a_loadable_checkpoint(data, tmp_path, capsys):
          "--references", "1", "--zero-start"]
     )  # fmt: skip
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == line
-    assert line["model"] == "captioner" and 0 <= line["best_bleu4"] <= 1
+    assert line["model"] == "captioner" and 0 <= line["best_nltk_bleu4"] <= 1
+    epoch = json.loads((out / "history.json").read_text())["history"][0]
+    assert {"bleu4", "meteor", "rouge_l", "cider", "nltk_bleu4"} <= set(epoch)  # pycocoevalcap
     model = load_captioner(out)
     assert model.config.start_from_image is False
     assert len(model.generate(torch.zeros(1, 3, 128, 128), max_length=5)) == 1

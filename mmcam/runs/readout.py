@@ -1,0 +1,177 @@
+"""How a dataset run's metrics are read: the short report a person reads (`report.txt`) and
+the flat headline figures of the one JSON line scripts end with."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["number_text", "report_text", "summary"]
+
+
+def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The headline figures of a run's metrics, flat, for the one JSON line scripts end with."""
+
+    def pick(*path: str) -> Any:
+        value: Any = metrics
+        for key in path:
+            if not isinstance(value, Mapping) or value.get(key) is None:
+                return None
+            value = value[key]
+        return value
+
+    out: dict[str, Any] = {"task": metrics["task"], "images": metrics["images"]}
+    if metrics["task"] == "captions":
+        for name in ("bleu4", "meteor", "rouge_l", "cider", "spice"):
+            out[name] = metrics[name]
+        out["nltk_bleu4"] = pick("nltk_bleu", "bleu4")
+        out["word_pointing"] = pick("word_pointing", "accuracy")
+        out["word_pointing_0px"] = pick("word_pointing", "accuracy_0px")
+    else:
+        out["questions"] = metrics["questions"]
+        out["vqa_accuracy"] = metrics["vqa_accuracy"]
+    out["loc_accuracy"] = pick("loc_accuracy", "accuracy")
+    out["maxboxacc"] = pick("maxboxacc", "accuracy")
+    out["pointing"] = pick("pointing", "accuracy")
+    out["pointing_0px"] = pick("pointing_0px", "accuracy")
+    for name in ("coco_ap", "coco_ap50", "coco_ap75", "corloc"):
+        out[name] = metrics.get(name)
+    for name in ("gradcam", "random", "center"):
+        out[f"deletion_auc_{name}"] = pick("deletion_auc", name)
+    out["failed_images"] = metrics["bad_data"]["failed_images"]["count"]
+    if metrics["task"] == "vqa":
+        out["skipped_questions"] = metrics["bad_data"]["skipped_questions"]["count"]
+    return out
+
+
+def number_text(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def report_text(metrics: Mapping[str, Any]) -> str:
+    """A short report of a run's metrics for a person to read."""
+    where = f"at layer {metrics['layer']}" if metrics["layer"] else "in pixel space"
+    blur = f", blurred by a Gaussian of sigma {metrics['smooth']:g} px" if metrics["smooth"] else ""
+    lines = [f"maps: {metrics['method']} {where}{blur}"]
+    if metrics["task"] == "captions":
+        lines.append(f"captions: {metrics['images']} images, {metrics['captioned']} captioned")
+        bleu = metrics["bleu"]
+        if bleu:
+            lines += [
+                f"COCO caption metrics (pycocoevalcap, PTB tokens, all references, "
+                f"{metrics['scored_captions']} captions):",
+                "  BLEU-1..4 "
+                + "  ".join(number_text(bleu[f"bleu{n}"]) for n in range(1, 5))
+                + f"  METEOR {number_text(metrics['meteor'])}  ROUGE-L "
+                f"{number_text(metrics['rouge_l'])}  CIDEr-D {number_text(metrics['cider'])}",
+                f"  SPICE unavailable: {metrics['spice_unavailable']}",
+                "nltk corpus BLEU-1..4 (mmcam's tokens): "
+                + "  ".join(number_text(metrics["nltk_bleu"][f"bleu{n}"]) for n in range(1, 5)),
+            ]
+        lines.append(f"words naming a category: {metrics['category_words']}")
+        pointing = metrics["word_pointing"]
+        if pointing:
+            lines.append(
+                f"word pointing (peak in that object's box, {_tolerance_text(pointing)}; words "
+                f"with no such object are misses): {number_text(pointing['accuracy'])} "
+                f"({pointing['hits']} / {pointing['words']}, {pointing['unmatched']} with no "
+                f"such object); at 0 px: {number_text(pointing['accuracy_0px'])} "
+                f"({pointing['hits_0px']} / {pointing['words']})"
+            )
+    else:
+        lines.append(
+            f"VQA: {metrics['questions']} questions on {metrics['images']} images, "
+            f"{metrics['answered']} answered"
+        )
+        if metrics["vqa_accuracy"] is not None:
+            lines.append(
+                f"VQA accuracy: {number_text(metrics['vqa_accuracy'])} (answered questions only: "
+                f"{number_text(metrics['vqa_accuracy_answered'])})"
+            )
+            for name, value in sorted(metrics["vqa_accuracy_per_answer_type"].items()):
+                lines.append(f"  {name:<12} {number_text(value)}")
+        lines.append(f"questions naming a category: {metrics['questions_naming_a_category']}")
+    lines += _box_lines(metrics)
+    if metrics["task"] == "vqa" and metrics["pointing_by_question_type"]:
+        lines.append("pointing by question type:")
+        lines.append(f"  {'question type':<24} {'scaled':>6} {'0 px':>6}  questions")
+        for name, row in metrics["pointing_by_question_type"].items():
+            lines.append(
+                f"  {name:<24} {number_text(row['accuracy']):>6} "
+                f"{number_text(row['accuracy_0px']):>6}  {row['count']}"
+            )
+    deletion = metrics["deletion_auc"]
+    if deletion:
+        lines.append(
+            f"deletion AUC ({metrics['method']} vs baselines, {deletion['steps']} steps, "
+            f"{deletion['count']} items; lower is more faithful): "
+            f"{metrics['method']} {number_text(deletion['gradcam'])}  random "
+            f"{number_text(deletion['random'])}  centre {number_text(deletion['center'])}"
+        )
+    lines += _bad_data_lines(metrics["bad_data"])
+    return "\n".join(lines) + "\n"
+
+
+def _tolerance_text(pointing: Mapping[str, Any]) -> str:
+    if pointing["tolerance"] is not None:
+        return f"tolerance {pointing['tolerance']:g} px"
+    mean = pointing["mean_tolerance_px"]
+    size = "" if mean is None else f", {mean:.1f} px on average"
+    return f"tolerance {pointing['tolerance_rule']}{size}"
+
+
+def _box_lines(metrics: Mapping[str, Any]) -> list[str]:
+    located, best, pointing = metrics["loc_accuracy"], metrics["maxboxacc"], metrics["pointing"]
+    if not located:
+        return ["box metrics: no instances file given"]
+    exact = metrics["pointing_0px"]
+    lines = [
+        f"maps scored against ground truth: {located['count']}",
+        f"pointing game ({_tolerance_text(pointing)}): "
+        f"{number_text(pointing['accuracy'])} ({pointing['hits']} / {pointing['count']})",
+        f"pointing game at 0 px (peak inside the box): {number_text(exact['accuracy'])} "
+        f"({exact['hits']} / {exact['count']})",
+        f"localisation accuracy (IoU >= 0.5) at box threshold {located['threshold']:g}: "
+        f"{number_text(located['accuracy'])}",
+        "  threshold " + " ".join(f"{k:>5}" for k in located["sweep"]),
+        "  accuracy  " + " ".join(f"{number_text(v, 2):>5}" for v in located["sweep"].values()),
+        f"MaxBoxAcc (thresholds 0.00-0.99, step 0.01): {number_text(best['accuracy'])} "
+        f"at {best['threshold']:g}",
+        f"  {'category':<16} {'maps':>5} {'pointing':>9} {'at 0 px':>8} {'loc acc':>8} "
+        f"{'no object':>10}",
+    ]
+    for name, row in metrics["per_category"].items():
+        lines.append(
+            f"  {name:<16} {row['count']:>5} {number_text(row['pointing']):>9} "
+            f"{number_text(row['pointing_0px']):>8} {number_text(row['loc_accuracy']):>8} "
+            f"{row['unmatched']:>10}"
+        )
+    if "coco_ap" in metrics:
+        counts = metrics["box_detection"]
+        lines += [
+            f"boxes_results.json by pycocotools COCOeval over the named image-category pairs "
+            f"({counts['named_pairs']} pairs, {counts['boxes']} boxes, {counts['objects']} "
+            "objects):",
+            f"  AP {number_text(metrics['coco_ap'])}  AP50 {number_text(metrics['coco_ap50'])}"
+            f"  AP75 {number_text(metrics['coco_ap75'])}",
+            f"CorLoc (top box of each named pair holding the object, IoU >= 0.5): "
+            f"{number_text(metrics['corloc'])} ({counts['corloc_hits']} / "
+            f"{counts['pairs_with_objects']})",
+        ]
+    return lines
+
+
+def _bad_data_lines(bad: Mapping[str, Any]) -> list[str]:
+    failed = bad["failed_images"]
+    lines = [f"unreadable images (skipped): {failed['count']}"]
+    lines += [f"  {image_id}: {error}" for image_id, error in failed["errors"].items()]
+    for mode, row in bad["converted_to_rgb"].items():
+        lines.append(f"converted to RGB from {mode}: {row['count']} {row['ids']}")
+    if "empty_captions" in bad and bad["empty_captions"]["count"]:
+        row = bad["empty_captions"]
+        lines.append(f"empty captions: {row['count']} {row['ids']}")
+    if "skipped_questions" in bad:
+        row = bad["skipped_questions"]
+        lines.append(f"questions skipped: {row['count']}")
+        lines += [f"  {qid}: {reason}" for qid, reason in row["reasons"].items()]
+    return lines
