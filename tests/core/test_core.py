@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 from captum.attr import LayerGradCam
-from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from tiny_models import TinyCNN
 from torch import nn
@@ -50,7 +50,12 @@ def test_gradcam_equals_captum_layergradcam(resnet, tiny):
 
 @pytest.mark.parametrize(
     ("method", "anchor"),
-    [("gradcam", GradCAM), ("gradcam++", GradCAMPlusPlus), ("hirescam", HiResCAM)],
+    [
+        ("gradcam", GradCAM),
+        ("gradcam++", GradCAMPlusPlus),
+        ("hirescam", HiResCAM),
+        ("layercam", LayerCAM),
+    ],
 )
 def test_normalised_maps_equal_pytorch_grad_cam(resnet, tiny, method, anchor):
     for model, layer, images, classes in cases(resnet, tiny):
