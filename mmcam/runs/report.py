@@ -54,6 +54,7 @@ class BoxScores:
         self.count = 0
         self.pointing = 0
         self.located = 0
+        self.by_kind = {"threshold": 0, "refined": 0}  # located by the map's own / refined box
         self.sweep = np.zeros(len(DEFAULT_THRESHOLDS), dtype=np.int64)
         self.per_category: dict[str, list[int]] = {}  # [count, pointing, located, unmatched]
 
@@ -71,6 +72,8 @@ class BoxScores:
         self.count += 1
         self.pointing += scored["pointing"]
         self.located += located
+        for kind in self.by_kind:
+            self.by_kind[kind] += scored.get(f"{kind}_iou", 0.0) >= 0.5
         self.sweep += np.asarray(scored["box_hits"], dtype=np.int64)
         row[0] += 1
         row[1] += scored["pointing"]
@@ -89,6 +92,7 @@ class BoxScores:
                 "threshold": self.box_threshold,
                 "iou_threshold": 0.5,
                 "count": self.count,
+                **{f"{k}_accuracy": _fraction(n, self.count) for k, n in self.by_kind.items()},
                 "sweep": {k: s for k, s, show in zip(keys, sweep, shown, strict=True) if show},
             },
             "maxboxacc": {
@@ -212,6 +216,7 @@ def caption_metrics(
         **located,
         "deletion_auc": deletion.metrics(),
         "method": options.method,
+        "boxes": options.boxes,
         "smooth": options.smooth,
         "bad_data": bad_data,
     }
@@ -287,6 +292,7 @@ def vqa_metrics(
         },
         "deletion_auc": deletion.metrics(),
         "method": options.method,
+        "boxes": options.boxes,
         "smooth": options.smooth,
         "bad_data": bad_data,
     }
@@ -311,6 +317,8 @@ def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
         out["questions"] = metrics["questions"]
         out["vqa_accuracy"] = metrics["vqa_accuracy"]
     out["loc_accuracy"] = pick("loc_accuracy", "accuracy")
+    out["loc_accuracy_threshold"] = pick("loc_accuracy", "threshold_accuracy")
+    out["loc_accuracy_refined"] = pick("loc_accuracy", "refined_accuracy")
     out["maxboxacc"] = pick("maxboxacc", "accuracy")
     out["pointing"] = pick("pointing", "accuracy")
     for name in ("gradcam", "random", "center"):
@@ -386,7 +394,8 @@ def _box_lines(metrics: Mapping[str, Any]) -> list[str]:
         f"pointing game (tolerance {pointing['tolerance']:g} px): "
         f"{number_text(pointing['accuracy'])} ({pointing['hits']} / {pointing['count']})",
         f"localisation accuracy (IoU >= 0.5) at box threshold {located['threshold']:g}: "
-        f"{number_text(located['accuracy'])}",
+        f"{number_text(located.get('threshold_accuracy'))}; refined (map + image): "
+        f"{number_text(located.get('refined_accuracy'))}",
         "  threshold " + " ".join(f"{k:>5}" for k in located["sweep"]),
         "  accuracy  " + " ".join(f"{number_text(v, 2):>5}" for v in located["sweep"].values()),
         f"MaxBoxAcc (thresholds 0.00-0.99, step 0.01): {number_text(best['accuracy'])} "
