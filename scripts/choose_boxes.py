@@ -7,7 +7,7 @@ and the refined box (map + image) at seeds x supports are scored (IoU >= 0.5). E
 the candidate with the best accuracy averaged over its tasks and layers:
 
     python scripts/make_shapes.py --out data/shapes --train 0 --val 500
-    python scripts/choose_boxes.py --limit 100
+    python scripts/choose_boxes.py --limit 50
 
 Ends with one JSON line of the figures.
 """
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--root", default="data/shapes", help="dataset root (default: %(default)s)")
     parser.add_argument("--split", default="val", help="the split to choose on (default: val)")
-    parser.add_argument("--limit", type=int, default=100, help="first N images (default: 100)")
+    parser.add_argument("--limit", type=int, default=50, help="first N images (default: 50)")
     parser.add_argument("--out", default="out/choose_boxes", help="runs go here")
     parser.add_argument("--table", default=str(BOX_SETTINGS), help="where the table is written")
     parser.add_argument("--workers", type=int, default=2, help="image-reading processes")

@@ -8,18 +8,32 @@ parameter ever receives a gradient.
 With `replicas=R` the leaf is the layer's output repeated R times along the batch (item b's
 copies are rows b*R .. b*R+R-1), so R different targets per item — the words of a caption, the
 top answers of a question — get their own gradients from one backward pass.
+
+`Taps` hooks several layers in one forward pass (LayerCAM's multi-layer fusion): the lowest
+cuts the graph as above, the ones above it only record their outputs, and one backward pass
+gives every layer's dY/dA.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 Grid = Callable[[Tensor], Tensor]
+Layers = str | nn.Module | Sequence[str | nn.Module]  # one layer, or several from the input up
+
+
+def layers(layer: Layers) -> list[str | nn.Module]:
+    """One layer, or a comma-separated string or list of them, as a list."""
+    if isinstance(layer, nn.Module):
+        return [layer]
+    if isinstance(layer, str):
+        return [name.strip() for name in layer.split(",")]
+    return list(layer)
 
 
 def find_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
@@ -45,7 +59,8 @@ class Tap:
 
     `to_grid` turns the layer's output into a `[N, K, h, w]` feature grid (for example a
     transformer's patch tokens reshaped to the patch grid); it is applied to A and to dY/dA
-    alike. A layer that returns a tuple is tapped at its first element.
+    alike. A layer that returns a tuple is tapped at its first element. `cut=False` records the
+    output without cutting the graph (a layer above the one that cuts, see `Taps`).
     """
 
     def __init__(
@@ -55,12 +70,16 @@ class Tap:
         *,
         replicas: int = 1,
         to_grid: Grid | None = None,
+        cut: bool = True,
     ) -> None:
         if replicas < 1:
             raise ValueError(f"replicas must be >= 1, got {replicas}")
+        if not cut and replicas > 1:
+            raise ValueError("only the tap that cuts the graph replicates its layer's output")
         self.name, self.module = find_layer(model, layer)
         self.replicas = replicas
         self.to_grid = to_grid
+        self.cut = cut
         self.activations: Tensor | None = None  # the leaf: [B*R, ...] as the layer returned it
         self._handle: torch.utils.hooks.RemovableHandle | None = None
         self._grad_mode = True
@@ -68,7 +87,7 @@ class Tap:
     def __enter__(self) -> Tap:
         self.activations = None
         self._grad_mode = torch.is_grad_enabled()
-        torch.set_grad_enabled(False)
+        torch.set_grad_enabled(self._grad_mode and not self.cut)
         self._handle = self.module.register_forward_hook(self._record)
         return self
 
@@ -87,14 +106,22 @@ class Tap:
         first = output[0] if isinstance(output, tuple | list) else output
         if not isinstance(first, Tensor):
             raise TypeError(f"layer {self.name!r} returned {type(first).__name__}, not a tensor")
-        leaf = first.detach()
-        if self.replicas > 1:
-            leaf = leaf.repeat_interleave(self.replicas, dim=0)
-        leaf.requires_grad_(True)
-        self.activations = leaf
-        torch.set_grad_enabled(True)
-        # A non-leaf copy goes on, so in-place operations after the layer stay legal.
-        passed_on = leaf.clone()
+        if not self.cut:
+            if not first.requires_grad:
+                raise RuntimeError(
+                    f"layer {self.name!r} ran before the layer that cuts the graph: list the "
+                    "tapped layers from the input up"
+                )
+            self.activations = first  # not a leaf: its gradient flows through the copy passed on
+        else:
+            leaf = first.detach()
+            if self.replicas > 1:
+                leaf = leaf.repeat_interleave(self.replicas, dim=0)
+            leaf.requires_grad_(True)
+            self.activations = leaf
+            torch.set_grad_enabled(True)
+        # A copy goes on, so in-place operations after the layer stay legal.
+        passed_on = self.activations.clone()
         if isinstance(output, tuple | list):
             return type(output)([passed_on, *output[1:]])
         return passed_on
@@ -116,6 +143,13 @@ class Tap:
         (or `[B*R]`) otherwise. Items must not interact (BatchNorm in eval mode), so the
         gradient of the sum is every score's own gradient.
         """
+        self.check_scores(scores)
+        leaf = self.activations
+        (grads,) = torch.autograd.grad(scores.sum(), leaf)
+        return self.grid(leaf.detach()), self.grid(grads)
+
+    def check_scores(self, scores: Tensor) -> None:
+        """Refuse scores that do not match the tapped rows or do not depend on the layer."""
         if self.activations is None:
             raise RuntimeError(
                 f"layer {self.name!r} did not run: call the model inside the `with Tap(...)` block"
@@ -131,9 +165,56 @@ class Tap:
                 "scores do not depend on the tapped layer: compute them from the model's "
                 "output inside the `with Tap(...)` block"
             )
-        (grads,) = torch.autograd.grad(scores.sum(), leaf)
-        return self.grid(leaf.detach()), self.grid(grads)
 
     def release(self) -> None:
         """Drop the recorded activations so their memory is freed."""
         self.activations = None
+
+
+class Taps:
+    """Several layers tapped in one forward pass, listed from the input up: the first cuts the
+    graph (and replicates its output `replicas` times), the others record their outputs, so
+    one backward pass gives every layer's A and dY/dA. One layer behaves exactly as `Tap`."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Sequence[str | nn.Module],
+        *,
+        replicas: int = 1,
+        to_grid: Grid | None = None,
+    ) -> None:
+        if not layers:
+            raise ValueError("give at least one layer to tap")
+        self.taps = [
+            Tap(model, layer, replicas=replicas if i == 0 else 1, to_grid=to_grid, cut=i == 0)
+            for i, layer in enumerate(layers)
+        ]
+
+    def __enter__(self) -> Taps:
+        for tap in self.taps:
+            tap.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for tap in reversed(self.taps):
+            tap.__exit__(*exc_info)
+
+    def gradients(self, scores: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Each layer's A and dY/dA as `[N, K, h, w]` grids (see `Tap.gradients`), from one
+        backward pass."""
+        first = self.taps[0]
+        first.check_scores(scores)
+        for tap in self.taps[1:]:
+            if tap.activations is None:
+                raise RuntimeError(f"layer {tap.name!r} did not run inside the `with` block")
+        inputs = [tap.activations for tap in self.taps]
+        grads = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
+        return [
+            (tap.grid(a.detach()), tap.grid(g if g is not None else torch.zeros_like(a)))
+            for tap, a, g in zip(self.taps, inputs, grads, strict=True)
+        ]
+
+    def release(self) -> None:
+        for tap in self.taps:
+            tap.release()

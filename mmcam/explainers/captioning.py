@@ -17,14 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmcam.core.explanation import Explanation
 from mmcam.core.model_state import explaining
 from mmcam.core.protocols import CaptionModel
-from mmcam.core.tap import Grid, Tap
+from mmcam.core.tap import Grid, Layers, Taps, layers
 from mmcam.core.targets import CaptionRows, token_logprobs
-from mmcam.methods.cam import maps_from_gradients
+from mmcam.methods.cam import fused_maps
 from mmcam.methods.pixel_space import RULE_METHODS, check_method, pixel_explanation, rule_gradients
 
 
@@ -150,7 +150,8 @@ class CaptionExplainer:
     """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
     that satisfies `mmcam.core.protocols.CaptionModel`.
 
-    `layer` is the explained layer inside `model.encode` (a dotted name or a module);
+    `layer` is the explained layer inside `model.encode` (a dotted name or a module), or a
+    list of layers from the input up, whose maps are fused as LayerCAM's (`fused_maps`);
     `to_grid` reshapes its output to `[N, K, h, w]` when it is not already a feature grid.
     `include_end=True` also explains the end-of-caption token (labelled "<end>").
     """
@@ -158,7 +159,7 @@ class CaptionExplainer:
     def __init__(
         self,
         model: CaptionModel,
-        layer: str | nn.Module,
+        layer: Layers,
         *,
         to_grid: Grid | None = None,
         include_end: bool = False,
@@ -205,19 +206,19 @@ class CaptionExplainer:
             return CaptionExplanation([list(c) for c in captions], texts, words, caption)
         batch, steps = replicas.batch, replicas.steps
         with explaining(model, images.device):
-            with Tap(model, self.layer, replicas=steps, to_grid=self.to_grid) as tap:
+            with Taps(model, layers(self.layer), replicas=steps, to_grid=self.to_grid) as taps:
                 features = model.encode(images)
                 decode = getattr(model, "decode_last_logits", model.decode_logits)
                 logits = decode(features, replicas.replica_tokens, replicas.lengths)
             scores = replicas.scores(logits)  # [B, T]
-            activations, gradients = tap.gradients(scores)  # [B*T, K, h, w]
-            tap.release()
+            grids = taps.gradients(scores)  # per layer: A, dY/dA [B*T, K, h, w]
+            taps.release()
         size = images.shape[-2:]
-        words = maps_from_gradients(activations, gradients, scores, method, size, labels)
-        grid = activations.shape[1:]
-        caption = maps_from_gradients(
-            activations.view(batch, steps, *grid)[:, 0],
-            gradients.view(batch, steps, *grid).sum(dim=1),
+        words = fused_maps(grids, scores, method, size, labels)
+        # The whole caption's gradient is the sum of its words'; every replica has the same A.
+        caption = fused_maps(
+            [(a.unflatten(0, (batch, steps))[:, 0], g.unflatten(0, (batch, steps)).sum(1))
+             for a, g in grids],  # fmt: skip
             scores.sum(dim=1),
             method,
             size,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
-from mmcam.core.explanation import Explanation
+from mmcam.core.explanation import Explanation, normalize_maps, upsample_maps
 from mmcam.core.tap import Tap
 from mmcam.core.targets import ClassLogit, Target
 from mmcam.methods.formulas import cam_weights, gradient_map, weighted_map
@@ -48,6 +49,30 @@ def maps_from_gradients(
     raw = gradient_map(method, activations, gradients)  # [N, h, w]
     raw = raw.reshape(*scores.shape, *raw.shape[-2:])
     return Explanation.from_raw(raw, scores, _size(size), method, labels)
+
+
+def fused_maps(
+    grids: Sequence[tuple[Tensor, Tensor]],
+    scores: Tensor,
+    method: str = "layercam",
+    size: Sequence[int] | None = None,
+    labels: list | None = None,
+) -> Explanation:
+    """One `Explanation` from several layers' A and dY/dA grids (listed from the input up), by
+    the multi-layer fusion of LayerCAM (Jiang et al., IEEE TIP 2021, sec. III-C): each layer's
+    map by `method`, upsampled to `size` (the first, largest grid's when None) and min-max
+    normalised, and their element-wise maximum. One layer gives `maps_from_gradients`' result; with
+    several, `raw` holds the fused map at `size`."""
+    if len(grids) == 1:
+        return maps_from_gradients(*grids[0], scores, method, size, labels)
+    size = _size(size) or tuple(grids[0][0].shape[-2:])
+    layer_maps = []
+    for activations, gradients in grids:
+        raw = gradient_map(method, activations, gradients)  # [N, h, w]
+        upsampled = upsample_maps(raw.reshape(*scores.shape, *raw.shape[-2:]), size)
+        layer_maps.append(normalize_maps(upsampled)[0])
+    fused = torch.stack(layer_maps).amax(dim=0)
+    return Explanation.from_raw(fused, scores, size, method, labels)
 
 
 def class_activation_map(

@@ -37,8 +37,8 @@ class Candidates:
     (seed, support) pair with support < seed."""
 
     thresholds: Sequence[float] = tuple(SWEEP)
-    seeds: Sequence[float] = (0.5, 0.7, 0.9)
-    supports: Sequence[float] = (0.05, 0.15, 0.3)
+    seeds: Sequence[float] = (0.5, 0.8)
+    supports: Sequence[float] = (0.05, 0.2)
 
     def refinements(self) -> list[RefineSettings]:
         return [
