@@ -1,10 +1,11 @@
 """Choose each method's box settings on the val split and write them to models/box_settings.json.
 
-For every method (CAM methods at the bundled models' encoder.features and encoder.stem, guided
-backprop in pixel space) and both tasks (caption shape words, VQA questions naming a shape), a
-dataset run maps the first --limit val images; then the map's own box at thresholds 0.10-0.50
-and the refined box (map + image) at seeds x supports are scored (IoU >= 0.5). Each method gets
-the candidate with the best accuracy averaged over its tasks and layers:
+For every method (CAM methods at the bundled models' encoder.features and encoder.stem, LayerCAM
+fused over encoder.stem, encoder.body and encoder.features, guided backprop in pixel space) and
+both tasks (caption shape words, VQA questions naming a shape), a dataset run maps the first
+--limit val images; then the map's own box at thresholds 0.10-0.50 and the refined box (map +
+image) at seeds x supports are scored (IoU >= 0.5). Each method gets the candidate with the best
+accuracy averaged over its tasks and layers:
 
     python scripts/make_shapes.py --out data/shapes --train 0 --val 500
     python scripts/choose_boxes.py --limit 50
@@ -30,6 +31,7 @@ from mmcam.runs.vqa import explain_vqa
 
 CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
 LAYERS = ("encoder.features", "encoder.stem")
+FUSION = "encoder.stem,encoder.body,encoder.features"  # LayerCAM's fusion of every conv stage
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
     }  # fmt: skip
     explain = {"captions": explain_captions, "vqa": explain_vqa}
     load = {"captions": load_run_captioner, "vqa": load_run_vqa}
-    runs = [(m, layer) for m in CAM_METHODS for layer in LAYERS] + [("guided_backprop", None)]
+    runs = [(m, layer) for m in CAM_METHODS for layer in LAYERS]
+    runs += [("layercam", FUSION), ("guided_backprop", None)]
     candidates = Candidates()
     scored: dict[str, list] = {}
     rows = []
