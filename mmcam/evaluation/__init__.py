@@ -1,5 +1,6 @@
-"""Judging maps: boxes from maps, box and pointing metrics, faithfulness (deletion / insertion),
-caption and VQA metrics, the words that name categories. Imports core only."""
+"""Judging maps: boxes from maps (thresholded, or refined from the image: map + image), box and
+pointing metrics, faithfulness (deletion / insertion), caption and VQA metrics, the words that
+name categories. Imports core only."""
 
 from mmcam.evaluation.box_metrics import (
     DEFAULT_THRESHOLDS,
@@ -13,6 +14,7 @@ from mmcam.evaluation.box_metrics import (
     max_box_acc,
     pointing_game,
 )
+from mmcam.evaluation.box_settings import BoxSettings, MapBoxes, box_settings, map_boxes
 from mmcam.evaluation.caption_metrics import caption_bleu
 from mmcam.evaluation.faithfulness import (
     CausalCurve,
@@ -23,22 +25,27 @@ from mmcam.evaluation.faithfulness import (
     random_map,
 )
 from mmcam.evaluation.localize import Box, boxes_from_map, boxes_from_maps, resize_map, smooth_maps
+from mmcam.evaluation.refine import RefineSettings, is_flat, refined_box, refined_boxes
 from mmcam.evaluation.vqa_accuracy import VQAReport, normalize_answer, vqa_accuracy, vqa_evaluate
 from mmcam.evaluation.word_categories import CategoryMention, WordCategories
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "Box",
+    "BoxSettings",
     "CategoryMention",
     "CausalCurve",
     "LocalizationAccuracy",
+    "MapBoxes",
     "MaxBoxAcc",
     "PointingGame",
+    "RefineSettings",
     "VQAReport",
     "WordCategories",
     "blur_image",
     "box_iou",
     "box_iou_matrix",
+    "box_settings",
     "boxes_from_map",
     "boxes_from_maps",
     "caption_bleu",
@@ -46,11 +53,15 @@ __all__ = [
     "deletion_auc",
     "energy_in_box",
     "insertion_auc",
+    "is_flat",
     "localization_accuracy",
+    "map_boxes",
     "max_box_acc",
     "normalize_answer",
     "pointing_game",
     "random_map",
+    "refined_box",
+    "refined_boxes",
     "resize_map",
     "smooth_maps",
     "vqa_accuracy",
