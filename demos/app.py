@@ -74,8 +74,10 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
     (default: the bundled samples)."""
     examples = bundled_examples() if examples is None else examples
 
-    def caption(image: dict | None, method: str, word: str | None, threshold: float) -> tuple:
-        result = demo.caption(image, method, word, threshold)
+    def caption(
+        image: dict | None, method: str, word: str | None, threshold: float, refine: bool = True
+    ) -> tuple:
+        result = demo.caption(image, method, word, threshold, refine)
         return (
             result.caption,
             gr.Dropdown(choices=result.choices, value=result.selected),
@@ -85,15 +87,22 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
             [str(path) for path in result.files],
         )
 
-    def recaption(image: dict | None, method: str, word: str | None, threshold: float) -> tuple:
+    def recaption(
+        image: dict | None, method: str, word: str | None, threshold: float, refine: bool = True
+    ) -> tuple:
         if image is None:  # a setting changed before any image was given: nothing to redo
             return tuple(gr.skip() for _ in range(6))
-        return caption(image, method, word, threshold)
+        return caption(image, method, word, threshold, refine)
 
     def answer(
-        image: dict | None, question: str, method: str, chosen: str | None, threshold: float
+        image: dict | None,
+        question: str,
+        method: str,
+        chosen: str | None,
+        threshold: float,
+        refine: bool = True,
     ) -> tuple:
-        result = demo.answer(image, question, method, chosen, threshold)
+        result = demo.answer(image, question, method, chosen, threshold, refine=refine)
         return (
             result.answers,
             gr.Dropdown(choices=result.choices, value=result.selected),
@@ -105,13 +114,19 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
         )
 
     def reanswer(
-        image: dict | None, question: str, method: str, chosen: str | None, threshold: float
+        image: dict | None,
+        question: str,
+        method: str,
+        chosen: str | None,
+        threshold: float,
+        refine: bool = True,
     ) -> tuple:
         if image is None or not (question or "").strip():
             return tuple(gr.skip() for _ in range(7))
-        return answer(image, question, method, chosen, threshold)
+        return answer(image, question, method, chosen, threshold, refine)
 
     threshold_help = "Box threshold (fraction of the map's peak)"
+    refine_help = "Refined box (green): map + image, the map seeds a segmentation of the image"
     # delete_cache: Gradio's copies of the outputs are removed after an hour (and at restart).
     with gr.Blocks(title="mmcam demo", delete_cache=(3600, 3600)) as page:
         gr.Markdown(INTRO.format(side=MAX_IMAGE_SIDE, upload=MAX_UPLOAD))
@@ -123,6 +138,7 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
                         demo.methods("captioning"), value="Grad-CAM", label="Method"
                     )
                     c_threshold = gr.Slider(0, 0.9, value=0.15, step=0.05, label=threshold_help)
+                    c_refine = gr.Checkbox(value=True, label=refine_help)
                     c_run = gr.Button(
                         "Caption and explain", variant="primary", elem_id="caption-run"
                     )
@@ -163,6 +179,7 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
                     )
                     v_method = gr.Radio(demo.methods("VQA"), value="Grad-CAM", label="Method")
                     v_threshold = gr.Slider(0, 0.9, value=0.15, step=0.05, label=threshold_help)
+                    v_refine = gr.Checkbox(value=True, label=refine_help)
                     v_run = gr.Button("Answer and explain", variant="primary", elem_id="vqa-run")
                     pairs = [[str(e.image), q] for e in examples for q in e.questions[:2]]
                     if pairs:
@@ -190,11 +207,11 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
         # upload cache) and mmcam.app opens it, so a file that is not an image gets a
         # clear message; the other inputs are plain values either way.
         caption_event = dict(concurrency_id="caption", preprocess=False)
-        c_inputs = [c_image, c_method, c_word, c_threshold]
+        c_inputs = [c_image, c_method, c_word, c_threshold, c_refine]
         c_outputs = [c_text, c_word, c_map, c_boxes, c_gallery, c_files]
         c_run.click(shown_errors(caption), c_inputs, c_outputs, api_name="caption", **caption_event)
         gr.on(
-            [c_word.select, c_method.input, c_threshold.release],
+            [c_word.select, c_method.input, c_threshold.release, c_refine.input],
             shown_errors(recaption),
             c_inputs,
             c_outputs,
@@ -203,14 +220,14 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
             **caption_event,
         )
         vqa_event = dict(concurrency_id="vqa", preprocess=False)
-        v_inputs = [v_image, v_question, v_method, v_chosen, v_threshold]
+        v_inputs = [v_image, v_question, v_method, v_chosen, v_threshold, v_refine]
         v_outputs = [v_answers, v_chosen, v_map, v_against, v_boxes, v_notes, v_files]
         v_run.click(shown_errors(answer), v_inputs, v_outputs, api_name="answer", **vqa_event)
         v_question.submit(
             shown_errors(answer), v_inputs, v_outputs, api_visibility="private", **vqa_event
         )
         gr.on(
-            [v_chosen.select, v_method.input, v_threshold.release],
+            [v_chosen.select, v_method.input, v_threshold.release, v_refine.input],
             shown_errors(reanswer),
             v_inputs,
             v_outputs,

@@ -11,12 +11,12 @@ from types import ModuleType
 
 from mmcam.core.explanation import Explanation
 from mmcam.core.protocols import CaptionModel, VQAModel
-from mmcam.core.tap import Tap
+from mmcam.core.tap import Tap, Taps
 from mmcam.core.targets import CaptionLogProb, CaptionWords, ClassLogit, ClassLogits, WordLogProb
 from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation
 from mmcam.explainers.vqa import VQAExplainer, VQAExplanation
 from mmcam.methods.activation_maximization import activation_maximization, filter_grid
-from mmcam.methods.cam import class_activation_map, explain, grad_cam
+from mmcam.methods.cam import class_activation_map, explain, fused_maps, grad_cam
 from mmcam.methods.perturbation import occlusion
 from mmcam.methods.pixel_space import (
     deconvnet,
@@ -38,6 +38,7 @@ __all__ = [
     "Explanation",
     "PanelRow",
     "Tap",
+    "Taps",
     "VQAExplainer",
     "VQAExplanation",
     "VQAModel",
@@ -47,6 +48,7 @@ __all__ = [
     "deconvnet",
     "explain",
     "filter_grid",
+    "fused_maps",
     "grad_cam",
     "guided_backprop",
     "guided_grad_cam",

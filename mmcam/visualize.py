@@ -68,13 +68,16 @@ def save_overlay(
 class PanelRow:
     """One row of a figure: the image titled `name`, then one titled overlay per map.
 
-    `boxes[i]` (COCO [x, y, w, h] lists in image pixels) are drawn on panel i when given.
+    `boxes[i]` (COCO [x, y, w, h] lists in image pixels) are drawn on panel i when given, in
+    white; `refined[i]`, boxes refined from the image with the map as seeds (map + image), in
+    green.
     """
 
     name: str
     maps: Sequence[Tensor] | Tensor
     titles: Sequence[str]
     boxes: Sequence[Sequence[Sequence[float]]] | None = None
+    refined: Sequence[Sequence[Sequence[float]]] | None = None
 
     def __post_init__(self) -> None:
         if len(self.maps) != len(self.titles):
@@ -106,8 +109,10 @@ def map_grid(
             axis = row_axes[index + 1]
             axis.imshow(overlay(base, heat_map, alpha))
             axis.set_title(textwrap.fill(title, 24), fontsize=9)
-            for x, y, w, h in row.boxes[index] if row.boxes is not None else []:
-                axis.add_patch(plt.Rectangle((x, y), w, h, fill=False, edgecolor="white", lw=1.5))
+            for boxes, colour in ((row.boxes, "white"), (row.refined, "lime")):
+                for x, y, w, h in boxes[index] if boxes is not None else []:
+                    box = plt.Rectangle((x, y), w, h, fill=False, edgecolor=colour, lw=1.5)
+                    axis.add_patch(box)
     if suptitle:
         figure.suptitle(suptitle, fontsize=10)
     return save_figure(figure, path)

@@ -56,6 +56,8 @@ from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Grid
 from mmcam.core.targets import ClassLogit
 from mmcam.data.images import preprocess
+from mmcam.evaluation.box_settings import box_settings
+from mmcam.evaluation.refine import RefineSettings
 from mmcam.explainers.captioning import CaptionExplainer, WordReplicas, teacher_forced
 from mmcam.explainers.vqa import VQAExplainer
 from mmcam.methods.formulas import GRADIENT_METHODS
@@ -164,9 +166,11 @@ class Demo:
         method: str | None = "Grad-CAM",
         word: str | int | None = None,
         threshold: float | None = 0.15,
+        refine: bool = True,
     ) -> CaptionResult:
         """Caption `image`, map every word and the whole caption by `method`, and draw the map
-        of `word` (a choice label, a word index, or None / WHOLE_CAPTION) with its box."""
+        of `word` (a choice label, a word index, or None / WHOLE_CAPTION) with its box; with
+        `refine`, also the box refined from the image with the map as seeds (map + image)."""
         picture = read_image(image)
         shown, key = checked_method(method, self.pixel_methods["captioning"])
         threshold = checked_threshold(threshold)
@@ -180,7 +184,7 @@ class Demo:
             caption_map if selected == WHOLE_CAPTION else word_maps[choices.index(selected) - 1]
         )
         size = (picture.height, picture.width)
-        boxes = map_boxes(chosen, threshold, size, selected)
+        boxes = map_boxes(chosen, threshold, size, selected, picture, refined_settings(key, refine))
         heat_map = draw_overlay(picture, chosen, boxes, DISPLAY_SIDE)
         folder = self._request_folder()
         gallery = []  # thumbnails as JPEG: 10x faster to write than PNG, and only for looking
@@ -267,10 +271,12 @@ class Demo:
         answer: str | None = None,
         threshold: float | None = 0.15,
         top_k: int = 5,
+        refine: bool = True,
     ) -> AnswerResult:
         """Answer `question` about `image`: the top-k answers with probabilities, the map and box
-        of `answer` (the best one when None or not among them) by `method`, and its
-        counterfactual Grad-CAM map (what argues against it)."""
+        of `answer` (the best one when None or not among them) by `method` (with `refine`, also
+        the box refined from the image: map + image), and its counterfactual Grad-CAM map (what
+        argues against it)."""
         picture = read_image(image)
         question, unknown = check_question(self.vqa_model, question)
         shown, key = checked_method(method, self.pixel_methods["VQA"])
@@ -298,7 +304,7 @@ class Demo:
         against = explained.counterfactual.maps[0, answers.index(selected)]
         heat = maps[mapped.index(selected)]
         size = (picture.height, picture.width)
-        boxes = map_boxes(heat, threshold, size, selected)
+        boxes = map_boxes(heat, threshold, size, selected, picture, refined_settings(key, refine))
         heat_map = draw_overlay(picture, heat, boxes, DISPLAY_SIDE)
         counterfactual = draw_overlay(picture, against, [], DISPLAY_SIDE)
         notes = []
@@ -395,3 +401,9 @@ def _choose(choices: list[str], wanted: str | int | None) -> str:
     if isinstance(wanted, int) and not isinstance(wanted, bool):
         return choices[wanted + 1] if 0 <= wanted < len(choices) - 1 else WHOLE_CAPTION
     return wanted if wanted in choices else WHOLE_CAPTION
+
+
+def refined_settings(method: str, refine: bool) -> RefineSettings | None:
+    """The refinement's seeds chosen on val for `method` (models/box_settings.json), or None
+    when the box is not to be refined."""
+    return box_settings(method).refine_settings() if refine else None

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from mmcam.evaluation.localize import Box, boxes_from_map
+from mmcam.evaluation.refine import RefineSettings, is_flat, refined_box
 from mmcam.visualize import overlay
 
 __all__ = ["AnswerResult", "CaptionResult", "box_text"]
@@ -31,7 +32,8 @@ class CaptionResult:
     selected: str  # the choice whose map is `heat_map`
     method: str  # shown name
     heat_map: np.ndarray  # uint8 [H, W, 3]: the selected map over the image, its box drawn
-    boxes: list[dict]  # [{"label", "bbox": [x, y, w, h], "score"}] in the uploaded image's pixels
+    boxes: list[dict]  # [{"label", "bbox": [x, y, w, h], "score", "refined"}] in the uploaded
+    # image's pixels: the refined box (map + image) first when asked for, then the map's own
     gallery: list[tuple[Path, str]]  # every word's overlay (a JPEG) and its choice label
     files: list[Path]  # PNG of `heat_map`, then caption-maps.npz
     word_maps: Tensor  # [T, S, S] in [0, 1], at the model's input resolution
@@ -76,19 +78,49 @@ class AnswerResult:
 
 
 def box_text(boxes: list[dict]) -> str:
-    """One line for a person: the box, or why there is none."""
+    """One line for a person: the boxes (a refined one labelled map + image), or why there is
+    none."""
     if not boxes:
         return "No box: the map is flat (no evidence at this layer)."
-    x, y, w, h = (round(v) for v in boxes[0]["bbox"])
-    return (
-        f"[x, y, w, h] = [{x}, {y}, {w}, {h}] in your image's pixels "
-        f"(mean map value inside: {boxes[0]['score']:.2f})"
-    )
+
+    def corners(box: dict) -> str:
+        return "[" + ", ".join(str(round(v)) for v in box["bbox"]) + "]"
+
+    refined = [box for box in boxes if box["refined"]]
+    own = [box for box in boxes if not box["refined"]]
+    parts = []
+    if refined:
+        parts.append(
+            f"[x, y, w, h] = {corners(refined[0])} in your image's pixels, map + image (the map "
+            "seeded a segmentation of the image)"
+        )
+    if own:
+        start = "the map's own box: " if refined else "[x, y, w, h] = "
+        where = "" if refined else " in your image's pixels"
+        parts.append(
+            f"{start}{corners(own[0])}{where} (mean map value inside: {own[0]['score']:.2f})"
+        )
+    return "; ".join(parts)
 
 
-def map_boxes(heat: Tensor, threshold: float, size: tuple[int, int], label: str) -> list[dict]:
+def map_boxes(
+    heat: Tensor,
+    threshold: float,
+    size: tuple[int, int],
+    label: str,
+    picture: Image.Image | None = None,
+    refine: RefineSettings | None = None,
+) -> list[dict]:
+    """The map's own box at `threshold`; with `refine` (and the `picture`), first the box
+    refined from the picture with the map as seeds (map + image, `"refined": True`)."""
     found: list[Box] = boxes_from_map(heat, threshold, keep="largest", image_size=size)
-    return [{"label": label, "bbox": b.to_list(), "score": round(b.score, 4)} for b in found]
+    if refine is not None and picture is not None and not is_flat(heat):
+        refined = refined_box(picture.convert("RGB"), heat, refine)
+        found = ([refined] if refined is not None else []) + found
+    return [
+        {"label": label, "bbox": b.to_list(), "score": round(b.score, 4), "refined": b.refined}
+        for b in found
+    ]
 
 
 def display_size(width: int, height: int, sides: tuple[int, int]) -> tuple[int, int]:
@@ -114,11 +146,12 @@ def draw_overlay(
     pen = ImageDraw.Draw(drawing)
     sx, sy = width / picture.width, height / picture.height
     line = max(2, round(max(width, height) / 160))
-    for box in boxes:
+    for box in boxes:  # the refined box (map + image) in green, the map's own in white
         x, y, w, h = box["bbox"]
         corners = [x * sx, y * sy, (x + w) * sx - 1, (y + h) * sy - 1]
+        colour = (0, 230, 0) if box.get("refined") else (255, 255, 255)
         pen.rectangle(corners, outline=(0, 0, 0), width=line + 2)
-        pen.rectangle(corners, outline=(255, 255, 255), width=line)
+        pen.rectangle(corners, outline=colour, width=line)
     return np.asarray(drawing)
 
 

@@ -21,7 +21,9 @@ from mmcam.core.targets import CaptionLogProb, ClassLogit
 from mmcam.data.files import write_json
 from mmcam.data.images import image_to_uint8, preprocess
 from mmcam.evaluation.box_metrics import pointing_game
+from mmcam.evaluation.box_settings import box_settings
 from mmcam.evaluation.localize import boxes_from_map
+from mmcam.evaluation.refine import refined_box
 from mmcam.evaluation.word_categories import WordCategories
 from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation, caption_tokens
 from mmcam.explainers.vqa import VQAExplainer
@@ -40,7 +42,7 @@ CAPTION_METHODS = {
     "counterfactual": "counterfactual",
 }
 POINTING_METHODS = ("Grad-CAM", "Grad-CAM++", "HiResCAM")  # maps of evidence for the word
-BOX_THRESHOLD = 0.15
+BOX_LEGEND = "boxes: white = the map's own, green = map + image (refined from the image)"
 
 
 def write_sample_figures(out: str | Path, samples: str | Path = SAMPLES) -> dict:
@@ -62,13 +64,17 @@ def write_sample_figures(out: str | Path, samples: str | Path = SAMPLES) -> dict
     for index, sample in enumerate(listing):
         gradcam = by_method["Grad-CAM"]
         words = gradcam.word_labels(index)
-        rows = [_caption_row(name, result, index, words) for name, result in by_method.items()]
+        rows = [
+            _caption_row(name, result, index, words, shown[index])
+            for name, result in by_method.items()
+        ]
         if index == 0:
             pixel = _caption_pixel_maps(captioner, images[:1], captions[:1])
             rows.append(panel_row(pixel, "pixel methods, whole caption"))
         caption_path = map_grid(
-            shown[index], rows, out / f"caption_{index + 1}.png", suptitle=gradcam.texts[index]
-        )
+            shown[index], rows, out / f"caption_{index + 1}.png",
+            suptitle=f"{gradcam.texts[index]}\n{BOX_LEGEND}",
+        )  # fmt: skip
         answers = _answer_questions(vqa, images[index], shown[index], sample, index, out)
         summary.append(
             {
@@ -83,17 +89,19 @@ def write_sample_figures(out: str | Path, samples: str | Path = SAMPLES) -> dict
     return {"samples": summary}
 
 
-def _caption_row(name: str, result, index: int, words: list[str]) -> PanelRow:
-    """One method's per-word maps and the whole caption's map, boxes on words naming a shape."""
+def _caption_row(name: str, result, index: int, words: list[str], picture) -> PanelRow:
+    """One method's per-word maps and the whole caption's map; on words naming a shape the
+    map's own box and the box refined from the `picture` (map + image)."""
     maps = [*result.words.maps[index, : len(words)], result.caption.maps[index]]
     shape_words = {m.head for m in WordCategories.shapes().find(words)}
-    boxes = [
-        [box.to_list() for box in boxes_from_map(maps[i], BOX_THRESHOLD)]
-        if i in shape_words
-        else []
-        for i in range(len(words))
-    ]
-    return PanelRow(name, maps, [*words, "whole caption"], [*boxes, []])
+    settings = box_settings(CAPTION_METHODS[name])
+    boxes, refined = [], []
+    for i in range(len(words)):
+        own = boxes_from_map(maps[i], settings.threshold) if i in shape_words else []
+        box = refined_box(picture, maps[i], settings.refine_settings()) if own else None
+        boxes.append([b.to_list() for b in own])
+        refined.append([box.to_list()] if box is not None else [])
+    return PanelRow(name, maps, [*words, "whole caption"], [*boxes, []], [*refined, []])
 
 
 def _caption_pixel_maps(captioner, images: Tensor, captions: list[list[int]]) -> dict:

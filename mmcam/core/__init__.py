@@ -3,7 +3,7 @@ Explanation (the result), model state and the model protocols. Imports torch onl
 
 from mmcam.core.explanation import Explanation
 from mmcam.core.protocols import CaptionModel, VQAModel
-from mmcam.core.tap import Tap
+from mmcam.core.tap import Tap, Taps
 from mmcam.core.targets import CaptionLogProb, ClassLogit, WordLogProb
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "ClassLogit",
     "Explanation",
     "Tap",
+    "Taps",
     "VQAModel",
     "WordLogProb",
 ]

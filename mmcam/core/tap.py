@@ -12,12 +12,16 @@ top answers of a question — get their own gradients from one backward pass.
 `layer="input"` taps the model's first positional input instead of a layer's output: a model
 that takes a precomputed grid of image features (`[B, 2048, 14, 14]`) is explained with respect
 to that grid.
+
+`Taps` hooks several layers in one forward pass (LayerCAM's multi-layer fusion): the lowest
+cuts the graph as above, the ones above it only record their outputs, and one backward pass
+gives every layer's dY/dA.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -25,6 +29,16 @@ from torch import Tensor, nn
 
 Grid = Callable[[Tensor], Tensor]
 INPUT = "input"  # the layer name that taps the model's first positional input
+Layers = str | nn.Module | Sequence[str | nn.Module]  # one layer, or several from the input up
+
+
+def layers(layer: Layers) -> list[str | nn.Module]:
+    """One layer, or a comma-separated string or list of them, as a list."""
+    if isinstance(layer, nn.Module):
+        return [layer]
+    if isinstance(layer, str):
+        return [name.strip() for name in layer.split(",")]
+    return list(layer)
 
 
 def find_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
@@ -58,7 +72,8 @@ class Tap:
 
     `to_grid` turns the layer's output into a `[N, K, h, w]` feature grid (for example a
     transformer's patch tokens reshaped to the patch grid); it is applied to A and to dY/dA
-    alike. A layer that returns a tuple is tapped at its first element.
+    alike. A layer that returns a tuple is tapped at its first element. `cut=False` records the
+    output without cutting the graph (a layer above the one that cuts, see `Taps`).
     """
 
     def __init__(
@@ -68,12 +83,16 @@ class Tap:
         *,
         replicas: int = 1,
         to_grid: Grid | None = None,
+        cut: bool = True,
     ) -> None:
         if replicas < 1:
             raise ValueError(f"replicas must be >= 1, got {replicas}")
+        if not cut and replicas > 1:
+            raise ValueError("only the tap that cuts the graph replicates its layer's output")
         self.name, self.module = find_layer(model, layer)
         self.replicas = replicas
         self.to_grid = to_grid
+        self.cut = cut
         self.activations: Tensor | None = None  # the leaf: [B*R, ...] as the layer returned it
         self._handle: torch.utils.hooks.RemovableHandle | None = None
         self._grad_mode = True
@@ -86,7 +105,7 @@ class Tap:
     def __enter__(self) -> Tap:
         self.activations = None
         self._grad_mode = torch.is_grad_enabled()
-        torch.set_grad_enabled(False)
+        torch.set_grad_enabled(self._grad_mode and not self.cut)
         if self.taps_input:
             self._handle = self.module.register_forward_pre_hook(self._record_input)
         else:
@@ -127,14 +146,22 @@ class Tap:
                 f"layer {self.name!r} ran twice in one tapped forward pass; tap a layer that "
                 "runs once per pass (or split the pass)"
             )
-        leaf = tensor.detach()
-        if self.replicas > 1:
-            leaf = leaf.repeat_interleave(self.replicas, dim=0)
-        leaf.requires_grad_(True)
-        self.activations = leaf
-        torch.set_grad_enabled(True)
-        # A non-leaf copy goes on, so in-place operations after the layer stay legal.
-        return leaf.clone()
+        if not self.cut:
+            if not tensor.requires_grad:
+                raise RuntimeError(
+                    f"layer {self.name!r} ran before the layer that cuts the graph: list the "
+                    "tapped layers from the input up"
+                )
+            self.activations = tensor  # not a leaf: its gradient flows through the copy passed on
+        else:
+            leaf = tensor.detach()
+            if self.replicas > 1:
+                leaf = leaf.repeat_interleave(self.replicas, dim=0)
+            leaf.requires_grad_(True)
+            self.activations = leaf
+            torch.set_grad_enabled(True)
+        # A copy goes on, so in-place operations after the layer stay legal.
+        return self.activations.clone()
 
     def grid(self, tensor: Tensor) -> Tensor:
         """`tensor` (A or dY/dA, as the layer returned it) as a `[N, K, h, w]` grid."""
@@ -153,6 +180,13 @@ class Tap:
         (or `[B*R]`) otherwise. Items must not interact (BatchNorm in eval mode), so the
         gradient of the sum is every score's own gradient.
         """
+        self.check_scores(scores)
+        leaf = self.activations
+        (grads,) = torch.autograd.grad(scores.sum(), leaf)
+        return self.grid(leaf.detach()), self.grid(grads)
+
+    def check_scores(self, scores: Tensor) -> None:
+        """Refuse scores that do not match the tapped rows or do not depend on the layer."""
         if self.activations is None:
             raise RuntimeError(
                 f"layer {self.name!r} did not run: call the model inside the `with Tap(...)` block"
@@ -168,9 +202,56 @@ class Tap:
                 "scores do not depend on the tapped layer: compute them from the model's "
                 "output inside the `with Tap(...)` block"
             )
-        (grads,) = torch.autograd.grad(scores.sum(), leaf)
-        return self.grid(leaf.detach()), self.grid(grads)
 
     def release(self) -> None:
         """Drop the recorded activations so their memory is freed."""
         self.activations = None
+
+
+class Taps:
+    """Several layers tapped in one forward pass, listed from the input up: the first cuts the
+    graph (and replicates its output `replicas` times), the others record their outputs, so
+    one backward pass gives every layer's A and dY/dA. One layer behaves exactly as `Tap`."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Sequence[str | nn.Module],
+        *,
+        replicas: int = 1,
+        to_grid: Grid | None = None,
+    ) -> None:
+        if not layers:
+            raise ValueError("give at least one layer to tap")
+        self.taps = [
+            Tap(model, layer, replicas=replicas if i == 0 else 1, to_grid=to_grid, cut=i == 0)
+            for i, layer in enumerate(layers)
+        ]
+
+    def __enter__(self) -> Taps:
+        for tap in self.taps:
+            tap.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for tap in reversed(self.taps):
+            tap.__exit__(*exc_info)
+
+    def gradients(self, scores: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Each layer's A and dY/dA as `[N, K, h, w]` grids (see `Tap.gradients`), from one
+        backward pass."""
+        first = self.taps[0]
+        first.check_scores(scores)
+        for tap in self.taps[1:]:
+            if tap.activations is None:
+                raise RuntimeError(f"layer {tap.name!r} did not run inside the `with` block")
+        inputs = [tap.activations for tap in self.taps]
+        grads = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
+        return [
+            (tap.grid(a.detach()), tap.grid(g if g is not None else torch.zeros_like(a)))
+            for tap, a, g in zip(self.taps, inputs, grads, strict=True)
+        ]
+
+    def release(self) -> None:
+        for tap in self.taps:
+            tap.release()

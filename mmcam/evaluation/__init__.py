@@ -1,6 +1,6 @@
-"""Judging maps: boxes from maps, box and pointing metrics, COCO AP and CorLoc (pycocotools),
-faithfulness (deletion / insertion), caption metrics (pycocoevalcap, nltk BLEU) and VQA
-accuracy, the words that name categories. Imports core only."""
+"""Judging maps: boxes from maps (thresholded, or refined from the image: map + image), box and
+pointing metrics, COCO AP and CorLoc, faithfulness (deletion / insertion), caption metrics
+(pycocoevalcap, nltk BLEU) and VQA accuracy, the words that name categories. Imports core only."""
 
 from mmcam.evaluation.box_metrics import (
     DEFAULT_THRESHOLDS,
@@ -16,6 +16,7 @@ from mmcam.evaluation.box_metrics import (
     pointing_game,
     scaled_pointing_tolerance,
 )
+from mmcam.evaluation.box_settings import BoxSettings, MapBoxes, box_settings, map_boxes
 from mmcam.evaluation.caption_metrics import (
     SPICE_UNAVAILABLE,
     CocoCaptionScorer,
@@ -32,6 +33,7 @@ from mmcam.evaluation.faithfulness import (
     random_map,
 )
 from mmcam.evaluation.localize import Box, boxes_from_map, boxes_from_maps, resize_map, smooth_maps
+from mmcam.evaluation.refine import RefineSettings, is_flat, refined_box, refined_boxes
 from mmcam.evaluation.vqa_accuracy import VQAReport, normalize_answer, vqa_accuracy, vqa_evaluate
 from mmcam.evaluation.word_categories import CategoryMention, WordCategories
 
@@ -40,18 +42,22 @@ __all__ = [
     "POINTING_TOLERANCE",
     "SPICE_UNAVAILABLE",
     "Box",
+    "BoxSettings",
     "CategoryMention",
     "CausalCurve",
     "CocoCaptionScorer",
     "LocalizationAccuracy",
+    "MapBoxes",
     "MaxBoxAcc",
     "PointingGame",
+    "RefineSettings",
     "VQAReport",
     "WordCategories",
     "blur_image",
     "box_detection_metrics",
     "box_iou",
     "box_iou_matrix",
+    "box_settings",
     "boxes_from_map",
     "boxes_from_maps",
     "caption_bleu",
@@ -61,11 +67,15 @@ __all__ = [
     "deletion_auc",
     "energy_in_box",
     "insertion_auc",
+    "is_flat",
     "localization_accuracy",
+    "map_boxes",
     "max_box_acc",
     "normalize_answer",
     "pointing_game",
     "random_map",
+    "refined_box",
+    "refined_boxes",
     "resize_map",
     "scaled_pointing_tolerance",
     "smooth_maps",

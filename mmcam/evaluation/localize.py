@@ -43,6 +43,7 @@ class Box:
     w: float
     h: float
     score: float = 1.0
+    refined: bool = False  # True: the image drew the extent (map + image), not the map alone
 
     def __post_init__(self) -> None:
         values = (self.x, self.y, self.w, self.h, self.score)

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmcam.core.explanation import Explanation
 from mmcam.core.model_state import explaining
 from mmcam.core.protocols import EXPLAINED_MEMBERS, CaptionModel
-from mmcam.core.tap import Grid, Tap
+from mmcam.core.tap import Grid, Layers, Taps, layers
 from mmcam.core.targets import CaptionRows, CaptionWords, token_logprobs
-from mmcam.methods.cam import maps_from_gradients
+from mmcam.methods.cam import fused_maps
 from mmcam.methods.pixel_space import (
     PERTURBATION_METHODS,
     RULE_METHODS,
@@ -245,9 +245,10 @@ class CaptionExplainer:
     """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
     that satisfies `mmcam.core.protocols.CaptionModel`.
 
-    `layer` is the explained layer inside `model.encode` (a dotted name or a module), or
-    "input" for the images `encode` is given (a precomputed feature grid); `to_grid` reshapes
-    its output to `[N, K, h, w]` when it is not already a feature grid.
+    `layer` is the explained layer inside `model.encode` (a dotted name or a module), "input"
+    for the images `encode` is given (a precomputed feature grid), or a list of layers from the
+    input up, whose maps are fused as LayerCAM's (`fused_maps`); `to_grid` reshapes its output
+    to `[N, K, h, w]` when it is not already a feature grid.
     `include_end=True` also explains the end-of-caption token (labelled "<end>").
 
     With `check=True` (the default) every explanation also verifies that the model keeps the
@@ -261,7 +262,7 @@ class CaptionExplainer:
     def __init__(
         self,
         model: CaptionModel,
-        layer: str | nn.Module,
+        layer: Layers,
         *,
         to_grid: Grid | None = None,
         include_end: bool = False,
@@ -326,23 +327,24 @@ class CaptionExplainer:
             return CaptionExplanation([list(c) for c in captions], texts, words, caption)
         batch, steps = replicas.batch, replicas.steps
         with explaining(model, images.device):
-            with Tap(model, self.layer, replicas=steps, to_grid=self.to_grid) as tap:
-                features = model.encode(tap.feed(images) if tap.taps_input else images)
+            with Taps(model, layers(self.layer), replicas=steps, to_grid=self.to_grid) as taps:
+                first = taps.taps[0]
+                features = model.encode(first.feed(images) if first.taps_input else images)
                 decode = getattr(model, "decode_last_logits", model.decode_logits)
                 logits = decode(features, replicas.replica_tokens, replicas.lengths)
             name = "decode_logits" if decode == model.decode_logits else "decode_last_logits"
             check_logits_shape(model, name, logits, replicas.replica_tokens)
             scores = replicas.scores(logits)  # [B, T]
-            activations, gradients = tap.gradients(scores)  # [B*T, K, h, w]
-            tap.release()
+            grids = taps.gradients(scores)  # per layer: A, dY/dA [B*T, K, h, w]
+            taps.release()
             if self.check:
                 check_word_scores(model, images, replicas, scores, features)
         size = size or images.shape[-2:]
-        words = maps_from_gradients(activations, gradients, scores, method, size, labels)
-        grid = activations.shape[1:]
-        caption = maps_from_gradients(
-            activations.view(batch, steps, *grid)[:, 0],
-            gradients.view(batch, steps, *grid).sum(dim=1),
+        words = fused_maps(grids, scores, method, size, labels)
+        # The whole caption's gradient is the sum of its words'; every replica has the same A.
+        caption = fused_maps(
+            [(a.unflatten(0, (batch, steps))[:, 0], g.unflatten(0, (batch, steps)).sum(1))
+             for a, g in grids],  # fmt: skip
             scores.sum(dim=1),
             method,
             size,

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmcam.core.explanation import Explanation
 from mmcam.core.model_state import explaining
 from mmcam.core.protocols import VQAModel
-from mmcam.core.tap import Grid, Tap
+from mmcam.core.tap import Grid, Layers, Taps, layers
 from mmcam.core.targets import ClassLogit, ClassLogits
-from mmcam.methods.cam import maps_from_gradients
+from mmcam.methods.cam import fused_maps
 from mmcam.methods.pixel_space import (
     PERTURBATION_METHODS,
     RULE_METHODS,
@@ -52,15 +52,16 @@ class VQAExplainer:
     """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
     that satisfies `mmcam.core.protocols.VQAModel`.
 
-    `layer` is the explained layer on the image side (a dotted name or a module), or "input"
-    for the model's first positional input: a model that takes a precomputed feature grid
-    (`model(grid [B, 2048, 14, 14], questions)`) is explained with respect to that grid, its
-    maps upsampled to the image's `size`. `to_grid` reshapes the layer's output to
+    `layer` is the explained layer on the image side (a dotted name or a module), "input" for
+    the model's first positional input, or a list of layers from the input up, whose maps are
+    fused as LayerCAM's (`fused_maps`). With "input", a model that takes a precomputed feature
+    grid (`model(grid [B, 2048, 14, 14], questions)`) is explained with respect to that grid,
+    its maps upsampled to the image's `size`. `to_grid` reshapes the layer's output to
     `[N, K, h, w]` when it is not already a feature grid.
     """
 
     def __init__(
-        self, model: VQAModel, layer: str | nn.Module, *, to_grid: Grid | None = None
+        self, model: VQAModel, layer: Layers, *, to_grid: Grid | None = None
     ) -> None:
         if not isinstance(model, VQAModel):
             raise TypeError(
@@ -107,22 +108,21 @@ class VQAExplainer:
                 return self._explain_by_rule(images, tokens, top_k, method)
             return self._explain_by_perturbation(images, tokens, top_k, method, perturbation)
         with explaining(self.model, images.device):
-            with Tap(self.model, self.layer, replicas=top_k, to_grid=self.to_grid) as tap:
+            taps = Taps(self.model, layers(self.layer), replicas=top_k, to_grid=self.to_grid)
+            with taps:
                 logits = self.model(images, _repeat_rows(tokens, top_k))  # [B*k, A]
             logits = logits.view(batch, top_k, -1)
             best = logits[:, 0].detach().topk(top_k, dim=1).indices  # [B, k]
             scores = logits.gather(2, best[..., None]).squeeze(2)  # replica j: answer j
-            activations, gradients = tap.gradients(scores)  # [B*k, K, h, w]
-            tap.release()
+            grids = taps.gradients(scores)  # per layer: A, dY/dA [B*k, K, h, w]
+            taps.release()
         probabilities = torch.softmax(logits[:, 0].detach(), dim=1).gather(1, best)
         answers = [[self.model.answers[i] for i in row] for row in best.tolist()]
         size = size or images.shape[-2:]
-        maps = maps_from_gradients(activations, gradients, scores, method, size, answers)
+        maps = fused_maps(grids, scores, method, size, answers)
         against = None
         if counterfactual:
-            against = maps_from_gradients(
-                activations, gradients, scores, "counterfactual", size, answers
-            )
+            against = fused_maps(grids, scores, "counterfactual", size, answers)
         return VQAExplanation(answers, probabilities, maps, against)
 
     def _top_answers(

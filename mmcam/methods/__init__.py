@@ -3,7 +3,7 @@ backprop, deconvnet, guided Grad-CAM), occlusion and RISE, activation maximisati
 only."""
 
 from mmcam.methods.activation_maximization import activation_maximization, filter_grid
-from mmcam.methods.cam import class_activation_map, explain, grad_cam
+from mmcam.methods.cam import class_activation_map, explain, fused_maps, grad_cam
 from mmcam.methods.formulas import GRADIENT_METHODS
 from mmcam.methods.perturbation import occlusion
 from mmcam.methods.pixel_space import (
@@ -21,6 +21,7 @@ __all__ = [
     "deconvnet",
     "explain",
     "filter_grid",
+    "fused_maps",
     "grad_cam",
     "guided_backprop",
     "guided_grad_cam",

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mmcam.core.explanation import Explanation
+from mmcam.core.explanation import Explanation, normalize_maps, upsample_maps
 from mmcam.core.tap import Tap
 from mmcam.core.targets import ClassLogit, Target
 from mmcam.methods.formulas import GRADIENT_METHODS, cam_weights, gradient_map, weighted_map
@@ -66,6 +66,30 @@ def negligible_maps(method: str, activations: Tensor, gradients: Tensor, raw: Te
     eps = torch.finfo(raw.dtype).eps
     peak = raw.flatten(-2).amax(dim=-1)
     return (peak > 0) & (peak <= 1000 * eps * uncancelled.flatten(-2).amax(dim=-1))
+
+
+def fused_maps(
+    grids: Sequence[tuple[Tensor, Tensor]],
+    scores: Tensor,
+    method: str = "layercam",
+    size: Sequence[int] | None = None,
+    labels: list | None = None,
+) -> Explanation:
+    """One `Explanation` from several layers' A and dY/dA grids (listed from the input up), by
+    the multi-layer fusion of LayerCAM (Jiang et al., IEEE TIP 2021, sec. III-C): each layer's
+    map by `method`, upsampled to `size` (the first, largest grid's when None) and min-max
+    normalised, and their element-wise maximum. One layer gives `maps_from_gradients`' result; with
+    several, `raw` holds the fused map at `size`."""
+    if len(grids) == 1:
+        return maps_from_gradients(*grids[0], scores, method, size, labels)
+    size = _size(size) or tuple(grids[0][0].shape[-2:])
+    layer_maps = []
+    for activations, gradients in grids:
+        raw = gradient_map(method, activations, gradients)  # [N, h, w]
+        upsampled = upsample_maps(raw.reshape(*scores.shape, *raw.shape[-2:]), size)
+        layer_maps.append(normalize_maps(upsampled)[0])
+    fused = torch.stack(layer_maps).amax(dim=0)
+    return Explanation.from_raw(fused, scores, size, method, labels)
 
 
 def class_activation_map(

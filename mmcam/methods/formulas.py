@@ -1,8 +1,8 @@
 """CAM methods: how a feature grid and its gradients become one map.
 
 Each method maps the activations A `[N, K, h, w]` and the gradients G = dY/dA of the same
-shape to a signed map `[N, h, w]`; the explanation is its ReLU. All of them are linear in G,
-so the signed map of a sum of scores is the sum of their signed maps.
+shape to a signed map `[N, h, w]`; the explanation is its ReLU. All but LayerCAM are linear in
+G, so their signed map of a sum of scores is the sum of the scores' signed maps.
 """
 
 from __future__ import annotations
@@ -76,11 +76,23 @@ def hirescam(activations: Tensor, gradients: Tensor) -> Tensor:
     return (gradients * activations).sum(dim=1)
 
 
+def layercam(activations: Tensor, gradients: Tensor) -> Tensor:
+    """LayerCAM (Jiang et al., IEEE TIP 2021): sum_k ReLU(G_k) * A_k, a weight per cell.
+
+    Only positive gradients count, cell by cell, so it stays sharp at early, high-resolution
+    layers where Grad-CAM's averaged weights blur; the paper fuses several layers' maps (each
+    normalised, element-wise maximum) for fine localisation. Not linear in G: the map of a sum of
+    scores is not the sum of their maps.
+    """
+    return (gradients.clamp(min=0) * activations).sum(dim=1)
+
+
 GRADIENT_METHODS: dict[str, SignedMap] = {
     "gradcam": gradcam,
     "gradcam++": gradcam_plus_plus,
     "counterfactual": counterfactual,
     "hirescam": hirescam,
+    "layercam": layercam,
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmcam.data.images import load_image
 from mmcam.evaluation.localize import resize_map, smooth_maps
 from mmcam.explainers.captioning import CaptionExplainer
 from mmcam.runs.chunks import (
@@ -83,6 +84,7 @@ def _caption_chunk(
             record["words"] = words
             record["word_scores"] = result.words.scores[index, :count].tolist()
             mentions = []
+            picture = load_image(data.files[image_id])  # refined boxes read the original image
             for mention in data.categories.find(words):
                 truth = ground_truth_boxes(
                     data.instances, image_id, mention.category_id, mention.color
@@ -94,7 +96,7 @@ def _caption_chunk(
                         "category_id": mention.category_id,
                         "category": mention.category,
                         "color": mention.color,
-                        **score_map(word_maps[mention.head], loaded.size, truth, options),
+                        **score_map(word_maps[mention.head], loaded.size, truth, options, picture),
                     }
                 )
             record["mentions"] = mentions

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mmcam.evaluation.box_settings import box_settings
 from mmcam.methods.pixel_space import EXPLAINER_METHODS
 from mmcam.runs.options import RunOptions
 from mmcam.runs.readout import report_text, summary
@@ -138,9 +139,15 @@ def add_run_arguments(parser: Any, *, deletion: int = 20) -> None:
     group.add_argument(
         "--box-threshold",
         type=float,
-        default=0.15,
-        help="a map's box surrounds the largest region above this fraction of its maximum "
-        "(Grad-CAM paper: 0.15; the report also sweeps 0.10-0.50) (default: %(default)s)",
+        help="a map's own box surrounds the largest region above this fraction of its maximum "
+        "(the report also sweeps 0.10-0.50) (default: the method's, models/box_settings.json)",
+    )
+    group.add_argument(
+        "--boxes",
+        choices=["threshold", "refined"],
+        help="the default box: the map's own (threshold), or refined from the image with the "
+        "map as seeds (map + image); the report gives both (default: the method's, "
+        "models/box_settings.json)",
     )
     group.add_argument(
         "--pointing-tolerance",
@@ -202,10 +209,14 @@ def add_run_arguments(parser: Any, *, deletion: int = 20) -> None:
 def options_from_arguments(args: Any) -> RunOptions:
     """The `RunOptions` of parsed `add_run_arguments` arguments (and `--max-length`,
     `--beam-size`, `--top-k` when the script has them)."""
+    chosen = box_settings(args.method)
     return RunOptions(
         method=args.method,
         smooth=args.smooth,
-        box_threshold=args.box_threshold,
+        box_threshold=chosen.threshold if args.box_threshold is None else args.box_threshold,
+        boxes=args.boxes or chosen.boxes,
+        refine_seed=chosen.seed,
+        refine_support=chosen.support,
         pointing_tolerance=args.pointing_tolerance,
         deletion_steps=args.deletion_steps,
         max_length=getattr(args, "max_length", 20),

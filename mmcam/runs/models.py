@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from mmcam.core.tap import Grid, find_layer
+from mmcam.core.tap import Grid, find_layer, layers
 from mmcam.data.files import file_digest
 
 __all__ = ["ExplainedModel", "load_run_captioner", "load_run_vqa"]
@@ -39,7 +39,8 @@ class ExplainedModel:
     source: dict = field(default_factory=dict)  # what the weights are: file hashes, hub revision
 
     def __post_init__(self) -> None:
-        find_layer(self.model, self.layer)  # an unknown name fails now, listing the valid ones
+        for layer in layers(self.layer):  # an unknown name fails now, listing the valid ones
+            find_layer(self.model, layer)
 
     @property
     def device(self) -> torch.device:

@@ -19,6 +19,9 @@ class RunOptions:
     method: str = "gradcam"
     smooth: float = 0.0  # Gaussian sigma (input pixels) blurring maps before they are scored
     box_threshold: float = 0.15
+    boxes: str = "threshold"  # the default box: the map's own, or "refined" (map + image)
+    refine_seed: float = 0.5  # refined boxes: the peak's region above this fraction is sure
+    refine_support: float = 0.15  # foreground; the map above this, probable foreground
     pointing_tolerance: float | None = None  # pixels; None: 15/224 of each image's shorter side
     deletion_steps: int = 20  # 0: no deletion AUC
     max_length: int = 20

@@ -31,6 +31,8 @@ def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
         out["questions"] = metrics["questions"]
         out["vqa_accuracy"] = metrics["vqa_accuracy"]
     out["loc_accuracy"] = pick("loc_accuracy", "accuracy")
+    out["loc_accuracy_threshold"] = pick("loc_accuracy", "threshold_accuracy")
+    out["loc_accuracy_refined"] = pick("loc_accuracy", "refined_accuracy")
     out["maxboxacc"] = pick("maxboxacc", "accuracy")
     out["pointing"] = pick("pointing", "accuracy")
     out["pointing_0px"] = pick("pointing_0px", "accuracy")
@@ -132,7 +134,8 @@ def _box_lines(metrics: Mapping[str, Any]) -> list[str]:
         f"pointing game at 0 px (peak inside the box): {number_text(exact['accuracy'])} "
         f"({exact['hits']} / {exact['count']})",
         f"localisation accuracy (IoU >= 0.5) at box threshold {located['threshold']:g}: "
-        f"{number_text(located['accuracy'])}",
+        f"{number_text(located.get('threshold_accuracy'))}; refined (map + image): "
+        f"{number_text(located.get('refined_accuracy'))}",
         "  threshold " + " ".join(f"{k:>5}" for k in located["sweep"]),
         "  accuracy  " + " ".join(f"{number_text(v, 2):>5}" for v in located["sweep"].values()),
         f"MaxBoxAcc (thresholds 0.00-0.99, step 0.01): {number_text(best['accuracy'])} "

@@ -62,6 +62,7 @@ class BoxScores:
         self.pointing_0px = 0
         self.tolerance_sum = 0.0  # pixels, over the maps scored
         self.located = 0
+        self.by_kind = {"threshold": 0, "refined": 0}  # located by the map's own / refined box
         self.sweep = np.zeros(len(DEFAULT_THRESHOLDS), dtype=np.int64)
         # [count, pointing, located, unmatched, pointing at 0 px]
         self.per_category: dict[str, list[int]] = {}
@@ -82,6 +83,8 @@ class BoxScores:
         self.pointing_0px += scored["pointing_0px"]
         self.tolerance_sum += scored["pointing_tolerance"]
         self.located += located
+        for kind in self.by_kind:
+            self.by_kind[kind] += scored.get(f"{kind}_iou", 0.0) >= 0.5
         self.sweep += np.asarray(scored["box_hits"], dtype=np.int64)
         row[0] += 1
         row[1] += scored["pointing"]
@@ -109,6 +112,7 @@ class BoxScores:
                 "threshold": self.box_threshold,
                 "iou_threshold": 0.5,
                 "count": self.count,
+                **{f"{k}_accuracy": _fraction(n, self.count) for k, n in self.by_kind.items()},
                 "sweep": {k: s for k, s, show in zip(keys, sweep, shown, strict=True) if show},
             },
             "maxboxacc": {
@@ -258,6 +262,7 @@ def caption_metrics(
         **located,
         "deletion_auc": deletion.metrics(),
         "method": options.method,
+        "boxes": options.boxes,
         "smooth": options.smooth,
         "bad_data": bad_data,
     }
@@ -335,6 +340,7 @@ def vqa_metrics(
         },  # fmt: skip
         "deletion_auc": deletion.metrics(),
         "method": options.method,
+        "boxes": options.boxes,
         "smooth": options.smooth,
         "bad_data": bad_data,
     }

@@ -23,6 +23,7 @@ from mmcam.evaluation.box_metrics import (
     max_box_acc,
     pointing_game,
 )
+from mmcam.evaluation.box_settings import BoxSettings, MapBoxes, map_boxes
 from mmcam.evaluation.faithfulness import center_gaussian_map, deletion_auc, random_map
 from mmcam.evaluation.localize import boxes_from_map, resize_map
 from mmcam.explainers.captioning import caption_tokens
@@ -53,17 +54,35 @@ def ground_truth_boxes(
 
 
 def score_map(
-    heat: Tensor, size: tuple[int, int], truth: list[list[float]] | None, options: RunOptions
+    heat: Tensor,
+    size: tuple[int, int],
+    truth: list[list[float]] | None,
+    options: RunOptions,
+    image: object = None,
 ) -> dict:
-    """One map (input resolution) judged in the original image's pixels: its box at the box
-    threshold and, when the ground truth has boxes, pointing (at the run's tolerance, None:
-    15/224 of the image's shorter side, and at 0 px), the box's IoU and the box hits of the
-    whole threshold sweep (`DEFAULT_THRESHOLDS`, IoU >= 0.5)."""
+    """One map (input resolution) judged in the original image's pixels: its own box at the box
+    threshold, the refined box (map + image, when `image`, the original 8-bit RGB, is given),
+    the default of the two (`options.boxes`) as `box`, and, when the ground truth has boxes,
+    pointing (at the run's tolerance, None: 15/224 of the image's shorter side, and at 0 px),
+    each box's IoU and the hits of the threshold sweep (`DEFAULT_THRESHOLDS`, IoU >= 0.5)."""
     heat = resize_map(heat.detach().float().cpu(), size)
-    boxes = boxes_from_map(heat, options.box_threshold)
+    settings = BoxSettings(
+        options.box_threshold, options.boxes, options.refine_seed, options.refine_support
+    )
+    if image is None:
+        if options.boxes == "refined":
+            raise ValueError("refined boxes need the image: pass image= to score_map")
+        own = boxes_from_map(heat, options.box_threshold)
+        found = MapBoxes(own[0] if own else None, None, own[0] if own else None, not own)
+    else:
+        found = map_boxes(heat, image, settings)
     scored: dict[str, Any] = {
-        "box": boxes[0].to_list() if boxes else None,
-        "box_score": boxes[0].score if boxes else None,
+        "box": found.box.to_list() if found.box else None,
+        "box_score": found.box.score if found.box else None,
+        "box_refined": options.boxes == "refined",
+        "threshold_box": found.threshold.to_list() if found.threshold else None,
+        "refined_box": found.refined.to_list() if found.refined else None,
+        "flat_map": found.flat,
         "gt_boxes": truth,
     }
     if truth:
@@ -72,7 +91,9 @@ def score_map(
         scored["pointing"] = point.per_map[0]
         scored["pointing_tolerance"] = point.tolerances[0]
         scored["pointing_0px"] = pointing_game(heat, truth, 0).per_map[0]
-        scored["iou"] = localization_accuracy([boxes], [truth]).ious[0]
+        for name, box in (("threshold", found.threshold), ("refined", found.refined)):
+            scored[f"{name}_iou"] = localization_accuracy([[box] if box else []], [truth]).ious[0]
+        scored["iou"] = scored[f"{options.boxes}_iou"]
         sweep = max_box_acc(heat[None], [truth], DEFAULT_THRESHOLDS)
         scored["box_hits"] = [int(hit) for hit in sweep.accuracies]
     return scored

@@ -13,6 +13,7 @@ from torch import nn
 from mmcam.data.annotations import (
     VQAItem,
 )
+from mmcam.data.images import load_image
 from mmcam.data.vocab import tokenize
 from mmcam.evaluation.localize import resize_map, smooth_maps
 from mmcam.evaluation.vqa_accuracy import vqa_accuracy
@@ -115,7 +116,8 @@ def _vqa_chunk(
             record["categories"] = [mention.category for mention in mentions]
             record["category_ids"] = [mention.category_id for mention in mentions]
             maps = smooth_maps(result.maps.maps[row], options.smooth)  # [k, H, W]
-            record.update(score_map(maps[0], loaded.size, truth, options))
+            picture = load_image(data.files[item.image_id])  # refined boxes read the image
+            record.update(score_map(maps[0], loaded.size, truth, options, picture))
             if options.deletion_steps:
                 record["deletion_auc"] = deletion_aucs(
                     images[row],

@@ -32,7 +32,9 @@ from mmcam.app.demo import PERTURBATION  # noqa: E402
 from mmcam.app.inputs import checked_method, checked_threshold  # noqa: E402
 from mmcam.core.targets import CaptionLogProb, ClassLogit, WordLogProb  # noqa: E402
 from mmcam.data.images import load_image, preprocess  # noqa: E402
+from mmcam.evaluation.box_settings import box_settings  # noqa: E402
 from mmcam.evaluation.localize import boxes_from_map  # noqa: E402
+from mmcam.evaluation.refine import refined_box  # noqa: E402
 from mmcam.explainers.captioning import CaptionExplainer, caption_tokens  # noqa: E402
 from mmcam.explainers.vqa import VQAExplainer  # noqa: E402
 from mmcam.methods.perturbation import occlusion  # noqa: E402
@@ -99,7 +101,7 @@ def test_caption_endpoint_gives_the_models_caption_and_every_word_map(client, de
     label = f"2: {words[1]}"
 
     text, word, heat_map, box, gallery, files = client.predict(
-        handle_file(path), "Grad-CAM", label, 0.15, api_name="/caption"
+        handle_file(path), "Grad-CAM", label, 0.15, True, api_name="/caption"
     )
 
     assert text == expected
@@ -123,9 +125,17 @@ def test_caption_endpoint_gives_the_models_caption_and_every_word_map(client, de
     np.testing.assert_allclose(arrays["word_maps"], oracle.words.maps[0].numpy(), atol=1e-6)
     np.testing.assert_allclose(arrays["caption_map"], oracle.caption.maps[0].numpy(), atol=1e-6)
     (box_from_map,) = boxes_from_map(oracle.words.maps[0, 1], 0.15, image_size=(128, 128))
-    np.testing.assert_array_equal(arrays["boxes"], [box_from_map.to_list()])
-    x, y, w, h = box_from_map.to_list()
+    settings = box_settings("gradcam").refine_settings()
+    refined = refined_box(Image.open(path).convert("RGB"), oracle.words.maps[0, 1], settings)
+    np.testing.assert_array_equal(arrays["boxes"], [refined.to_list(), box_from_map.to_list()])
+    x, y, w, h = refined.to_list()
     assert box.startswith(f"[x, y, w, h] = [{x:.0f}, {y:.0f}, {w:.0f}, {h:.0f}]")
+    assert "map + image" in box
+    x, y, w, h = box_from_map.to_list()
+    assert f"the map's own box: [{x:.0f}, {y:.0f}, {w:.0f}, {h:.0f}]" in box
+    unrefined = demo.caption(path, "Grad-CAM", label, 0.15, refine=False)
+    assert [b["bbox"] for b in unrefined.boxes] == [box_from_map.to_list()]
+    assert not unrefined.boxes[0]["refined"]
 
 
 def test_answer_endpoint_gives_the_models_answers_and_maps(client, demo, samples):
@@ -138,7 +148,7 @@ def test_answer_endpoint_gives_the_models_answers_and_maps(client, demo, samples
     expected = [model.answers[i] for i in top.indices.tolist()]
 
     answers, chosen, heat_map, against, box, notes, files = client.predict(
-        handle_file(path), question, "Grad-CAM", None, 0.15, api_name="/answer"
+        handle_file(path), question, "Grad-CAM", None, 0.15, True, api_name="/answer"
     )
 
     assert answers["label"] == model.answer(images, [question])[0] == expected[0]

@@ -7,15 +7,15 @@ import pytest
 import torch
 import torchvision
 from captum.attr import LayerGradCam
-from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from tiny_models import TinyCNN
 from torch import nn
 
 from mmcam.core.explanation import normalize_maps
-from mmcam.core.tap import Tap
+from mmcam.core.tap import Tap, Taps
 from mmcam.core.targets import ClassLogit
-from mmcam.methods.cam import class_activation_map, explain, grad_cam
+from mmcam.methods.cam import class_activation_map, explain, fused_maps, grad_cam
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,12 @@ def test_gradcam_equals_captum_layergradcam(resnet, tiny):
 
 @pytest.mark.parametrize(
     ("method", "anchor"),
-    [("gradcam", GradCAM), ("gradcam++", GradCAMPlusPlus), ("hirescam", HiResCAM)],
+    [
+        ("gradcam", GradCAM),
+        ("gradcam++", GradCAMPlusPlus),
+        ("hirescam", HiResCAM),
+        ("layercam", LayerCAM),
+    ],
 )
 def test_normalised_maps_equal_pytorch_grad_cam(resnet, tiny, method, anchor):
     for model, layer, images, classes in cases(resnet, tiny):
@@ -191,3 +196,32 @@ def test_layer_that_never_ran_is_reported(tiny):
     with pytest.raises(RuntimeError, match="layer 'fc' did not run"):
         grad_cam(tap, torch.zeros(1, requires_grad=True))
 
+
+def test_layercam_fusion_is_the_maximum_of_pytorch_grad_cams_layer_maps(resnet):
+    # pytorch-grad-cam averages several layers' maps; the LayerCAM paper takes their
+    # element-wise maximum: its per-layer maps (normalised, upsampled), maximum, rescaled.
+    torch.manual_seed(3)
+    images, classes = torch.randn(2, 3, 64, 64), [3, 7]
+    with Taps(resnet, ["layer3", "layer4"]) as taps:
+        scores = ClassLogit(classes)(resnet(images))
+    ours = fused_maps(taps.gradients(scores), scores, "layercam", size=(64, 64))
+    targets = [ClassifierOutputTarget(c) for c in classes]
+    layer_maps = []
+    for layer in (resnet.layer3, resnet.layer4):
+        with LayerCAM(model=resnet, target_layers=[layer]) as cam:
+            layer_maps.append(cam(images, targets=targets))
+    theirs = np.maximum(*layer_maps)
+    low = theirs.min(axis=(1, 2), keepdims=True)
+    theirs = (theirs - low) / (theirs.max(axis=(1, 2), keepdims=True) - low)
+    assert not ours.empty.any()
+    np.testing.assert_allclose(ours.maps.numpy(), theirs, atol=1e-5, rtol=0)
+    # ... and differs from either layer alone, so both layers count.
+    for layer in ("layer3", "layer4"):
+        single = explain(resnet, images, ClassLogit(classes), layer, method="layercam")
+        assert (single.maps - ours.maps).abs().max() > 0.05
+
+
+def test_taps_listed_top_down_are_refused(resnet):
+    with pytest.raises(RuntimeError, match="from the input up"):
+        with Taps(resnet, ["layer4", "layer3"]):
+            resnet(torch.randn(1, 3, 32, 32))

@@ -7,6 +7,7 @@ import torch
 from captum.attr import Deconvolution, GuidedBackprop, LayerGradCam
 from tiny_models import TinyCaptioner, TinyVQA
 
+from mmcam.core.explanation import normalize_maps
 from mmcam.core.tap import Tap
 from mmcam.core.targets import CaptionLogProb, WordLogProb
 from mmcam.data.vocab import Vocabulary
@@ -213,7 +214,7 @@ def test_vqa_pixel_maps_equal_captum(vqa, images, method):
 
 
 def test_an_unknown_method_is_refused_with_every_known_one(captioner, vqa, images):
-    known = "gradcam, gradcam[+][+], counterfactual, hirescam, guided_backprop, deconvnet"
+    known = "gradcam, gradcam[+][+], counterfactual, hirescam, layercam, guided_backprop, deconvnet"
     with pytest.raises(ValueError, match=f"unknown method 'guided'; choose one of {known}"):
         CaptionExplainer(captioner, LAYER).explain(images, CAPTIONS, method="guided")
     with pytest.raises(ValueError, match=f"unknown method 'guided'; choose one of {known}"):
@@ -274,3 +275,40 @@ def test_last_step_logits_are_the_teacher_forced_logits_at_each_rows_last_step(b
         last = model.decode_last_logits(features, tokens, lengths)
     torch.testing.assert_close(last, full[torch.arange(3), lengths - 1])
     assert not torch.equal(last[0], full[0, 0])  # a later step, not the first
+
+
+def fused_by_hand(explanations):
+    """LayerCAM's fusion of single-layer maps (each already upsampled and normalised)."""
+    return normalize_maps(torch.stack([e.maps for e in explanations]).amax(dim=0))[0]
+
+
+FUSED = ["encoder.body.0", "encoder.features"]  # 8x8 and 4x4 grids
+
+
+def test_fused_word_and_caption_maps_are_the_maximum_of_each_layers_maps(captioner, images):
+    result = CaptionExplainer(captioner, FUSED).explain(images, CAPTIONS, method="layercam")
+    single = [
+        CaptionExplainer(captioner, layer).explain(images, CAPTIONS, method="layercam")
+        for layer in FUSED
+    ]
+    torch.testing.assert_close(
+        result.words.maps, fused_by_hand([s.words for s in single]), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(
+        result.caption.maps, fused_by_hand([s.caption for s in single]), atol=1e-5, rtol=0
+    )
+    for one in single:  # both layers count
+        assert (one.words.maps - result.words.maps).abs().max() > 0.05
+    assert all(not m._forward_hooks for m in captioner.modules())
+
+
+def test_vqa_fuses_layers_given_as_a_comma_separated_string(vqa, images):
+    result = VQAExplainer(vqa, "image.body.0, image.features").explain(
+        images, QUESTIONS, method="layercam"
+    )
+    single = [
+        VQAExplainer(vqa, layer).explain(images, QUESTIONS, method="layercam").maps
+        for layer in ("image.body.0", "image.features")
+    ]
+    torch.testing.assert_close(result.maps.maps, fused_by_hand(single), atol=1e-5, rtol=0)
+    assert result.maps.raw.shape == (2, 3, 8, 8)  # the fused map, at the input's size

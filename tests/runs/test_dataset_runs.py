@@ -336,10 +336,12 @@ def test_pixel_space_runs_store_the_explainers_maps_at_input_resolution(
     assert stored.dtype == np.float16 and stored.shape == (len(expected), 128, 128)
     np.testing.assert_allclose(stored, expected.numpy(), atol=2e-3, rtol=0)
     assert read_map(tmp_path, key, (64, 96)).maps.shape == (len(expected), 64, 96)
-    if task == "vqa" and method == "guided_backprop":  # the box comes from the blurred map
-        blurred = score_map(smooth_maps(expected[0], 2), (128, 128), None, RunOptions())
-        assert record["box"] == blurred["box"]
-        assert record["box"] != score_map(expected[0], (128, 128), None, RunOptions())["box"]
+    if task == "vqa" and method == "guided_backprop":  # the map's own box: the blurred map's
+        stamp = json.loads((tmp_path / "run.json").read_text())["options"]
+        options = RunOptions(box_threshold=stamp["box_threshold"])
+        blurred = score_map(smooth_maps(expected[0], 2), (128, 128), None, options)
+        assert record["threshold_box"] == blurred["box"]
+        assert record["threshold_box"] != score_map(expected[0], (128, 128), None, options)["box"]
 
 
 # ----------------------------------------------------------------------------- VQA

@@ -1,0 +1,88 @@
+"""Per-method box settings: how each method's maps become boxes by default.
+
+One 0.15 for every map ignores that maps differ in how much of an object they cover, so the
+threshold, the refinement's seeds and whether to refine at all are chosen per method on the
+val split (`scripts/choose_boxes.py`, which writes `models/box_settings.json`). The dataset
+scripts and the demo read that table; a method missing from it gets `BoxSettings()`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from mmcam.evaluation.localize import Box, boxes_from_map, resize_map
+from mmcam.evaluation.refine import RefineSettings, is_flat, refined_box
+
+__all__ = ["BOX_SETTINGS", "BoxSettings", "MapBoxes", "box_settings", "map_boxes"]
+
+BOX_SETTINGS = Path(__file__).resolve().parents[2] / "models" / "box_settings.json"
+
+BoxKind = Literal["threshold", "refined"]
+
+
+@dataclass(frozen=True)
+class BoxSettings:
+    """threshold: the map's own box surrounds the largest region above this fraction of its
+    maximum; boxes: which box is the default ("refined": map + image, `mmcam.evaluation.refine`);
+    seed, support: the refinement's seeds (`RefineSettings`)."""
+
+    threshold: float = 0.15
+    boxes: BoxKind = "refined"
+    seed: float = 0.5
+    support: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.boxes not in ("threshold", "refined"):
+            raise ValueError(f"boxes must be 'threshold' or 'refined', got {self.boxes!r}")
+        if not 0 <= self.threshold < 1:
+            raise ValueError(f"threshold is a fraction of the map's maximum, got {self.threshold}")
+        self.refine_settings()  # seeds checked now
+
+    def refine_settings(self) -> RefineSettings:
+        return RefineSettings(seed=self.seed, support=self.support)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def box_settings(method: str, path: str | Path = BOX_SETTINGS) -> BoxSettings:
+    """The chosen settings of `method` from the table at `path`; `BoxSettings()` when the table
+    or the method is missing."""
+    path = Path(path)
+    if not path.is_file():
+        return BoxSettings()
+    table = json.loads(path.read_text())["methods"]
+    return BoxSettings(**table[method]) if method in table else BoxSettings()
+
+
+@dataclass(frozen=True)
+class MapBoxes:
+    """One map's boxes: its own (`threshold`), the refined one (map + image), and which of the
+    two is the default (`box`). `flat`: the map has no peak, so there is no box."""
+
+    threshold: Box | None
+    refined: Box | None
+    box: Box | None
+    flat: bool
+
+
+def map_boxes(
+    map: torch.Tensor, image: object, settings: BoxSettings, kind: BoxKind | None = None
+) -> MapBoxes:
+    """Both boxes of one ``[h, w]`` map in the pixels of `image` (8-bit RGB ``[H, W, 3]``),
+    the default picked by `kind` (the settings' own when None)."""
+    size = np.asarray(image).shape[:2]
+    heat = resize_map(map.detach().float().cpu(), size)
+    if is_flat(heat):
+        return MapBoxes(None, None, None, True)
+    own = boxes_from_map(heat, settings.threshold)
+    threshold = own[0] if own else None
+    refined = refined_box(image, heat, settings.refine_settings())
+    chosen = threshold if (kind or settings.boxes) == "threshold" else refined
+    return MapBoxes(threshold, refined, chosen, False)

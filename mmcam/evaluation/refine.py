@@ -1,0 +1,144 @@
+"""Map-seeded boxes: the map says where the object is, the image says where it ends.
+
+A heat map marks the evidence a model read (an edge, a corner, the few cells its attention
+used), not the object's extent, so a box around the map's strong region covers part of the
+object. Here the map only seeds a colour segmentation of the image (GrabCut, Rother et al.
+2004, OpenCV's implementation), as in weakly supervised localisation and segmentation:
+
+* sure foreground: the connected region around the map's peak where ``map >= seed * max``;
+* probable foreground: the map's support, ``map > support * max``;
+* probable background: everything else, and sure background the image's outer frame where it
+  lies outside the support. Low-map pixels are never *sure* background: the map is low on most
+  of an object, and marking them so cuts the object off.
+
+GrabCut fits a colour model to each side and cuts the image along colour edges; the box is the
+one around the foreground's connected component that holds the seed. A refined box is labelled
+(``Box.refined``): its extent comes from the image, so it must never be shown as the map's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from scipy import ndimage
+
+from mmcam.evaluation.localize import _EIGHT_CONNECTED, Box, resize_map
+
+__all__ = ["RefineSettings", "is_flat", "refined_box", "refined_boxes"]
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """The seeds of a refined box, as fractions of the map's maximum.
+
+    seed: the peak's region ``map >= seed * max`` is sure foreground.
+    support: ``map > support * max`` is probable foreground, the rest probable background.
+    iterations: GrabCut's rounds of colour-model fitting and cutting.
+    """
+
+    seed: float = 0.5
+    support: float = 0.15
+    iterations: int = 5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.support < self.seed <= 1:
+            raise ValueError(
+                "refinement seeds are fractions of the map's maximum with "
+                f"0 <= support < seed <= 1, got support={self.support}, seed={self.seed}"
+            )
+        if self.iterations < 1:
+            raise ValueError(f"GrabCut needs at least one iteration, got {self.iterations}")
+
+
+def is_flat(map: torch.Tensor) -> bool:
+    """The map has no peak (constant, all zero, or not finite): nothing to seed a box from."""
+    values = map.detach().float()
+    if not torch.isfinite(values).all():
+        return True
+    return not float(values.max()) > float(values.min())
+
+
+def _as_image(image: object) -> np.ndarray:
+    """An 8-bit ``[H, W, 3]`` array (a PIL image or an array of that shape)."""
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise ValueError(
+            "the image for refined boxes must be 8-bit RGB [H, W, 3] (a PIL image or a uint8 "
+            f"array), got dtype {array.dtype} and shape {array.shape}"
+        )
+    return np.ascontiguousarray(array)
+
+
+def _seed_mask(heat: np.ndarray, settings: RefineSettings) -> tuple[np.ndarray, np.ndarray]:
+    """GrabCut's initial labels `[H, W]` and the sure-foreground mask, from a map `[H, W]`."""
+    peak = float(heat.max())
+    labels, _ = ndimage.label(heat >= settings.seed * peak, structure=_EIGHT_CONNECTED)
+    sure = labels == labels.flat[int(np.argmax(heat))]  # the peak's own region
+    support = heat > settings.support * peak
+    mask = np.where(support, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    frame = np.zeros_like(support)
+    frame[[0, -1], :] = frame[:, [0, -1]] = True
+    mask[frame & ~support] = cv2.GC_BGD
+    mask[sure] = cv2.GC_FGD
+    return mask, sure
+
+
+def refined_box(
+    image: object, map: torch.Tensor, settings: RefineSettings | None = None
+) -> Box | None:
+    """The box of the object the map points at, its extent drawn from `image`.
+
+    Args:
+        image: the original image, 8-bit RGB ``[H, W, 3]`` (a PIL image or a uint8 array).
+        map: ``[h, w]`` heat map (values >= 0); resized (bilinear) to the image's size.
+        settings: the seeds (`RefineSettings`); the defaults when None.
+
+    Returns:
+        A `Box` with ``refined=True`` in the image's pixels, scored by the map's mean over the
+        segment; None for a flat map (no peak: see `is_flat`), which callers flag.
+    """
+    settings = settings or RefineSettings()
+    pixels = _as_image(image)
+    if map.dim() != 2:
+        raise ValueError(f"refined_box takes one [H, W] map, got shape {tuple(map.shape)}")
+    if is_flat(map):
+        return None
+    heat = resize_map(map.detach().float().cpu(), pixels.shape[:2]).numpy()
+    heat = heat - heat.min()
+    mask, sure = _seed_mask(heat, settings)
+    background, foreground = np.zeros((1, 65)), np.zeros((1, 65))  # GrabCut's colour models
+    cv2.setRNGSeed(0)  # its k-means start: the same box every run
+    cv2.grabCut(
+        pixels[..., ::-1].copy(), mask, None, background, foreground, settings.iterations,
+        cv2.GC_INIT_WITH_MASK,
+    )  # fmt: skip
+    segment = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    labels, _ = ndimage.label(segment, structure=_EIGHT_CONNECTED)
+    kept = np.isin(labels, np.unique(labels[sure]))  # the segment that holds the seed
+    rows, cols = np.nonzero(kept)
+    return Box(
+        x=float(cols.min()),
+        y=float(rows.min()),
+        w=float(cols.max() + 1 - cols.min()),
+        h=float(rows.max() + 1 - rows.min()),
+        score=float(heat[kept].mean() / heat.max()),
+        refined=True,
+    )
+
+
+def refined_boxes(
+    image: object, maps: torch.Tensor, settings: RefineSettings | None = None
+) -> list[list[Box]]:
+    """`refined_box` for each of the maps ``[N, h, w]`` of one image: one list per map, holding
+    its box, or empty for a flat map (like `boxes_from_maps`). The maps are resized together;
+    GrabCut itself runs once per map (OpenCV does not batch it)."""
+    if maps.dim() != 3:
+        raise ValueError(f"refined_boxes takes [N, H, W] maps, got shape {tuple(maps.shape)}")
+    pixels = _as_image(image)
+    resized = resize_map(maps.detach().float().cpu(), pixels.shape[:2])
+    boxes = [refined_box(pixels, heat, settings) for heat in resized]
+    return [[box] if box is not None else [] for box in boxes]
+

@@ -1,0 +1,89 @@
+"""Refined boxes (map + image): the map seeds GrabCut, the image draws the object's extent."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from mmcam.evaluation.box_settings import BoxSettings, box_settings, map_boxes
+from mmcam.evaluation.refine import RefineSettings, is_flat, refined_box, refined_boxes
+
+
+def noise_with_shape(kind: str) -> tuple[np.ndarray, list[int]]:
+    """A 96x96 noise image with one red shape drawn on it, and the shape's COCO box."""
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
+    draw = ImageDraw.Draw(image)
+    if kind == "rectangle":
+        draw.rectangle([30, 20, 69, 49], fill=(230, 20, 20))  # columns 30..69, rows 20..49
+    else:
+        draw.ellipse([30, 20, 69, 49], fill=(230, 20, 20))
+    pixels = np.asarray(image)
+    rows, cols = np.nonzero((pixels == (230, 20, 20)).all(axis=2))
+    box = [cols.min(), rows.min(), cols.max() + 1 - cols.min(), rows.max() + 1 - rows.min()]
+    return pixels, [int(v) for v in box]
+
+
+def corner_map(row: float, col: float, size: int = 96, sigma: float = 3.0) -> torch.Tensor:
+    """A map peaked at one point: what a CAM looks like when the model read one corner."""
+    grid_r, grid_c = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    return torch.exp(-((grid_r - row) ** 2 + (grid_c - col) ** 2) / (2 * sigma**2))
+
+
+@pytest.mark.parametrize("kind", ["rectangle", "ellipse"])
+def test_map_peaked_on_one_corner_gives_the_shapes_box(kind):
+    image, truth = noise_with_shape(kind)
+    heat = corner_map(24.0, 36.0)  # near the top-left of the shape, inside it
+    box = refined_box(image, heat)
+    assert box is not None and box.refined
+    np.testing.assert_allclose(box.to_list(), truth, atol=1)
+    # The map's own box covers only the corner the map marks.
+    own = map_boxes(heat, image, BoxSettings(threshold=0.15)).threshold
+    assert not own.refined and own.area < 0.25 * truth[2] * truth[3]
+
+
+def test_a_low_resolution_map_is_resized_to_the_image():
+    image, truth = noise_with_shape("rectangle")
+    # A 12x12 grid (8 px cells, as a CAM at stride 8) peaked on a cell inside the shape.
+    small = torch.nn.functional.avg_pool2d(corner_map(28.0, 44.0)[None, None], 8)[0, 0]
+    box = refined_box(image, small)
+    np.testing.assert_allclose(box.to_list(), truth, atol=1)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.7])
+def test_flat_map_gives_no_box_and_is_flagged(value):
+    image, _ = noise_with_shape("rectangle")
+    flat = torch.full((96, 96), value)
+    assert is_flat(flat)
+    assert refined_box(image, flat) is None
+    assert refined_boxes(image, flat[None]) == [[]]
+    found = map_boxes(flat, image, BoxSettings())
+    assert found.flat and found.box is None and found.refined is None and found.threshold is None
+
+
+def test_refined_boxes_of_several_maps_keep_their_order():
+    image, truth = noise_with_shape("rectangle")
+    maps = torch.stack([torch.zeros(96, 96), corner_map(24.0, 36.0)])
+    empty, (box,) = refined_boxes(image, maps)
+    assert empty == [] and box.refined
+    np.testing.assert_allclose(box.to_list(), truth, atol=1)
+
+
+def test_bad_image_and_seeds_are_refused():
+    with pytest.raises(ValueError, match="8-bit RGB"):
+        refined_box(np.zeros((8, 8, 3), dtype=np.float32), torch.ones(8, 8))
+    with pytest.raises(ValueError, match="support < seed"):
+        RefineSettings(seed=0.2, support=0.3)
+    with pytest.raises(ValueError, match="'threshold' or 'refined'"):
+        BoxSettings(boxes="both")
+
+
+def test_box_settings_are_read_from_the_table(tmp_path):
+    table = tmp_path / "box_settings.json"
+    table.write_text(
+        '{"methods": {"hirescam": {"threshold": 0.3, "boxes": "refined", "seed": 0.7,'
+        ' "support": 0.05}}}'
+    )
+    assert box_settings("hirescam", table) == BoxSettings(0.3, "refined", 0.7, 0.05)
+    assert box_settings("gradcam", table) == BoxSettings()
+    assert box_settings("gradcam", tmp_path / "missing.json") == BoxSettings()
