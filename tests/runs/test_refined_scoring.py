@@ -6,7 +6,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from mmcam.runs.options import RunOptions
-from mmcam.runs.report import caption_metrics, summary
+from mmcam.runs.readout import summary
+from mmcam.runs.report import caption_metrics
 from mmcam.runs.scoring import score_map
 
 
@@ -49,7 +50,8 @@ def test_refined_boxes_without_the_image_are_refused():
 def test_metrics_report_both_boxes_localisation_accuracy():
     def mention(threshold_iou: float, refined_iou: float) -> dict:
         return {"category": "square", "category_id": 1, "box": None, "gt_boxes": [[0, 0, 5, 5]],
-                "pointing": True, "iou": refined_iou, "threshold_iou": threshold_iou,
+                "pointing": True, "pointing_0px": True, "pointing_tolerance": 8.6,
+                "iou": refined_iou, "threshold_iou": threshold_iou,
                 "refined_iou": refined_iou, "box_hits": [0] * 100}  # fmt: skip
 
     records = [
