@@ -17,7 +17,7 @@ from torch import Tensor  # noqa: E402
 
 from mmcam.evaluation.map_similarity import MapSimilarity  # noqa: E402
 from mmcam.runs.sanity import SanityResult  # noqa: E402
-from mmcam.visualize import PanelRow, map_grid  # noqa: E402
+from mmcam.visualize import PanelRow, map_grid, save_figure  # noqa: E402
 
 
 def _cell(similarity: MapSimilarity, measure: str) -> str:
@@ -83,12 +83,7 @@ def plot_curves(results: dict[str, SanityResult], path: str | Path) -> Path:
             axis.axhline(0.0, color="grey", linewidth=0.5)
             axis.set_title(f"{task}: {order}, {measure}", fontsize=9)
     axes[0, -1].legend(fontsize=7, loc="lower left")
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def map_grids(

@@ -4,7 +4,6 @@ messages for bad input, its pixel-method maps against the library's, and a load 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import os
 import statistics
@@ -19,6 +18,7 @@ import torch  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from PIL import Image  # noqa: E402
+from repo_files import module_from_path  # noqa: E402
 
 from mmcam.app import (  # noqa: E402
     MAX_IMAGE_SIDE,
@@ -46,10 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def load_app():
     """demos/app.py as a module (demos/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("mmcam_demo_app", ROOT / "demos" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_path(ROOT / "demos" / "app.py", "mmcam_demo_app")
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from repo_files import script
 
 from mmcam.data.shapes import COLORS, KINDS, MIN_SIZE, make_scene
 
@@ -128,13 +129,9 @@ def test_make_shapes_writes_a_test_split_and_leaves_train_as_it_was(tmp_path) ->
     """Three splits; the train files are byte for byte those of a run without a test split,
     so the bundled checkpoints' training data is unchanged."""
     import hashlib
-    import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "scripts" / "make_shapes.py"
-    spec = importlib.util.spec_from_file_location("make_shapes", path)
-    make_shapes = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_shapes)
+    make_shapes = script("make_shapes")
 
     def digests(root: Path, split: str) -> dict[str, str]:
         files = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from captum.attr import Deconvolution, GuidedBackprop, LayerGradCam
-from tiny_models import TinyCaptioner, TinyVQA
+from tiny_models import TinyVQA
 
 from mmcam.core.explanation import normalize_maps
 from mmcam.core.tap import Tap
@@ -20,18 +20,6 @@ from mmcam.zoo.captioner import Captioner, CaptionerConfig
 from mmcam.zoo.show_and_tell import ShowAndTell
 
 LAYER = "encoder.features"
-
-
-@pytest.fixture(scope="module")
-def captioner():
-    torch.manual_seed(0)
-    return TinyCaptioner().eval()
-
-
-@pytest.fixture(scope="module")
-def images():
-    torch.manual_seed(1)
-    return torch.randn(2, 3, 8, 8)
 
 
 CAPTIONS = [[5, 7, 3, 9], [4, 6]]  # different lengths: the second image's rows 2..3 are padding

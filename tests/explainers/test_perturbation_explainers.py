@@ -7,7 +7,7 @@ import pytest
 import torch
 from captum.attr import Occlusion
 from oracle import assert_drops_match, assert_matches
-from tiny_models import TinyCaptioner, TinyVQA
+from tiny_models import TinyVQA
 
 from mmcam.core.targets import ClassLogit, WordLogProb, token_logprobs
 from mmcam.explainers.captioning import CaptionExplainer, caption_tokens
@@ -18,18 +18,6 @@ CAPTIONS = [[5, 7, 3, 9], [4, 6]]  # the second caption's words 2..3 are padding
 QUESTIONS = ["what colour is it", "is it left"]
 OCCLUSION = {"window": 3, "stride": 2, "fill": 0.5}
 RISE = {"n_masks": 40, "cell": 3, "p": 0.5, "seed": 4}
-
-
-@pytest.fixture(scope="module")
-def captioner():
-    torch.manual_seed(0)
-    return TinyCaptioner().eval()
-
-
-@pytest.fixture(scope="module")
-def images():
-    torch.manual_seed(1)
-    return torch.randn(2, 3, 8, 8)
 
 
 def word_logprobs(model):

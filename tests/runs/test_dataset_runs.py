@@ -3,7 +3,6 @@ checked against oracles, bad data reported, kill -9 and resume, torchrun with 2 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from repo_files import script
 
 from mmcam.data.annotations import CocoInstance, read_coco_captions, read_vqa, split_paths
 from mmcam.data.files import read_json, write_json
@@ -55,14 +55,6 @@ OUTPUTS = {
     "vqa": ["vqa_results.json", "boxes_results.json", "maps.npz", "items.jsonl", "metrics.json",
             "report.txt"],
 }  # fmt: skip
-
-
-def script(name: str):
-    """A script's module, imported from its path (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @contextmanager

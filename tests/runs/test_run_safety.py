@@ -5,7 +5,6 @@ decompression bombs."""
 from __future__ import annotations
 
 import errno
-import importlib.util
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from repo_files import script
 
 from mmcam.data.annotations import read_vqa, split_paths
 from mmcam.data.files import read_json, write_json
@@ -30,14 +30,11 @@ from mmcam.runs.output_folder import FolderLock
 from mmcam.runs.outputs import read_map
 from mmcam.zoo.vqa_model import VQAConfig, VQANet, save_vqa_model
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 OUTPUTS = ["vqa_results.json", "boxes_results.json", "maps.npz", "items.jsonl", "metrics.json"]
 
 
 def explain_vqa(arguments: list[str]):
-    spec = importlib.util.spec_from_file_location("explain_vqa", SCRIPTS / "explain_vqa.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = script("explain_vqa")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -3,25 +3,16 @@ line with the validation score."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from repo_files import script
 
 from mmcam.data.shapes import write_shapes
 from mmcam.zoo.captioner import load_captioner
 from mmcam.zoo.vqa_model import load_vqa_model
-
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-
-
-def script(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
