@@ -31,7 +31,7 @@ from mmcam.core.tap import Grid, Layers, Taps, layers
 from mmcam.core.targets import CaptionRows, CaptionWords, token_logprobs
 from mmcam.methods.cam import fused_maps
 from mmcam.methods.pixel_space import (
-    PERTURBATION_METHODS,
+    PIXEL_SPACE_METHODS,
     RULE_METHODS,
     check_method,
     perturbation_maps,
@@ -317,7 +317,7 @@ class CaptionExplainer:
         replicas = WordReplicas.of(model, captions, self.include_end, images.device)
         labels = [self._labels(caption) for caption in captions]
         texts = [" ".join(model.words(caption)) for caption in captions]
-        if method in RULE_METHODS or method in PERTURBATION_METHODS:
+        if method in PIXEL_SPACE_METHODS:
             if method in RULE_METHODS:
                 words, caption = self._explain_by_rule(images, replicas, method, labels)
             else:

@@ -25,7 +25,7 @@ from mmcam.core.model_state import explaining
 from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Tap
 from mmcam.explainers.captioning import CaptionExplanation, WordReplicas
-from mmcam.explainers.vqa import VQAExplanation, _move_to, _repeat_rows
+from mmcam.explainers.vqa import VQAExplanation, move_to, repeat_rows
 
 METHOD = "cross-attention"
 
@@ -124,10 +124,10 @@ def explain_vqa_attention(
         raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")
     top_k = min(top_k, len(model.answers))
     batch = images.shape[0]
-    tokens = _move_to(model.tokenize(list(questions)), images.device)
+    tokens = move_to(model.tokenize(list(questions)), images.device)
     with explaining(model, images.device):
         with Tap(model, layer) as tap:
-            logits = model(images, _repeat_rows(tokens, top_k))  # [B*k, A]
+            logits = model(images, repeat_rows(tokens, top_k))  # [B*k, A]
         logits = logits.view(batch, top_k, -1)
         best = logits[:, 0].detach().topk(top_k, dim=1).indices  # [B, k]
         scores = logits.gather(2, best[..., None]).squeeze(2)  # replica j: answer j

@@ -28,7 +28,7 @@ from mmcam.core.tap import Grid, Layers, Taps, layers
 from mmcam.core.targets import ClassLogit, ClassLogits
 from mmcam.methods.cam import fused_maps
 from mmcam.methods.pixel_space import (
-    PERTURBATION_METHODS,
+    PIXEL_SPACE_METHODS,
     RULE_METHODS,
     check_method,
     perturbation_maps,
@@ -96,10 +96,10 @@ class VQAExplainer:
             if not question.strip():
                 raise ValueError("empty question: ask something about the image")
         top_k = min(top_k, len(self.model.answers))
-        tokens = _move_to(self.model.tokenize(list(questions)), images.device)
+        tokens = move_to(self.model.tokenize(list(questions)), images.device)
         batch = images.shape[0]
         _check_rows(tokens, batch)
-        if method in RULE_METHODS or method in PERTURBATION_METHODS:
+        if method in PIXEL_SPACE_METHODS:
             if counterfactual:
                 raise ValueError(
                     f"counterfactual maps come from the CAM methods, not from {method}"
@@ -110,7 +110,7 @@ class VQAExplainer:
         with explaining(self.model, images.device):
             taps = Taps(self.model, layers(self.layer), replicas=top_k, to_grid=self.to_grid)
             with taps:
-                logits = self.model(images, _repeat_rows(tokens, top_k))  # [B*k, A]
+                logits = self.model(images, repeat_rows(tokens, top_k))  # [B*k, A]
             logits = logits.view(batch, top_k, -1)
             best = logits[:, 0].detach().topk(top_k, dim=1).indices  # [B, k]
             scores = logits.gather(2, best[..., None]).squeeze(2)  # replica j: answer j
@@ -156,7 +156,7 @@ class VQAExplainer:
             self.model,
             images.repeat_interleave(top_k, dim=0),
             ClassLogit(best.flatten()),
-            forward_args=(_repeat_rows(tokens, top_k),),
+            forward_args=(repeat_rows(tokens, top_k),),
         )
         maps = pixel_explanation(
             gradients.view(batch, top_k, *gradients.shape[1:]),
@@ -167,7 +167,7 @@ class VQAExplainer:
         return VQAExplanation(answers, probabilities, maps, None)
 
 
-def _repeat_rows(questions: Tensor | Mapping | Sequence, times: int) -> Tensor | dict | list:
+def repeat_rows(questions: Tensor | Mapping | Sequence, times: int) -> Tensor | dict | list:
     """Each question's input `times` times in a row, matching the tap's replica order.
 
     A mapping (a tokenizer's `BatchEncoding`: input ids, attention mask, ...) has each of its
@@ -175,7 +175,7 @@ def _repeat_rows(questions: Tensor | Mapping | Sequence, times: int) -> Tensor |
     if isinstance(questions, Tensor):
         return questions.repeat_interleave(times, dim=0)
     if isinstance(questions, Mapping):
-        return {key: _repeat_rows(value, times) for key, value in questions.items()}
+        return {key: repeat_rows(value, times) for key, value in questions.items()}
     if isinstance(questions, Sequence):
         return [question for question in questions for _ in range(times)]
     raise TypeError(
@@ -199,10 +199,10 @@ def _check_rows(questions: Tensor | Mapping | Sequence, batch: int) -> None:
             )
 
 
-def _move_to(questions: Tensor | Mapping | Sequence, device: torch.device) -> object:
+def move_to(questions: Tensor | Mapping | Sequence, device: torch.device) -> object:
     """The question input on `device`: a tensor, or a mapping's tensor values, moved."""
     if isinstance(questions, Tensor):
         return questions.to(device)
     if isinstance(questions, Mapping):
-        return {key: _move_to(value, device) for key, value in questions.items()}
+        return {key: move_to(value, device) for key, value in questions.items()}
     return questions

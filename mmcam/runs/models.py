@@ -72,23 +72,15 @@ def load_run_captioner(
         from mmcam.explainers.hf import load_hf_captioner
 
         adapter = load_hf_captioner(hf, device=device)
-        return ExplainedModel(
-            adapter,
-            layer or adapter.layer,
-            _HFImages(adapter.processor),
-            f"hf:{hf}",
-            adapter.to_grid,
-            lambda ids: adapter.tokenizer.decode(ids, skip_special_tokens=True),
-            pixel_space=False,
-            source=hub_source(hf, adapter.model),
-        )
+
+        def caption_text(ids: list[int]) -> str:
+            return adapter.tokenizer.decode(ids, skip_special_tokens=True)
+
+        return _hf_model(adapter, hf, layer, caption_text)
     from mmcam.zoo.captioner import DEFAULT_CAPTIONER, load_captioner, preprocess
 
     path = checkpoint or DEFAULT_CAPTIONER
-    model = load_captioner(path, device)
-    return ExplainedModel(
-        model, layer or model.explained_layer, preprocess, str(path), source=folder_source(path)
-    )
+    return _bundled_model(load_captioner(path, device), path, layer, preprocess)
 
 
 def load_run_vqa(
@@ -105,20 +97,37 @@ def load_run_vqa(
     if hf is not None:
         from mmcam.explainers.hf import load_hf_vqa
 
-        adapter = load_hf_vqa(hf, answers=answers, device=device)
-        return ExplainedModel(
-            adapter,
-            layer or adapter.layer,
-            _HFImages(adapter.processor),
-            f"hf:{hf}",
-            adapter.to_grid,
-            pixel_space=False,
-            source=hub_source(hf, adapter.model),
-        )
+        return _hf_model(load_hf_vqa(hf, answers=answers, device=device), hf, layer)
     from mmcam.zoo.vqa_model import DEFAULT_VQA, load_vqa_model, preprocess
 
     path = checkpoint or DEFAULT_VQA
-    model = load_vqa_model(path, device)
+    return _bundled_model(load_vqa_model(path, device), path, layer, preprocess)
+
+
+def _hf_model(
+    adapter: nn.Module,
+    hf: str,
+    layer: str | None,
+    caption_text: Callable[[list[int]], str] | None = None,
+) -> ExplainedModel:
+    """A Hugging Face adapter ready for a run: its own layer, processor and grid reshape; its
+    transformer has GELUs, so no pixel-space rule."""
+    return ExplainedModel(
+        adapter,
+        layer or adapter.layer,
+        _HFImages(adapter.processor),
+        f"hf:{hf}",
+        adapter.to_grid,
+        caption_text,
+        pixel_space=False,
+        source=hub_source(hf, adapter.model),
+    )
+
+
+def _bundled_model(
+    model: nn.Module, path: str | Path, layer: str | None, preprocess: Callable
+) -> ExplainedModel:
+    """A reference model loaded from its checkpoint folder `path`, fingerprinted by its files."""
     return ExplainedModel(
         model, layer or model.explained_layer, preprocess, str(path), source=folder_source(path)
     )

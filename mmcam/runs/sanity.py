@@ -29,7 +29,7 @@ from mmcam.core.targets import ClassLogit, Target
 from mmcam.evaluation.map_similarity import MapSimilarity, map_similarity
 from mmcam.evaluation.randomization import ORDERS, parameter_layers, randomized_models
 from mmcam.explainers.captioning import WordReplicas, teacher_forced
-from mmcam.explainers.vqa import _move_to, _repeat_rows
+from mmcam.explainers.vqa import move_to, repeat_rows
 from mmcam.methods.formulas import GRADIENT_METHODS, gradient_map
 from mmcam.methods.perturbation import occlusion
 from mmcam.methods.pixel_space import RULE_METHODS, rule_gradients
@@ -99,11 +99,11 @@ def vqa_rows(
 ) -> ExplainedRows:
     """A row per (question, answer) for the trained model's top-k answers: the same answer
     indices are explained on every randomised copy."""
-    tokens = _move_to(model.tokenize(list(questions)), images.device)
+    tokens = move_to(model.tokenize(list(questions)), images.device)
     with explaining(model, images.device), torch.no_grad():
         best = model(images, tokens).topk(top_k, dim=1).indices  # [B, k]
     return ExplainedRows(
-        lambda m: m, images.repeat_interleave(top_k, dim=0), (_repeat_rows(tokens, top_k),),
+        lambda m: m, images.repeat_interleave(top_k, dim=0), (repeat_rows(tokens, top_k),),
         ClassLogit(best.flatten()), layer, ["answer"] * best.numel(),
         [model.answers[i] for i in best.flatten().tolist()], to_grid,
     )  # fmt: skip

@@ -27,7 +27,7 @@ from mmcam.evaluation.box_settings import BoxSettings, MapBoxes, map_boxes
 from mmcam.evaluation.faithfulness import center_gaussian_map, deletion_auc, random_map
 from mmcam.evaluation.localize import boxes_from_map, resize_map
 from mmcam.explainers.captioning import caption_tokens
-from mmcam.explainers.vqa import _move_to, _repeat_rows
+from mmcam.explainers.vqa import move_to, repeat_rows
 from mmcam.methods.pixel_space import PIXEL_SPACE_METHODS
 from mmcam.runs.options import RunOptions
 from mmcam.visualize import PanelRow, map_grid
@@ -150,7 +150,7 @@ def answer_score(model: nn.Module, question: str, answer: int) -> Callable[[Tens
     tokens = model.tokenize([question])
 
     def score(images: Tensor) -> Tensor:
-        rows = _move_to(_repeat_rows(tokens, images.shape[0]), images.device)
+        rows = move_to(repeat_rows(tokens, images.shape[0]), images.device)
         with explaining(model, images.device):
             return model(images, rows)[:, answer]
 
