@@ -135,9 +135,11 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
                 with gr.Column(scale=2):
                     c_image = input_image("caption-image")
                     c_method = gr.Radio(
-                        demo.methods("captioning"), value="Grad-CAM", label="Method"
+                        demo.methods("captioning"), value=demo.default_method, label="Method"
                     )
-                    c_threshold = gr.Slider(0, 0.9, value=0.15, step=0.05, label=threshold_help)
+                    c_threshold = gr.Slider(
+                        0, 0.9, value=demo.default_threshold, step=0.05, label=threshold_help
+                    )
                     c_refine = gr.Checkbox(value=True, label=refine_help)
                     c_run = gr.Button(
                         "Caption and explain", variant="primary", elem_id="caption-run"
@@ -177,8 +179,12 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
                         placeholder="what color is the circle?",
                         elem_id="vqa-question",
                     )
-                    v_method = gr.Radio(demo.methods("VQA"), value="Grad-CAM", label="Method")
-                    v_threshold = gr.Slider(0, 0.9, value=0.15, step=0.05, label=threshold_help)
+                    v_method = gr.Radio(
+                        demo.methods("VQA"), value=demo.default_method, label="Method"
+                    )
+                    v_threshold = gr.Slider(
+                        0, 0.9, value=demo.default_threshold, step=0.05, label=threshold_help
+                    )
                     v_refine = gr.Checkbox(value=True, label=refine_help)
                     v_run = gr.Button("Answer and explain", variant="primary", elem_id="vqa-run")
                     pairs = [[str(e.image), q] for e in examples for q in e.questions[:2]]

@@ -1,11 +1,14 @@
 """Choose each method's box settings on the val split and write them to models/box_settings.json.
 
 For every method (CAM methods at the bundled models' encoder.features and encoder.stem, LayerCAM
-fused over encoder.stem, encoder.body and encoder.features, guided backprop in pixel space) and
+fused over encoder.stem, encoder.body and encoder.features, guided backprop in pixel space,
+occlusion and RISE at the dataset scripts' settings on the first --perturbation-limit images) and
 both tasks (caption shape words, VQA questions naming a shape), a dataset run maps the first
 --limit val images; then the map's own box at thresholds 0.10-0.50 and the refined box (map +
 image) at seeds x supports are scored (IoU >= 0.5). Each method gets the candidate with the best
-accuracy averaged over its tasks and layers:
+accuracy averaged over its tasks and layers. The default method is the one of --trusted (the
+methods that pass the sanity checks, `scripts/sanity_check.py`) whose default boxes are the most
+accurate, averaged over the tasks, each task's model read at its best layer:
 
     python scripts/make_shapes.py --out data/shapes --train 0 --val 500
     python scripts/choose_boxes.py --limit 50
@@ -22,7 +25,8 @@ from pathlib import Path
 
 from mmcam.data.annotations import split_paths
 from mmcam.evaluation.box_settings import BOX_SETTINGS
-from mmcam.runs.box_choice import Candidates, choose_settings, score_run
+from mmcam.methods.pixel_space import PERTURBATION_METHODS
+from mmcam.runs.box_choice import Candidates, choose_default, choose_settings, score_run
 from mmcam.runs.captions import explain_captions
 from mmcam.runs.inputs import read_caption_data, read_vqa_data
 from mmcam.runs.models import load_run_captioner, load_run_vqa
@@ -32,6 +36,9 @@ from mmcam.runs.vqa import explain_vqa
 CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
 LAYERS = ("encoder.features", "encoder.stem")
 FUSION = "encoder.stem,encoder.body,encoder.features"  # LayerCAM's fusion of every conv stage
+# Their maps change when the model's weights are randomised (README, "Which method can I
+# trust?"); Grad-CAM++, LayerCAM and guided backprop keep much of theirs.
+TRUSTED = ("gradcam", "hirescam")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -43,36 +50,57 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--limit", type=int, default=50, help="first N images (default: 50)")
     parser.add_argument("--out", default="out/choose_boxes", help="runs go here")
     parser.add_argument("--table", default=str(BOX_SETTINGS), help="where the table is written")
+    parser.add_argument(
+        "--perturbation-limit",
+        type=int,
+        default=10,
+        help="first N images for occlusion and RISE, a forward pass per perturbed copy "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="image-reading processes")
+    parser.add_argument(
+        "--trusted",
+        nargs="+",
+        default=list(TRUSTED),
+        help="the methods the default may be: those whose maps pass the sanity checks "
+        "(default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     paths = split_paths(args.root, args.split)
-    data = {
-        "captions": read_caption_data(
-            paths["captions"], paths["images"], paths["instances"], limit=args.limit
-        ),
-        "vqa": read_vqa_data(
-            paths["questions"], paths["images"], paths["vqa_annotations"], paths["instances"],
-            limit=args.limit,
-        ),
-    }  # fmt: skip
+
+    def read(limit: int) -> dict:
+        return {
+            "captions": read_caption_data(
+                paths["captions"], paths["images"], paths["instances"], limit=limit
+            ),
+            "vqa": read_vqa_data(
+                paths["questions"], paths["images"], paths["vqa_annotations"],
+                paths["instances"], limit=limit,
+            ),
+        }  # fmt: skip
+
+    data, few = read(args.limit), read(min(args.perturbation_limit, args.limit))
     explain = {"captions": explain_captions, "vqa": explain_vqa}
     load = {"captions": load_run_captioner, "vqa": load_run_vqa}
     runs = [(m, layer) for m in CAM_METHODS for layer in LAYERS]
-    runs += [("layercam", FUSION), ("guided_backprop", None)]
+    runs += [("layercam", FUSION), ("guided_backprop", None), ("occlusion", None), ("rise", None)]
     candidates = Candidates()
     scored: dict[str, list] = {}
     rows = []
+    architectures = {}
     for method, layer in runs:
         for task in ("captions", "vqa"):
             out = Path(args.out) / task / f"{method}@{layer or 'input'}"
             model = load[task](layer=layer)
+            architectures[task] = type(model.model).__name__
             options = RunOptions(
                 method=method, boxes="threshold", deletion_steps=0, workers=args.workers,
                 progress=False,
             )  # fmt: skip
-            explain[task](model, data[task], out, options)
-            result = score_run(out, task, data[task].files.__getitem__, candidates)
+            items = few[task] if method in PERTURBATION_METHODS else data[task]
+            explain[task](model, items, out, options)
+            result = score_run(out, task, items.files.__getitem__, candidates)
             scored.setdefault(method, []).append(result)
             rows.append((method, layer or "input", task, result))
     table, figures = {}, {}
@@ -94,6 +122,14 @@ def main(argv: list[str] | None = None) -> dict:
                 if m == method
             ],
         }
+    default = choose_default(
+        {
+            (method, run["layer"], architectures[run["task"]]): run[table[method]["boxes"]]
+            for method, row in figures.items()
+            if method in args.trusted
+            for run in row["runs"]
+        }
+    )
     print(f"{'method':<16} {'layer':<17} {'task':<9} {'maps':>5} {'own box':>8} {'refined':>8}")
     for method, row in figures.items():
         for run in row["runs"]:
@@ -102,19 +138,24 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{run['threshold']:>8.3f} {run['refined']:>8.3f}"
             )
         print(f"  chosen: {table[method]}")
+    print(f"default: {default}")
     written = {
-        "chosen_on": f"{args.root} {args.split}, first {args.limit} images",
-        "command": f"python scripts/choose_boxes.py --limit {args.limit}",
+        "chosen_on": f"{args.root} {args.split}, first {args.limit} images "
+        f"({len(few['captions'].files)} for occlusion and RISE)",
+        "command": f"python scripts/choose_boxes.py --limit {args.limit} "
+        f"--perturbation-limit {args.perturbation_limit}",
         "candidates": {
             "thresholds": list(candidates.thresholds),
             "seeds": list(candidates.seeds),
             "supports": list(candidates.supports),
         },
+        "default": default,
+        "trusted": list(args.trusted),
         "methods": table,
         "val": figures,
     }
     Path(args.table).write_text(json.dumps(written, indent=1) + "\n")
-    line = {"table": args.table, "methods": table, "val": figures,
+    line = {"table": args.table, "default": default, "methods": table, "val": figures,
             "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
     print(json.dumps(line))
     return line

@@ -31,7 +31,7 @@ from pathlib import Path
 from mmcam.data.annotations import split_paths
 from mmcam.data.files import write_json
 from mmcam.runs.captions import explain_captions
-from mmcam.runs.command_line import add_run_arguments, options_from_arguments
+from mmcam.runs.command_line import add_run_arguments, chosen_method, options_from_arguments
 from mmcam.runs.inputs import read_caption_data, read_vqa_data
 from mmcam.runs.models import load_run_captioner, load_run_vqa, run_device
 from mmcam.runs.readout import summary
@@ -73,15 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict | None:
     args = build_parser().parse_args(argv)
     paths = split_paths(args.root, args.split)
-    out, options, device = Path(args.out), options_from_arguments(args), run_device(args.device)
+    out, device = Path(args.out), run_device(args.device)
+    captioner = load_run_captioner(args.captioner, device=device, layer=args.layer)
+    vqa_model = load_run_vqa(args.vqa, device=device, layer=args.layer)
+    captioner, vqa_model = chosen_method(args, captioner), chosen_method(args, vqa_model)
+    options = options_from_arguments(args)
     captions = explain_captions(
-        load_run_captioner(args.captioner, device=device, layer=args.layer),
+        captioner,
         read_caption_data(paths["captions"], paths["images"], paths["instances"], limit=args.limit),
         out / "captions",
         options,
     )
     vqa = explain_vqa(
-        load_run_vqa(args.vqa, device=device, layer=args.layer),
+        vqa_model,
         read_vqa_data(
             paths["questions"],
             paths["images"],

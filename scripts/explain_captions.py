@@ -23,6 +23,7 @@ from mmcam.runs.command_line import (
     add_dataset_arguments,
     add_model_arguments,
     add_run_arguments,
+    chosen_method,
     optional_file,
     options_from_arguments,
     print_run,
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     )
     device = run_device(args.device)
     model = load_run_captioner(args.checkpoint, hf=args.hf, device=device, layer=args.layer)
+    model = chosen_method(args, model)
     result = explain_captions(model, data, args.out, options_from_arguments(args))
     return print_run(result, args.out)
 

@@ -25,6 +25,7 @@ from mmcam.runs.command_line import (
     add_dataset_arguments,
     add_model_arguments,
     add_run_arguments,
+    chosen_method,
     optional_file,
     options_from_arguments,
     print_run,
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     model = load_run_vqa(
         args.checkpoint, hf=args.hf, answers=answers, device=device, layer=args.layer
     )
+    model = chosen_method(args, model)
     result = explain_vqa(model, data, args.out, options_from_arguments(args))
     return print_run(result, args.out)
 

@@ -43,12 +43,23 @@ def main() -> None:
         method: sum(p[method] for p in points) / max(len(points), 1) for method in POINTING_METHODS
     }
     answers = [a["answer"] == a["expected"] for s in result["samples"] for a in s["answers"]]
+    print(f"\nboxes of the default map (white: its own, green: map + image), {args.out}/boxes.png:")
+    for found in result["boxes"]:
+        print(
+            f"  '{found['word']}': own box IoU {found['threshold_iou']:.2f}, "
+            f"refined IoU {found['refined_iou']:.2f}"
+        )
+    located = {
+        kind: sum(b[f"{kind}_iou"] >= 0.5 for b in result["boxes"]) / max(len(result["boxes"]), 1)
+        for kind in ("threshold", "refined")
+    }
     print(f"\n{len(result['samples'])} samples in {seconds:.1f} s; figures in {args.out}/")
     print(
         json.dumps(
             {
                 "word_pointing": pointing,
                 "answers_correct": sum(answers) / max(len(answers), 1),
+                "default_box_loc_accuracy": located,
                 "seconds": round(seconds, 1),
             }
         )

@@ -56,7 +56,7 @@ from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Grid
 from mmcam.core.targets import ClassLogit
 from mmcam.data.images import preprocess
-from mmcam.evaluation.box_settings import box_settings
+from mmcam.evaluation.box_settings import box_settings, default_method
 from mmcam.evaluation.refine import RefineSettings
 from mmcam.explainers.captioning import CaptionExplainer, WordReplicas, teacher_forced
 from mmcam.explainers.vqa import VQAExplainer
@@ -80,6 +80,10 @@ KEEP_FILES_SECONDS = 3600  # download folders older than this are removed at the
 class Demo:
     """The captioner and the VQA model behind the demo, with their explainers.
 
+    With no method named, a request gets the default method of `models/box_settings.json`
+    (chosen on val among the methods that pass the sanity checks), read at the layer chosen
+    there for the model's architecture; every other method reads `captioner_layer` /
+    `vqa_layer` (the model's own by default). Box thresholds left as None are the method's.
     Each model explains one request at a time (a tap hooks the shared model, so two requests at
     once would see each other's hooks): the calls hold a per-model lock. Download files go to
     `work_dir` (a new temporary folder by default), one folder per request.
@@ -101,10 +105,17 @@ class Demo:
         self.captioner, self.vqa_model = captioner, vqa_model
         self.captioner_layer = captioner_layer or _explained_layer(captioner)
         self.vqa_layer = vqa_layer or _explained_layer(vqa_model)
+        self.default = default_method()
+        self.default_method = checked_method(self.default.method)[0]  # its shown name
+        self.default_threshold = box_settings(self.default.method).threshold
         self.caption_explainer = CaptionExplainer(
             captioner, self.captioner_layer, to_grid=captioner_grid
         )
         self.vqa_explainer = VQAExplainer(vqa_model, self.vqa_layer, to_grid=vqa_grid)
+        self._chosen_explainers = {
+            "captioning": self._chosen_explainer(CaptionExplainer, captioner, captioner_grid),
+            "VQA": self._chosen_explainer(VQAExplainer, vqa_model, vqa_grid),
+        }
         self.preprocess_image = preprocess_image or _default_preprocess(captioner)
         self.vqa_preprocess = vqa_preprocess or self.preprocess_image
         # Guided backprop and guided Grad-CAM need ReLUs and a convolutional layer; transformer
@@ -119,6 +130,20 @@ class Demo:
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._caption_lock, self._vqa_lock = threading.Lock(), threading.Lock()
+
+    def _chosen_explainer(
+        self, explainer: type, model: nn.Module, grid: Grid | None
+    ) -> CaptionExplainer | VQAExplainer | None:
+        """The explainer at the default method's chosen layer for `model`, if one was chosen."""
+        layer = self.default.layer_for(model, self.default.method)
+        return explainer(model, layer, to_grid=grid) if layer else None
+
+    def explainer(self, task: str, method: str) -> CaptionExplainer | VQAExplainer:
+        """The explainer of `task` ("captioning" or "VQA") that maps by `method` (a key)."""
+        chosen = self._chosen_explainers[task]
+        if chosen is not None and method == self.default.method:
+            return chosen
+        return self.caption_explainer if task == "captioning" else self.vqa_explainer
 
     def methods(self, task: str) -> list[str]:
         """The shown names of the methods offered for `task` ("captioning" or "VQA")."""
@@ -163,17 +188,18 @@ class Demo:
     def caption(
         self,
         image: ImageSource,
-        method: str | None = "Grad-CAM",
+        method: str | None = None,
         word: str | int | None = None,
-        threshold: float | None = 0.15,
+        threshold: float | None = None,
         refine: bool = True,
     ) -> CaptionResult:
-        """Caption `image`, map every word and the whole caption by `method`, and draw the map
-        of `word` (a choice label, a word index, or None / WHOLE_CAPTION) with its box; with
-        `refine`, also the box refined from the image with the map as seeds (map + image)."""
+        """Caption `image`, map every word and the whole caption by `method` (None: the
+        default), and draw the map of `word` (a choice label, a word index, or None /
+        WHOLE_CAPTION) with its box (`threshold` None: the method's); with `refine`, also the box
+        refined from the image with the map as seeds (map + image)."""
         picture = read_image(image)
-        shown, key = checked_method(method, self.pixel_methods["captioning"])
-        threshold = checked_threshold(threshold)
+        shown, key = checked_method(method, self.pixel_methods["captioning"], self.default.method)
+        threshold = checked_threshold(threshold, box_settings(key).threshold)
         inputs = self.preprocess_image(picture)[None]  # [1, 3, S, S]
         with self._caption_lock:
             maps = self._caption_maps(inputs, key)
@@ -221,7 +247,7 @@ class Demo:
         """Caption text, words, word maps `[T, S, S]`, caption map `[S, S]`, their raw maps and
         the words' log-probabilities `[T]`."""
         if method in GRADIENT_METHODS or method in PERTURBATION_METHODS:  # all words at once
-            explained = self.caption_explainer.explain(
+            explained = self.explainer("captioning", method).explain(
                 inputs, method=method, perturbation=PERTURBATION.get(method)
             )
             words = explained.word_labels(0)
@@ -267,24 +293,25 @@ class Demo:
         self,
         image: ImageSource,
         question: str | None,
-        method: str | None = "Grad-CAM",
+        method: str | None = None,
         answer: str | None = None,
-        threshold: float | None = 0.15,
+        threshold: float | None = None,
         top_k: int = 5,
         refine: bool = True,
     ) -> AnswerResult:
         """Answer `question` about `image`: the top-k answers with probabilities, the map and box
         of `answer` (the best one when None or not among them) by `method` (with `refine`, also
         the box refined from the image: map + image), and its counterfactual Grad-CAM map (what
-        argues against it)."""
+        argues against it, at the same layer). `method` None: the default; `threshold` None: the
+        method's."""
         picture = read_image(image)
         question, unknown = check_question(self.vqa_model, question)
-        shown, key = checked_method(method, self.pixel_methods["VQA"])
-        threshold = checked_threshold(threshold)
+        shown, key = checked_method(method, self.pixel_methods["VQA"], self.default.method)
+        threshold = checked_threshold(threshold, box_settings(key).threshold)
         inputs = self.vqa_preprocess(picture)[None]
         gradient = key in GRADIENT_METHODS
         with self._vqa_lock:
-            explained = self.vqa_explainer.explain(
+            explained = self.explainer("VQA", key).explain(
                 inputs, [question], top_k=top_k, method=key if gradient else "gradcam",
                 counterfactual=True,
             )  # fmt: skip

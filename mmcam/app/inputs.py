@@ -42,6 +42,7 @@ METHODS = {
     "Grad-CAM++": "gradcam++",
     "Counterfactual": "counterfactual",
     "HiResCAM": "hirescam",
+    "LayerCAM": "layercam",
     "Guided backprop": "guided_backprop",
     "Guided Grad-CAM": "guided_grad_cam",
     "Occlusion": "occlusion",
@@ -162,11 +163,13 @@ def _known_words_hint(model: VQAModel) -> str:
     return f"It knows {len(words)} words, such as: {', '.join(words[:20])}."
 
 
-def checked_method(name: str | None, pixel_methods: bool = True) -> tuple[str, str]:
-    """(shown name, method key) of a method given by either; without `pixel_methods` only the
-    gradient and perturbation methods are allowed (guided backprop and guided Grad-CAM need
-    ReLUs and a convolutional layer)."""
-    name = name or "Grad-CAM"
+def checked_method(
+    name: str | None, pixel_methods: bool = True, default: str = "gradcam"
+) -> tuple[str, str]:
+    """(shown name, method key) of a method given by either (`default` when None); without
+    `pixel_methods` only the gradient and perturbation methods are allowed (guided backprop and
+    guided Grad-CAM need ReLUs and a convolutional layer)."""
+    name = name or default
     for shown, key in METHODS.items():
         if name in (shown, key):
             if not pixel_methods and key not in ANY_MODEL_METHODS:
@@ -179,8 +182,8 @@ def checked_method(name: str | None, pixel_methods: bool = True) -> tuple[str, s
     raise InputError(f"Unknown method {name!r}; choose one of {', '.join(METHODS)}.")
 
 
-def checked_threshold(value: float | None) -> float:
-    value = 0.15 if value is None else float(value)
+def checked_threshold(value: float | None, default: float = 0.15) -> float:
+    value = default if value is None else float(value)
     if not 0 <= value < 1:
         raise InputError(
             f"The box threshold is a fraction of the map's peak in [0, 1), not {value}."

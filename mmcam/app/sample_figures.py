@@ -1,10 +1,12 @@
 """`make run`: explain the bundled models on the bundled sample scenes and draw what they saw.
 
-For each sample: the caption with one map per word (Grad-CAM, Grad-CAM++, HiResCAM and
-counterfactual rows, and the whole caption's map), and each question's top answers with their
-Grad-CAM maps, the best answer's HiResCAM and counterfactual maps. The
-first sample also gets one row per pixel-space method (guided backprop, deconvnet, guided
-Grad-CAM, occlusion, strongest feature map) for its caption and its first question.
+For each sample: the caption with one map per word (the default method at its chosen layer,
+then Grad-CAM, Grad-CAM++, HiResCAM and counterfactual rows at the model's own layer, and the
+whole caption's map), and each question's top answers with their Grad-CAM maps, the best
+answer's HiResCAM and counterfactual maps. The first sample also gets one row per pixel-space
+method (guided backprop, deconvnet, guided Grad-CAM, occlusion, strongest feature map) for its
+caption and its first question. `boxes.png` shows, for the first shape word of each caption,
+the default map's peak, its own box and the refined box against the object's true box.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from mmcam.app.boxes_figure import BoxedWord, boxes_figure
+from mmcam.app.inputs import checked_method
 from mmcam.core.targets import CaptionLogProb, ClassLogit
 from mmcam.data.files import write_json
 from mmcam.data.images import image_to_uint8, preprocess
-from mmcam.evaluation.box_metrics import pointing_game
-from mmcam.evaluation.box_settings import box_settings
-from mmcam.evaluation.localize import boxes_from_map
+from mmcam.evaluation.box_metrics import box_iou, pointing_game
+from mmcam.evaluation.box_settings import box_settings, default_method, map_boxes
+from mmcam.evaluation.localize import boxes_from_map, resize_map
 from mmcam.evaluation.refine import refined_box
 from mmcam.evaluation.word_categories import WordCategories
 from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation, caption_tokens
@@ -56,18 +60,28 @@ def write_sample_figures(out: str | Path, samples: str | Path = SAMPLES) -> dict
     captioner, vqa = load_captioner(), load_vqa_model()
     explainer = CaptionExplainer(captioner, CAPTIONER_LAYER)
     captions = explainer.generate(images)
+    default = default_method()
+    layer = default.layer_for(captioner, default.method) or CAPTIONER_LAYER
+    default_name = f"{checked_method(default.method)[0]} at {layer} (default)"
     by_method = {
-        name: explainer.explain(images, captions, method=method)
-        for name, method in CAPTION_METHODS.items()
+        default_name: CaptionExplainer(captioner, layer).explain(
+            images, captions, method=default.method
+        ),
+        **{
+            name: explainer.explain(images, captions, method=method)
+            for name, method in CAPTION_METHODS.items()
+        },
     }
-    summary = []
+    methods = {default_name: default.method, **CAPTION_METHODS}
+    summary, boxed = [], []
     for index, sample in enumerate(listing):
         gradcam = by_method["Grad-CAM"]
         words = gradcam.word_labels(index)
         rows = [
-            _caption_row(name, result, index, words, shown[index])
+            _caption_row(name, methods[name], result, index, words, shown[index])
             for name, result in by_method.items()
         ]
+        boxed += _boxed_words(by_method[default_name], default.method, index, sample, shown)[:1]
         if index == 0:
             pixel = _caption_pixel_maps(captioner, images[:1], captions[:1])
             rows.append(panel_row(pixel, "pixel methods, whole caption"))
@@ -85,16 +99,17 @@ def write_sample_figures(out: str | Path, samples: str | Path = SAMPLES) -> dict
                 "figures": [str(caption_path), str(out / f"vqa_{index + 1}.png")],
             }
         )
+    boxes_figure(boxed, default_name, out / "boxes.png")
     write_json(out / "summary.json", summary)
-    return {"samples": summary}
+    return {"samples": summary, "boxes": [_box_summary(found) for found in boxed]}
 
 
-def _caption_row(name: str, result, index: int, words: list[str], picture) -> PanelRow:
+def _caption_row(name: str, method: str, result, index: int, words: list[str], picture) -> PanelRow:
     """One method's per-word maps and the whole caption's map; on words naming a shape the
     map's own box and the box refined from the `picture` (map + image)."""
     maps = [*result.words.maps[index, : len(words)], result.caption.maps[index]]
     shape_words = {m.head for m in WordCategories.shapes().find(words)}
-    settings = box_settings(CAPTION_METHODS[name])
+    settings = box_settings(method)
     boxes, refined = [], []
     for i in range(len(words)):
         own = boxes_from_map(maps[i], settings.threshold) if i in shape_words else []
@@ -102,6 +117,30 @@ def _caption_row(name: str, result, index: int, words: list[str], picture) -> Pa
         boxes.append([b.to_list() for b in own])
         refined.append([box.to_list()] if box is not None else [])
     return PanelRow(name, maps, [*words, "whole caption"], [*boxes, []], [*refined, []])
+
+
+def _boxed_words(result, method: str, index: int, sample: dict, shown) -> list[BoxedWord]:
+    """Each shape word of caption `index` whose object the sample has, with its map's boxes."""
+    words = result.word_labels(index)
+    found = []
+    for mention in WordCategories.shapes().find(words):
+        for obj in sample["objects"]:
+            if (obj["kind"], obj["color"]) == (mention.category, mention.color):
+                heat = resize_map(result.words.maps[index, mention.head], shown[index].shape[:2])
+                peak = pointing_game(heat, [obj["bbox"]], 0).points[0]
+                boxes = map_boxes(heat, shown[index], box_settings(method))
+                word = f"{mention.color} {mention.category}"
+                found.append(BoxedWord(word, shown[index], heat, obj["bbox"], peak, boxes))
+    return found
+
+
+def _box_summary(found: BoxedWord) -> dict:
+    """A boxed word's boxes and their IoU with the object's true box."""
+    summary = {"word": found.word, "truth": list(found.truth)}
+    for kind, box in (("threshold", found.boxes.threshold), ("refined", found.boxes.refined)):
+        summary[f"{kind}_box"] = box.to_list() if box else None
+        summary[f"{kind}_iou"] = box_iou(box.to_list(), list(found.truth)) if box else 0.0
+    return summary
 
 
 def _caption_pixel_maps(captioner, images: Tensor, captions: list[list[int]]) -> dict:

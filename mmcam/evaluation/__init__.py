@@ -16,7 +16,14 @@ from mmcam.evaluation.box_metrics import (
     pointing_game,
     scaled_pointing_tolerance,
 )
-from mmcam.evaluation.box_settings import BoxSettings, MapBoxes, box_settings, map_boxes
+from mmcam.evaluation.box_settings import (
+    BoxSettings,
+    DefaultMethod,
+    MapBoxes,
+    box_settings,
+    default_method,
+    map_boxes,
+)
 from mmcam.evaluation.caption_metrics import (
     SPICE_UNAVAILABLE,
     CocoCaptionScorer,
@@ -46,6 +53,7 @@ __all__ = [
     "CategoryMention",
     "CausalCurve",
     "CocoCaptionScorer",
+    "DefaultMethod",
     "LocalizationAccuracy",
     "MapBoxes",
     "MaxBoxAcc",
@@ -64,6 +72,7 @@ __all__ = [
     "center_gaussian_map",
     "coco_caption_scores",
     "corloc",
+    "default_method",
     "deletion_auc",
     "energy_in_box",
     "insertion_auc",

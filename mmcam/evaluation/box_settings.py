@@ -4,12 +4,16 @@ One 0.15 for every map ignores that maps differ in how much of an object they co
 threshold, the refinement's seeds and whether to refine at all are chosen per method on the
 val split (`scripts/choose_boxes.py`, which writes `models/box_settings.json`). The dataset
 scripts and the demo read that table; a method missing from it gets `BoxSettings()`.
+
+The table also names the default method (`DefaultMethod`): the one whose boxes are best on val
+among the methods that pass the sanity checks (`scripts/sanity_check.py`), with the layer it is
+read at for each architecture it was chosen on.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +23,10 @@ import torch
 from mmcam.evaluation.localize import Box, boxes_from_map, resize_map
 from mmcam.evaluation.refine import RefineSettings, is_flat, refined_box
 
-__all__ = ["BOX_SETTINGS", "BoxSettings", "MapBoxes", "box_settings", "map_boxes"]
+__all__ = [
+    "BOX_SETTINGS", "BoxSettings", "DefaultMethod", "MapBoxes", "box_settings", "default_method",
+    "map_boxes",
+]  # fmt: skip
 
 BOX_SETTINGS = Path(__file__).resolve().parents[2] / "models" / "box_settings.json"
 
@@ -59,6 +66,30 @@ def box_settings(method: str, path: str | Path = BOX_SETTINGS) -> BoxSettings:
         return BoxSettings()
     table = json.loads(path.read_text())["methods"]
     return BoxSettings(**table[method]) if method in table else BoxSettings()
+
+
+@dataclass(frozen=True)
+class DefaultMethod:
+    """The method a user gets when they name none, and the layer it is read at for each
+    architecture (a model class's name) it was chosen on; other models use their own layer."""
+
+    method: str = "gradcam"
+    layers: dict[str, str] = field(default_factory=dict)
+
+    def layer_for(self, model: object, method: str) -> str | None:
+        """The chosen layer of `model` when `method` is the default one and `model`'s class was
+        among those it was chosen on; None: the model's own layer."""
+        return self.layers.get(type(model).__name__) if method == self.method else None
+
+
+def default_method(path: str | Path = BOX_SETTINGS) -> DefaultMethod:
+    """The default method of the table at `path` (Grad-CAM at each model's own layer when the
+    table or its entry is missing)."""
+    path = Path(path)
+    if not path.is_file():
+        return DefaultMethod()
+    entry = json.loads(path.read_text()).get("default")
+    return DefaultMethod(**entry) if entry else DefaultMethod()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from mmcam.evaluation.refine import RefineSettings, refined_box
 from mmcam.runs.outputs import read_map
 from mmcam.runs.report import SWEEP
 
-__all__ = ["Candidates", "Scored", "choose_settings", "score_run"]
+__all__ = ["Candidates", "Scored", "choose_default", "choose_settings", "score_run"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +126,17 @@ def choose_settings(runs: Sequence[Scored]) -> tuple[BoxSettings, dict[str, Any]
         support=best_r[1],
     )
     return settings, {"threshold": mean(best_t), "refined": mean(best_r)}
+
+
+def choose_default(accuracy: dict[tuple[str, str, str], float]) -> dict[str, Any]:
+    """The default method and its layer per architecture, from the accuracy of each (method,
+    layer, architecture)'s default boxes: each architecture gets the method's best layer, and
+    the method with the highest mean over the architectures of those bests wins (ties: the
+    first). Returns ``{"method": ..., "layers": {architecture: layer}}``."""
+    best: dict[str, dict[str, tuple[float, str]]] = {}
+    for (method, layer, architecture), value in accuracy.items():
+        layers = best.setdefault(method, {})
+        if architecture not in layers or value > layers[architecture][0]:
+            layers[architecture] = (value, layer)
+    method = max(best, key=lambda m: np.mean([value for value, _ in best[m].values()]))
+    return {"method": method, "layers": {a: layer for a, (_, layer) in best[method].items()}}

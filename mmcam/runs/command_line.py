@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
-from mmcam.evaluation.box_settings import box_settings
+from mmcam.evaluation.box_settings import box_settings, default_method
 from mmcam.methods.pixel_space import EXPLAINER_METHODS
+from mmcam.runs.models import ExplainedModel
 from mmcam.runs.options import RunOptions
 from mmcam.runs.readout import report_text, summary
 from mmcam.runs.run import RunResult
@@ -95,11 +97,12 @@ def add_run_arguments(parser: Any, *, deletion: int = 20) -> None:
     )
     group.add_argument(
         "--method",
-        default="gradcam",
         choices=EXPLAINER_METHODS,
         help="how maps are made: a CAM method at --layer, guided_backprop / deconvnet in "
         "pixel space, or the perturbation methods occlusion / rise (every word or top answer "
-        "from one sweep of perturbed copies; any model) (default: %(default)s)",
+        "from one sweep of perturbed copies; any model) (default: models/box_settings.json's, "
+        "chosen on val among the methods that pass the sanity checks, at the layer chosen "
+        "there for the bundled architectures: hirescam at encoder.stem)",
     )
     group.add_argument(
         "--window",
@@ -204,6 +207,16 @@ def add_run_arguments(parser: Any, *, deletion: int = 20) -> None:
         help="start afresh when --out holds a run of other data, model or options (its files "
         "are removed); without it such a run is refused, and the same run resumes",
     )
+
+
+def chosen_method(args: Any, model: ExplainedModel) -> ExplainedModel:
+    """Fill in `args.method` when the command line named none (the table's default method) and
+    return `model` at the layer chosen for that method and architecture, unless `--layer` named
+    one; any other method is read at the layer the model was loaded with."""
+    default = default_method()
+    args.method = args.method or default.method
+    layer = None if args.layer else default.layer_for(model.model, args.method)
+    return dataclasses.replace(model, layer=layer) if layer else model
 
 
 def options_from_arguments(args: Any) -> RunOptions:

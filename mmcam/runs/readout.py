@@ -38,6 +38,9 @@ def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
     out["pointing_0px"] = pick("pointing_0px", "accuracy")
     for name in ("coco_ap", "coco_ap50", "coco_ap75", "corloc"):
         out[name] = metrics.get(name)
+    for kind in ("threshold", "refined"):
+        for name in ("coco_ap50", "corloc"):
+            out[f"{name}_{kind}"] = metrics.get(f"boxes_{kind}", {}).get(name)
     for name in ("gradcam", "random", "center"):
         out[f"deletion_auc_{name}"] = pick("deletion_auc", name)
     out["failed_images"] = metrics["bad_data"]["failed_images"]["count"]
@@ -161,6 +164,13 @@ def _box_lines(metrics: Mapping[str, Any]) -> list[str]:
             f"{number_text(metrics['corloc'])} ({counts['corloc_hits']} / "
             f"{counts['pairs_with_objects']})",
         ]
+        for kind, name in (("threshold", "the map's own boxes"), ("refined", "refined boxes")):
+            if f"boxes_{kind}" in metrics:
+                scores = metrics[f"boxes_{kind}"]
+                lines.append(
+                    f"  {name}: AP {number_text(scores['coco_ap'])}  AP50 "
+                    f"{number_text(scores['coco_ap50'])}  CorLoc {number_text(scores['corloc'])}"
+                )
     return lines
 
 

@@ -209,17 +209,6 @@ def _finish(
             if "error" not in r
         )
         write_json_list(out / "captions_results.json", results)
-        detections = (
-            {
-                "image_id": r["image_id"],
-                "category_id": m["category_id"],
-                "bbox": m["box"],
-                "score": m["box_score"],
-            }
-            for r in records()
-            for m in r.get("mentions", [])
-            if m["box"]
-        )
         metrics = caption_metrics(records(), data.references, options, data.instances is not None)
     else:
         results = (
@@ -228,20 +217,16 @@ def _finish(
             if "answer" in r
         )
         write_json_list(out / "vqa_results.json", results)
-        detections = (
-            {
-                "image_id": r["image_id"],
-                "category_id": r["category_ids"][0],
-                "bbox": r["box"],
-                "score": r["box_score"],
-            }
-            for r in records()
-            if r.get("box") and r.get("category_ids")
-        )
         metrics = vqa_metrics(records(), options, data.instances is not None)
-    write_json_list(out / "boxes_results.json", detections)
+    write_json_list(out / "boxes_results.json", _detections(records(), task))
     if data.instances is not None:
-        metrics.update(_box_detection(out / "boxes_results.json", data.instances, records(), task))
+        metrics.update(_box_detection(read_json(out / "boxes_results.json"), data.instances,
+                                      records(), task))  # fmt: skip
+        for kind in ("threshold", "refined"):  # both boxes, whichever is the default
+            scores = _box_detection(
+                list(_detections(records(), task, kind)), data.instances, records(), task
+            )
+            metrics[f"boxes_{kind}"] = {k: v for k, v in scores.items() if k != "box_detection"}
     write_npz_stream(
         out / "maps.npz",
         (item for index in range(run.chunk_count) for item in run.arrays(index).items()),
@@ -255,15 +240,34 @@ def _finish(
     return metrics
 
 
-def _box_detection(
-    boxes_file: Path, instances: dict[int, list[CocoInstance]], records: Iterable[dict], task: str
-) -> dict:
-    """COCO AP (pycocotools) and CorLoc of the written `boxes_results.json` over the
-    image-category pairs the captions' words or the questions named."""
+def _detections(records: Iterable[dict], task: str, kind: str = "") -> Iterator[dict]:
+    """COCO detection results of a run's records: each shape word's (captions) or question's
+    (VQA) default box, or with `kind` ("threshold", "refined") that box."""
+    box, score = (f"{kind}_box", f"{kind}_box_score") if kind else ("box", "box_score")
     if task == "captions":
-        named = {
-            (r["image_id"], m["category_id"]) for r in records for m in r.get("mentions", [])
-        }
+        scored = (
+            (r["image_id"], m["category_id"], m) for r in records for m in r.get("mentions", [])
+        )
+    else:
+        scored = (
+            (r["image_id"], r["category_ids"][0], r) for r in records if r.get("category_ids")
+        )
+    for image_id, category_id, found in scored:
+        if found.get(box):
+            yield {"image_id": image_id, "category_id": category_id, "bbox": found[box],
+                   "score": found[score]}  # fmt: skip
+
+
+def _box_detection(
+    detections: list[dict],
+    instances: dict[int, list[CocoInstance]],
+    records: Iterable[dict],
+    task: str,
+) -> dict:
+    """COCO AP (pycocotools) and CorLoc of `detections` over the image-category pairs the
+    captions' words or the questions named."""
+    if task == "captions":
+        named = {(r["image_id"], m["category_id"]) for r in records for m in r.get("mentions", [])}
     else:
         named = {
             (r["image_id"], r["category_ids"][0])
@@ -276,5 +280,5 @@ def _box_detection(
         for image_id in sorted({image for image, _ in named})
         for i in instances.get(image_id, [])
     ]  # fmt: skip
-    scores = box_detection_metrics(read_json(boxes_file), truth, named)
+    scores = box_detection_metrics(detections, truth, named)
     return {**{k: v for k, v in scores.items() if k != "counts"}, "box_detection": scores["counts"]}

@@ -35,8 +35,8 @@ from mmcam.methods.perturbation import occlusion
 from mmcam.methods.pixel_space import RULE_METHODS, rule_gradients
 
 SANITY_METHODS = (
-    "gradcam", "gradcam++", "hirescam", "guided_backprop", "deconvnet", "guided_grad_cam",
-    "occlusion",
+    "gradcam", "gradcam++", "hirescam", "layercam", "guided_backprop", "deconvnet",
+    "guided_grad_cam", "occlusion",
 )  # fmt: skip
 
 

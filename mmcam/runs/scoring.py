@@ -81,7 +81,9 @@ def score_map(
         "box_score": found.box.score if found.box else None,
         "box_refined": options.boxes == "refined",
         "threshold_box": found.threshold.to_list() if found.threshold else None,
+        "threshold_box_score": found.threshold.score if found.threshold else None,
         "refined_box": found.refined.to_list() if found.refined else None,
+        "refined_box_score": found.refined.score if found.refined else None,
         "flat_map": found.flat,
         "gt_boxes": truth,
     }

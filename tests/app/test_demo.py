@@ -261,6 +261,33 @@ def test_bad_image_checks_in_process(tmp_path):
 # ----------------------------------------------------------------------------- pixel methods
 
 
+def test_a_request_naming_no_method_gets_the_default_at_its_chosen_layer(demo, samples):
+    """No method: the default of models/box_settings.json, mapped at the layer chosen for the
+    bundled captioner and VQA model; the same method named explicitly gives the same maps, and
+    the box threshold left out is the method's."""
+    default = demo.default
+    layers = [default.layer_for(m, default.method) for m in (demo.captioner, demo.vqa_model)]
+    assert all(layers), "the shipped table names a layer for both bundled models"
+    path, question = samples[0].image, samples[0].questions[0]
+    images = model_input(path)
+    shown = demo.caption(path, None, 1)
+    assert shown.method == demo.default_method == checked_method(default.method)[0]
+    expected = CaptionExplainer(demo.captioner, layers[0]).explain(images, method=default.method)
+    np.testing.assert_allclose(shown.word_maps, expected.words.maps[0], atol=1e-6)
+    assert np.array_equal(demo.caption(path, demo.default_method, 1).word_maps, shown.word_maps)
+    answered = demo.answer(path, question, None)
+    expected = VQAExplainer(demo.vqa_model, layers[1]).explain(
+        images, [question], top_k=5, method=default.method
+    )
+    np.testing.assert_allclose(answered.maps, expected.maps.maps[0], atol=1e-6)
+    threshold = box_settings(default.method).threshold  # the map's own box: at the method's
+    own = boxes_from_map(torch.as_tensor(answered.maps[0]), threshold)[0]
+    assert [b["bbox"] for b in answered.boxes if not b["refined"]] == [own.to_list()]
+    other = demo.caption(path, "Grad-CAM", 1)  # any other method: the model's own layer
+    expected = CaptionExplainer(demo.captioner, demo.captioner.explained_layer).explain(images)
+    np.testing.assert_allclose(other.word_maps, expected.words.maps[0], atol=1e-6)
+
+
 def test_pixel_method_maps_equal_the_library_calls(demo, samples):
     """Guided backprop, guided Grad-CAM, occlusion and RISE maps of the demo are the library's
     maps of each word (occlusion's and RISE's all from one sweep) and each top answer, and the

@@ -20,3 +20,9 @@ def test_sample_figures_are_written_and_the_models_answer_and_point(tmp_path):
     points = [p["peak_inside"] for s in samples for p in s["word_pointing"]]
     assert len(points) >= 6 and all(set(p) == set(POINTING_METHODS) for p in points)
     assert sum(p["HiResCAM"] for p in points) / len(points) >= 0.75
+    # boxes.png: the default map's boxes of one shape word per caption against the true box
+    boxes = result["boxes"]
+    assert len(boxes) == len(samples) and (tmp_path / "boxes.png").is_file()
+    own = sum(b["threshold_iou"] >= 0.5 for b in boxes)
+    refined = sum(b["refined_iou"] >= 0.5 for b in boxes)
+    assert refined >= 3 and refined > own, boxes  # the image extends what the map found

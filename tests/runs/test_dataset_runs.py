@@ -25,6 +25,7 @@ from mmcam.data.shapes import write_shapes
 from mmcam.data.training_sets import top_answers
 from mmcam.data.vocab import Vocabulary, tokenize
 from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS
+from mmcam.evaluation.box_settings import default_method
 from mmcam.evaluation.caption_metrics import caption_bleu, coco_caption_scores
 from mmcam.evaluation.localize import smooth_maps
 from mmcam.evaluation.vqa_accuracy import vqa_accuracy
@@ -196,10 +197,13 @@ def test_captions_run_writes_results_maps_boxes_and_bleu_of_every_readable_image
     assert metrics["spice"] is None and "SPICE unavailable" in report
     assert "CorLoc (top box of each named pair" in report and "pointing game at 0 px" in report
     assert line["images"] == line["images_explained"] == 10
+    default = default_method()  # no --method: the default, at its layer for this architecture
+    assert (metrics["method"], metrics["layer"]) == (default.method, default.layers["Captioner"])
+    side = {"encoder.stem": 32, "encoder.features": 16}[metrics["layer"]]  # the layer's grid
     with np.load(out / "maps.npz") as maps:
         for record in records:
             if record.get("words"):
-                assert maps[str(record["image_id"])].shape == (len(record["words"]), 16, 16)
+                assert maps[str(record["image_id"])].shape == (len(record["words"]), side, side)
     detections = json.loads((out / "boxes_results.json").read_text())
     assert detections == [
         {"image_id": r["image_id"], "category_id": m["category_id"], "bbox": m["box"],
@@ -214,6 +218,12 @@ def test_captions_run_writes_results_maps_boxes_and_bleu_of_every_readable_image
     for key in ("coco_ap", "coco_ap50", "corloc", "pointing_0px"):
         assert key in line
     assert line["corloc"] == metrics["corloc"] and line["coco_ap"] == metrics["coco_ap"]
+    kind = metrics["boxes"]  # both kinds of box scored, the default's figures as the top ones
+    assert metrics[f"boxes_{kind}"]["coco_ap50"] == metrics["coco_ap50"]
+    assert metrics[f"boxes_{kind}"]["corloc"] == metrics["corloc"]
+    for kind in ("threshold", "refined"):
+        assert line[f"corloc_{kind}"] == metrics[f"boxes_{kind}"]["corloc"]
+        assert line[f"coco_ap50_{kind}"] == metrics[f"boxes_{kind}"]["coco_ap50"]
     assert set(metrics["deletion_auc"]) >= {"gradcam", "random", "center"}
     assert sorted(p.name for p in (out / "figures").iterdir()) == ["1.png", "2.png"]
 
@@ -275,7 +285,7 @@ def test_restarting_with_other_options_is_refused(captions_run, dataset):
 def test_another_layer_is_explained_on_request_and_an_unknown_one_is_listed(dataset, tmp_path):
     options = arguments(dataset, "vqa", tmp_path) + ["--limit", "2", "--deletion-steps", "0"]
     with one_thread():
-        script("explain_vqa").main(options + ["--layer", "encoder.stem"])
+        script("explain_vqa").main(options + ["--method", "gradcam", "--layer", "encoder.stem"])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["layer"] == "encoder.stem"
     assert "maps: gradcam at layer encoder.stem" in (tmp_path / "report.txt").read_text()
@@ -357,7 +367,9 @@ def test_vqa_run_scores_answers_with_the_official_accuracy(vqa_run, dataset):
     assert line["vqa_accuracy"] == metrics["vqa_accuracy"]
     with np.load(out / "maps.npz") as maps:
         assert sorted(int(k) for k in maps.files) == sorted(r["question_id"] for r in results)
-        assert maps[str(results[0]["question_id"])].shape == (3, 16, 16)
+        side = {"encoder.stem": 32, "encoder.features": 16}[metrics["layer"]]
+        assert maps[str(results[0]["question_id"])].shape == (3, side, side)
+    assert metrics["layer"] == default_method().layers["VQANet"]
     assert (out / "figures" / "1.png").exists()
 
 

@@ -1,0 +1,142 @@
+"""Every method's boxes side by side: what the maps alone give and what the image adds.
+
+For each method (Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM at the bundled models' own layer;
+the default method at the layer chosen for it; LayerCAM fused over --fusion; guided backprop;
+occlusion; RISE) and both tasks, a dataset run over --split explains every caption shape word
+and every question naming a shape, with the method's box settings (models/box_settings.json),
+and reports for the map's own box and for the refined box (map + image) the localisation
+accuracy (IoU >= 0.5), CorLoc and AP50 (pycocotools). The perturbation methods cost a forward
+pass per perturbed copy, so they run on the first --perturbation-limit images only:
+
+    python scripts/make_shapes.py --out data/shapes --train 0 --val 500 --test 500
+    python scripts/compare_boxes.py --split test
+
+Prints a Markdown table per task and ends with one JSON line of the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from mmcam.data.annotations import split_paths
+from mmcam.evaluation.box_settings import box_settings, default_method
+from mmcam.runs.captions import explain_captions
+from mmcam.runs.inputs import read_caption_data, read_vqa_data
+from mmcam.runs.models import load_run_captioner, load_run_vqa
+from mmcam.runs.options import RunOptions
+from mmcam.runs.readout import summary
+from mmcam.runs.vqa import explain_vqa
+
+CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
+PERTURBATION = ("occlusion", "rise")  # at the dataset scripts' defaults
+FIGURES = (
+    "loc_accuracy_threshold", "loc_accuracy_refined", "corloc_threshold", "corloc_refined",
+    "coco_ap50_threshold", "coco_ap50_refined", "pointing",
+)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--root", default="data/shapes", help="dataset root (default: %(default)s)")
+    parser.add_argument("--split", default="test", help="the split (default: %(default)s)")
+    parser.add_argument("--limit", type=int, help="first N images (default: all)")
+    parser.add_argument(
+        "--perturbation-limit",
+        type=int,
+        default=20,
+        help="first N images for occlusion and RISE (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fusion",
+        default="encoder.stem,encoder.body,encoder.features",
+        help="layers whose LayerCAM maps are fused (default: the bundled models' conv stages)",
+    )
+    parser.add_argument("--out", default="out/compare_boxes", help="runs go here")
+    parser.add_argument("--workers", type=int, default=2, help="image-reading processes")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    paths = split_paths(args.root, args.split)
+
+    def data(task: str, limit: int | None) -> object:
+        if task == "captions":
+            return read_caption_data(
+                paths["captions"], paths["images"], paths["instances"], limit=limit
+            )
+        return read_vqa_data(
+            paths["questions"], paths["images"], paths["vqa_annotations"], paths["instances"],
+            limit=limit,
+        )  # fmt: skip
+
+    explain = {"captions": explain_captions, "vqa": explain_vqa}
+    load = {"captions": load_run_captioner, "vqa": load_run_vqa}
+    default = default_method()
+    perturbation_limit = min(args.perturbation_limit, args.limit or args.perturbation_limit)
+    runs = [(method, None) for method in CAM_METHODS]
+    runs += [(default.method, "chosen"), ("layercam", args.fusion)]
+    runs += [("guided_backprop", None), *((method, None) for method in PERTURBATION)]
+    figures: dict[str, list[dict]] = {"captions": [], "vqa": []}
+    for task in ("captions", "vqa"):
+        for method, layer in runs:
+            model = load[task](layer=None if layer == "chosen" else layer)
+            if layer == "chosen":
+                chosen = default.layer_for(model.model, method)
+                if chosen is None:
+                    continue  # no layer was chosen for this model: the row above is the default
+                model = load[task](layer=chosen)
+            limit = perturbation_limit if method in PERTURBATION else args.limit
+            settings = box_settings(method)
+            options = RunOptions(
+                method=method, box_threshold=settings.threshold, boxes=settings.boxes,
+                refine_seed=settings.seed, refine_support=settings.support, deletion_steps=0,
+                workers=args.workers, progress=False,
+            )  # fmt: skip
+            where = model.layer if method in CAM_METHODS else "input"
+            out = Path(args.out) / task / f"{method}@{where}"
+            metrics = explain[task](model, data(task, limit), out, options).metrics
+            found = summary(metrics)
+            figures[task].append(
+                {"method": method, "layer": where, "images": metrics["images"],
+                 "maps": metrics["loc_accuracy"]["count"],
+                 **{name: found[name] for name in FIGURES},
+                 "default": layer == "chosen"}
+            )  # fmt: skip
+    for task, rows in figures.items():
+        print(f"\n{task} ({args.root} {args.split})")
+        print(_table(rows))
+    line = {"split": args.split, "default": default.method, **figures,
+            "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+    print(json.dumps(line))
+    return line
+
+
+def _table(rows: list[dict]) -> str:
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = [
+        "| method | layer | images | maps | pointing | own box: loc acc / CorLoc / AP50 "
+        "| refined: loc acc / CorLoc / AP50 |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        name = f"**{row['method']}** (default)" if row["default"] else row["method"]
+        own, refined = (
+            " / ".join(
+                number(row[f"{name}_{kind}"]) for name in ("loc_accuracy", "corloc", "coco_ap50")
+            )
+            for kind in ("threshold", "refined")
+        )
+        lines.append(
+            f"| {name} | `{row['layer']}` | {row['images']} | {row['maps']} | "
+            f"{number(row['pointing'])} | {own} | {refined} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
