@@ -41,7 +41,7 @@ def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
     for kind in ("threshold", "refined"):
         for name in ("coco_ap50", "corloc"):
             out[f"{name}_{kind}"] = metrics.get(f"boxes_{kind}", {}).get(name)
-    for name in ("gradcam", "random", "center"):
+    for name in ("map", "random", "center"):
         out[f"deletion_auc_{name}"] = pick("deletion_auc", name)
     out["failed_images"] = metrics["bad_data"]["failed_images"]["count"]
     if metrics["task"] == "vqa":
@@ -110,7 +110,7 @@ def report_text(metrics: Mapping[str, Any]) -> str:
         lines.append(
             f"deletion AUC ({metrics['method']} vs baselines, {deletion['steps']} steps, "
             f"{deletion['count']} items; lower is more faithful): "
-            f"{metrics['method']} {number_text(deletion['gradcam'])}  random "
+            f"{metrics['method']} {number_text(deletion['map'])}  random "
             f"{number_text(deletion['random'])}  centre {number_text(deletion['center'])}"
         )
     lines += _bad_data_lines(metrics["bad_data"])

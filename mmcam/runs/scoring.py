@@ -118,7 +118,7 @@ def deletion_aucs(
     pixels go to the model's zero input (the data mean for normalised inputs)."""
     size = tuple(heat.shape)
     maps = {
-        "gradcam": heat,
+        "map": heat,
         "random": random_map(size, seed=seed, device=heat.device),
         "center": center_gaussian_map(size, device=heat.device),
     }
