@@ -135,7 +135,10 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
                 with gr.Column(scale=2):
                     c_image = input_image("caption-image")
                     c_method = gr.Radio(
-                        demo.methods("captioning"), value=demo.default_method, label="Method"
+                        demo.methods("captioning"),
+                        value=demo.default_method,
+                        label="Method",
+                        info=demo.layers_note("captioning"),
                     )
                     c_threshold = gr.Slider(
                         0, 0.9, value=demo.default_threshold, step=0.05, label=threshold_help
@@ -180,7 +183,10 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
                         elem_id="vqa-question",
                     )
                     v_method = gr.Radio(
-                        demo.methods("VQA"), value=demo.default_method, label="Method"
+                        demo.methods("VQA"),
+                        value=demo.default_method,
+                        label="Method",
+                        info=demo.layers_note("VQA"),
                     )
                     v_threshold = gr.Slider(
                         0, 0.9, value=demo.default_threshold, step=0.05, label=threshold_help

@@ -145,6 +145,18 @@ class Demo:
             return chosen
         return self.caption_explainer if task == "captioning" else self.vqa_explainer
 
+    def layers_note(self, task: str) -> str:
+        """Which layer each method of `task` reads, for the page."""
+        own = self.captioner_layer if task == "captioning" else self.vqa_layer
+        own = own if isinstance(own, str) else type(own).__name__  # a module given by the caller
+        chosen = self._chosen_explainers[task]
+        if chosen is None:
+            return f"CAM methods read {own}."
+        return (
+            f"{self.default_method} (the default, chosen on val) reads {chosen.layer}; "
+            f"the other CAM methods read {own}."
+        )
+
     def methods(self, task: str) -> list[str]:
         """The shown names of the methods offered for `task` ("captioning" or "VQA")."""
         return [

@@ -21,8 +21,8 @@ of a large run cost little memory. `metrics.json` holds:
   in the image (null without an instances file); `coco_ap`, `coco_ap50`, `coco_ap75` and
   `corloc` of `boxes_results.json` over the named image-category pairs, with their counts in
   `box_detection` (added by `mmcam.runs.run`, see `mmcam.evaluation.detection_metrics`);
-  `deletion_auc` with `map` (the run's method), `random` and `center` (mean over items; lower is more
-  faithful); `bad_data` (ids and reasons).
+  `deletion_auc` with `map` (the run's method), `random` and `center` (mean over items; lower
+  is more faithful); `bad_data` (ids and reasons).
 """
 
 from __future__ import annotations

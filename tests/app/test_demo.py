@@ -268,6 +268,8 @@ def test_a_request_naming_no_method_gets_the_default_at_its_chosen_layer(demo, s
     default = demo.default
     layers = [default.layer_for(m, default.method) for m in (demo.captioner, demo.vqa_model)]
     assert all(layers), "the shipped table names a layer for both bundled models"
+    assert f"reads {layers[0]}" in demo.layers_note("captioning")  # the page says which layer
+    assert f"reads {layers[1]}" in demo.layers_note("VQA")
     path, question = samples[0].image, samples[0].questions[0]
     images = model_input(path)
     shown = demo.caption(path, None, 1)
