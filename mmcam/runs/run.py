@@ -79,6 +79,10 @@ from mmcam.runs.report import caption_metrics, vqa_metrics
 
 __all__ = ["RunResult"]
 
+# The layout of the records a run's parts hold. Raised when it changes (2: deletion AUC keyed
+# "map", both boxes' scores kept), so a resume never mixes records of two layouts.
+RECORDS_LAYOUT = 2
+
 
 # ----------------------------------------------------------------------------- the run
 
@@ -113,6 +117,7 @@ def run_dataset(
         )
     shard = join_process_group() if shard is None else shard
     fingerprint = {
+        "records": RECORDS_LAYOUT,
         "task": task,
         "model": model.source,
         "layer": model.layer,

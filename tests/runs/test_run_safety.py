@@ -89,6 +89,16 @@ def test_resume_over_another_split_is_refused_and_overwrite_starts_afresh(data, 
     assert outputs(out) == outputs(tmp_path / "fresh")
 
 
+def test_a_run_written_by_an_older_record_layout_is_refused(data, tmp_path):
+    out = tmp_path / "out"
+    explain_vqa(arguments(data, out))
+    fingerprint = json.loads((out / "run.json").read_text())
+    fingerprint.pop("records")  # what a run written before the layout was stamped holds
+    (out / "run.json").write_text(json.dumps(fingerprint))
+    with pytest.raises(RuntimeError, match="records changed .*records=None.*records=2"):
+        explain_vqa(arguments(data, out))
+
+
 def test_a_checkpoint_retrained_in_place_is_refused(data, tmp_path):
     out = tmp_path / "out"
     explain_vqa(arguments(data, out))
