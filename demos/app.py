@@ -125,8 +125,23 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
             return tuple(gr.skip() for _ in range(7))
         return answer(image, question, method, chosen, threshold, refine)
 
-    threshold_help = "Box threshold (fraction of the map's peak)"
-    refine_help = "Refined box (green): map + image, the map seeds a segmentation of the image"
+    def map_controls(task: str) -> tuple[gr.Radio, gr.Slider, gr.Checkbox]:
+        """The method (the default chosen), the box threshold (the default method's) and the
+        refinement toggle (on) of one tab."""
+        method = gr.Radio(
+            demo.methods(task), value=demo.default_method, label="Method",
+            info=demo.layers_note(task),
+        )  # fmt: skip
+        threshold = gr.Slider(
+            0, 0.9, value=demo.default_threshold, step=0.05,
+            label="Box threshold (fraction of the map's peak)",
+        )  # fmt: skip
+        refine = gr.Checkbox(
+            value=True,
+            label="Refined box (green): map + image, the map seeds a segmentation of the image",
+        )
+        return method, threshold, refine
+
     # delete_cache: Gradio's copies of the outputs are removed after an hour (and at restart).
     with gr.Blocks(title="mmcam demo", delete_cache=(3600, 3600)) as page:
         gr.Markdown(INTRO.format(side=MAX_IMAGE_SIDE, upload=MAX_UPLOAD))
@@ -134,16 +149,7 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=2):
                     c_image = input_image("caption-image")
-                    c_method = gr.Radio(
-                        demo.methods("captioning"),
-                        value=demo.default_method,
-                        label="Method",
-                        info=demo.layers_note("captioning"),
-                    )
-                    c_threshold = gr.Slider(
-                        0, 0.9, value=demo.default_threshold, step=0.05, label=threshold_help
-                    )
-                    c_refine = gr.Checkbox(value=True, label=refine_help)
+                    c_method, c_threshold, c_refine = map_controls("captioning")
                     c_run = gr.Button(
                         "Caption and explain", variant="primary", elem_id="caption-run"
                     )
@@ -182,16 +188,7 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
                         placeholder="what color is the circle?",
                         elem_id="vqa-question",
                     )
-                    v_method = gr.Radio(
-                        demo.methods("VQA"),
-                        value=demo.default_method,
-                        label="Method",
-                        info=demo.layers_note("VQA"),
-                    )
-                    v_threshold = gr.Slider(
-                        0, 0.9, value=demo.default_threshold, step=0.05, label=threshold_help
-                    )
-                    v_refine = gr.Checkbox(value=True, label=refine_help)
+                    v_method, v_threshold, v_refine = map_controls("VQA")
                     v_run = gr.Button("Answer and explain", variant="primary", elem_id="vqa-run")
                     pairs = [[str(e.image), q] for e in examples for q in e.questions[:2]]
                     if pairs:
