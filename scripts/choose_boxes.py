@@ -23,12 +23,11 @@ import json
 import time
 from pathlib import Path
 
-from mmcam.data.annotations import split_paths
 from mmcam.evaluation.box_settings import BOX_SETTINGS
 from mmcam.methods.pixel_space import PERTURBATION_METHODS
 from mmcam.runs.box_choice import Candidates, choose_default, choose_settings, score_run
 from mmcam.runs.captions import explain_captions
-from mmcam.runs.inputs import read_caption_data, read_vqa_data
+from mmcam.runs.inputs import read_split
 from mmcam.runs.models import load_run_captioner, load_run_vqa
 from mmcam.runs.options import RunOptions
 from mmcam.runs.vqa import explain_vqa
@@ -67,20 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    paths = split_paths(args.root, args.split)
-
-    def read(limit: int) -> dict:
-        return {
-            "captions": read_caption_data(
-                paths["captions"], paths["images"], paths["instances"], limit=limit
-            ),
-            "vqa": read_vqa_data(
-                paths["questions"], paths["images"], paths["vqa_annotations"],
-                paths["instances"], limit=limit,
-            ),
-        }  # fmt: skip
-
-    data, few = read(args.limit), read(min(args.perturbation_limit, args.limit))
+    data = read_split(args.root, args.split, args.limit)
+    few = read_split(args.root, args.split, min(args.perturbation_limit, args.limit))
     explain = {"captions": explain_captions, "vqa": explain_vqa}
     load = {"captions": load_run_captioner, "vqa": load_run_vqa}
     runs = [(m, layer) for m in CAM_METHODS for layer in LAYERS]

@@ -17,14 +17,14 @@ Prints a Markdown table per task and ends with one JSON line of the figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
 
-from mmcam.data.annotations import split_paths
 from mmcam.evaluation.box_settings import box_settings, default_method
 from mmcam.runs.captions import explain_captions
-from mmcam.runs.inputs import read_caption_data, read_vqa_data
+from mmcam.runs.inputs import read_split
 from mmcam.runs.models import load_run_captioner, load_run_vqa
 from mmcam.runs.options import RunOptions
 from mmcam.runs.readout import summary
@@ -60,18 +60,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2, help="image-reading processes")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    paths = split_paths(args.root, args.split)
-
-    def data(task: str, limit: int | None) -> object:
-        if task == "captions":
-            return read_caption_data(
-                paths["captions"], paths["images"], paths["instances"], limit=limit
-            )
-        return read_vqa_data(
-            paths["questions"], paths["images"], paths["vqa_annotations"], paths["instances"],
-            limit=limit,
-        )  # fmt: skip
-
     explain = {"captions": explain_captions, "vqa": explain_vqa}
     load = {"captions": load_run_captioner, "vqa": load_run_vqa}
     default = default_method()
@@ -80,6 +68,10 @@ def main(argv: list[str] | None = None) -> dict:
     runs += [(default.method, "chosen"), ("layercam", args.fusion)]
     runs += [("guided_backprop", None), *((method, None) for method in PERTURBATION)]
     figures: dict[str, list[dict]] = {"captions": [], "vqa": []}
+    data = {
+        limit: read_split(args.root, args.split, limit)
+        for limit in {args.limit, perturbation_limit}
+    }
     for task in ("captions", "vqa"):
         for method, layer in runs:
             model = load[task](layer=None if layer == "chosen" else layer)
@@ -87,17 +79,15 @@ def main(argv: list[str] | None = None) -> dict:
                 chosen = default.layer_for(model.model, method)
                 if chosen is None:
                     continue  # no layer was chosen for this model: the row above is the default
-                model = load[task](layer=chosen)
+                model = dataclasses.replace(model, layer=chosen)
             limit = perturbation_limit if method in PERTURBATION else args.limit
-            settings = box_settings(method)
-            options = RunOptions(
-                method=method, box_threshold=settings.threshold, boxes=settings.boxes,
-                refine_seed=settings.seed, refine_support=settings.support, deletion_steps=0,
-                workers=args.workers, progress=False,
+            options = RunOptions.with_boxes(
+                box_settings(method), method=method, deletion_steps=0, workers=args.workers,
+                progress=False,
             )  # fmt: skip
             where = model.layer if method in CAM_METHODS else "input"
             out = Path(args.out) / task / f"{method}@{where}"
-            metrics = explain[task](model, data(task, limit), out, options).metrics
+            metrics = explain[task](model, data[limit][task], out, options).metrics
             found = summary(metrics)
             figures[task].append(
                 {"method": method, "layer": where, "images": metrics["images"],

@@ -28,11 +28,10 @@ import argparse
 import json
 from pathlib import Path
 
-from mmcam.data.annotations import split_paths
 from mmcam.data.files import write_json
 from mmcam.runs.captions import explain_captions
 from mmcam.runs.command_line import add_run_arguments, chosen_method, options_from_arguments
-from mmcam.runs.inputs import read_caption_data, read_vqa_data
+from mmcam.runs.inputs import read_split
 from mmcam.runs.models import load_run_captioner, load_run_vqa, run_device
 from mmcam.runs.readout import summary
 from mmcam.runs.shapes_report import shapes_evaluation, shapes_table
@@ -72,30 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict | None:
     args = build_parser().parse_args(argv)
-    paths = split_paths(args.root, args.split)
     out, device = Path(args.out), run_device(args.device)
     captioner = load_run_captioner(args.captioner, device=device, layer=args.layer)
     vqa_model = load_run_vqa(args.vqa, device=device, layer=args.layer)
     captioner, vqa_model = chosen_method(args, captioner), chosen_method(args, vqa_model)
     options = options_from_arguments(args)
-    captions = explain_captions(
-        captioner,
-        read_caption_data(paths["captions"], paths["images"], paths["instances"], limit=args.limit),
-        out / "captions",
-        options,
-    )
-    vqa = explain_vqa(
-        vqa_model,
-        read_vqa_data(
-            paths["questions"],
-            paths["images"],
-            paths["vqa_annotations"],
-            paths["instances"],
-            limit=args.limit,
-        ),
-        out / "vqa",
-        options,
-    )
+    data = read_split(args.root, args.split, args.limit)
+    captions = explain_captions(captioner, data["captions"], out / "captions", options)
+    vqa = explain_vqa(vqa_model, data["vqa"], out / "vqa", options)
     if captions is None or vqa is None:  # a torchrun rank other than 0
         return None
     figures = shapes_evaluation(captions.metrics, vqa.metrics)

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from mmcam.evaluation.box_metrics import box_iou
 from mmcam.evaluation.box_settings import MapBoxes
+from mmcam.evaluation.localize import Box
 from mmcam.visualize import overlay, save_figure
 
 __all__ = ["BoxedWord", "boxes_figure"]
@@ -36,6 +37,10 @@ class BoxedWord:
     truth: Sequence[float]
     peak: tuple[int, int]
     boxes: MapBoxes
+
+    def iou(self, box: Box | None) -> float:
+        """IoU of `box` (one of `boxes`) with the true box; 0 when there is no box."""
+        return box_iou(box.to_list(), list(self.truth)) if box is not None else 0.0
 
 
 def boxes_figure(words: Sequence[BoxedWord], method: str, path: str | Path) -> Path:
@@ -70,5 +75,5 @@ def boxes_figure(words: Sequence[BoxedWord], method: str, path: str | Path) -> P
     return save_figure(figure, path)
 
 
-def _iou(box: object, found: BoxedWord) -> str:
-    return "none" if box is None else f"IoU {box_iou(box.to_list(), list(found.truth)):.2f}"
+def _iou(box: Box | None, found: BoxedWord) -> str:
+    return "none" if box is None else f"IoU {found.iou(box):.2f}"

@@ -24,11 +24,11 @@ from mmcam.app.inputs import checked_method
 from mmcam.core.targets import CaptionLogProb, ClassLogit
 from mmcam.data.files import write_json
 from mmcam.data.images import image_to_uint8, preprocess
-from mmcam.evaluation.box_metrics import box_iou, pointing_game
+from mmcam.evaluation.box_metrics import pointing_game
 from mmcam.evaluation.box_settings import box_settings, default_method, map_boxes
 from mmcam.evaluation.localize import boxes_from_map, resize_map
 from mmcam.evaluation.refine import refined_box
-from mmcam.evaluation.word_categories import WordCategories
+from mmcam.evaluation.word_categories import CategoryMention, WordCategories
 from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation, caption_tokens
 from mmcam.explainers.vqa import VQAExplainer
 from mmcam.methods.pixel_space import pixel_explanations
@@ -119,18 +119,25 @@ def _caption_row(name: str, method: str, result, index: int, words: list[str], p
     return PanelRow(name, maps, [*words, "whole caption"], [*boxes, []], [*refined, []])
 
 
+def _named_objects(words: Sequence[str], sample: dict) -> list[tuple[CategoryMention, dict]]:
+    """Each "<colour> <shape>" the words name, with the sample's object of that colour and kind."""
+    return [
+        (mention, obj)
+        for mention in WordCategories.shapes().find(words)
+        for obj in sample["objects"]
+        if (obj["kind"], obj["color"]) == (mention.category, mention.color)
+    ]
+
+
 def _boxed_words(result, method: str, index: int, sample: dict, shown) -> list[BoxedWord]:
     """Each shape word of caption `index` whose object the sample has, with its map's boxes."""
-    words = result.word_labels(index)
     found = []
-    for mention in WordCategories.shapes().find(words):
-        for obj in sample["objects"]:
-            if (obj["kind"], obj["color"]) == (mention.category, mention.color):
-                heat = resize_map(result.words.maps[index, mention.head], shown[index].shape[:2])
-                peak = pointing_game(heat, [obj["bbox"]], 0).points[0]
-                boxes = map_boxes(heat, shown[index], box_settings(method))
-                word = f"{mention.color} {mention.category}"
-                found.append(BoxedWord(word, shown[index], heat, obj["bbox"], peak, boxes))
+    for mention, obj in _named_objects(result.word_labels(index), sample):
+        heat = resize_map(result.words.maps[index, mention.head], shown[index].shape[:2])
+        peak = pointing_game(heat, [obj["bbox"]], 0).points[0]
+        boxes = map_boxes(heat, shown[index], box_settings(method))
+        word = f"{mention.color} {mention.category}"
+        found.append(BoxedWord(word, shown[index], heat, obj["bbox"], peak, boxes))
     return found
 
 
@@ -139,7 +146,7 @@ def _box_summary(found: BoxedWord) -> dict:
     summary = {"word": found.word, "truth": list(found.truth)}
     for kind, box in (("threshold", found.boxes.threshold), ("refined", found.boxes.refined)):
         summary[f"{kind}_box"] = box.to_list() if box else None
-        summary[f"{kind}_iou"] = box_iou(box.to_list(), list(found.truth)) if box else 0.0
+        summary[f"{kind}_iou"] = found.iou(box)
     return summary
 
 
@@ -210,13 +217,11 @@ def _word_pointing(
     """For each "<colour> <shape>" the caption names: does its word map peak inside that
     object's ground-truth box, by each method whose map shows evidence for the word?"""
     found = []
-    for mention in WordCategories.shapes().find(words):
-        for obj in sample["objects"]:
-            if obj["kind"] == mention.category and obj["color"] == mention.color:
-                inside = {}
-                for name, result in by_method.items():
-                    if name in POINTING_METHODS:
-                        heat = result.words.maps[index, mention.head]
-                        inside[name] = pointing_game(heat, [obj["bbox"]], 0).per_map[0]
-                found.append({"word": f"{mention.color} {mention.category}", "peak_inside": inside})
+    for mention, obj in _named_objects(words, sample):
+        inside = {}
+        for name, result in by_method.items():
+            if name in POINTING_METHODS:
+                heat = result.words.maps[index, mention.head]
+                inside[name] = pointing_game(heat, [obj["bbox"]], 0).per_map[0]
+        found.append({"word": f"{mention.color} {mention.category}", "peak_inside": inside})
     return found

@@ -2,7 +2,14 @@
 set, their output files and reports. Imports everything below it."""
 
 from mmcam.runs.captions import explain_captions
-from mmcam.runs.inputs import CaptionData, LoadedImage, VQAData, read_caption_data, read_vqa_data
+from mmcam.runs.inputs import (
+    CaptionData,
+    LoadedImage,
+    VQAData,
+    read_caption_data,
+    read_split,
+    read_vqa_data,
+)
 from mmcam.runs.models import ExplainedModel, load_run_captioner, load_run_vqa
 from mmcam.runs.options import RunOptions
 from mmcam.runs.outputs import read_map
@@ -21,6 +28,7 @@ __all__ = [
     "load_run_captioner",
     "load_run_vqa",
     "read_caption_data",
+    "read_split",
     "read_map",
     "read_vqa_data",
 ]

@@ -222,14 +222,12 @@ def chosen_method(args: Any, model: ExplainedModel) -> ExplainedModel:
 def options_from_arguments(args: Any) -> RunOptions:
     """The `RunOptions` of parsed `add_run_arguments` arguments (and `--max-length`,
     `--beam-size`, `--top-k` when the script has them)."""
-    chosen = box_settings(args.method)
-    return RunOptions(
+    chosen = box_settings(args.method)  # the method's row, where the command line is silent
+    threshold = chosen.threshold if args.box_threshold is None else args.box_threshold
+    return RunOptions.with_boxes(
+        dataclasses.replace(chosen, threshold=threshold, boxes=args.boxes or chosen.boxes),
         method=args.method,
         smooth=args.smooth,
-        box_threshold=chosen.threshold if args.box_threshold is None else args.box_threshold,
-        boxes=args.boxes or chosen.boxes,
-        refine_seed=chosen.seed,
-        refine_support=chosen.support,
         pointing_tolerance=args.pointing_tolerance,
         deletion_steps=args.deletion_steps,
         max_length=getattr(args, "max_length", 20),

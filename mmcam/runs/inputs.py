@@ -17,12 +17,15 @@ from mmcam.data.annotations import (
     read_coco_captions,
     read_coco_instances,
     read_vqa,
+    split_paths,
 )
 from mmcam.data.files import file_digest, file_in_folder
 from mmcam.data.images import bomb_limit_enforced, load_image
 from mmcam.evaluation.word_categories import WordCategories
 
-__all__ = ["CaptionData", "LoadedImage", "VQAData", "read_caption_data", "read_vqa_data"]
+__all__ = [
+    "CaptionData", "LoadedImage", "VQAData", "read_caption_data", "read_split", "read_vqa_data",
+]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- data
@@ -115,6 +118,23 @@ def read_vqa_data(
         )
     sources = _sources(images, questions=questions, annotations=annotations, instances=instances)
     return VQAData({i: by_image[i] for i in ids}, files, words, sources, boxes)
+
+
+def read_split(
+    root: str | Path, split: str, limit: int | None = None
+) -> dict[str, CaptionData | VQAData]:
+    """Both tasks' data of one split in the official layout under `root`, with its instances:
+    `{"captions": CaptionData, "vqa": VQAData}`, the first `limit` images of each."""
+    paths = split_paths(root, split)
+    return {
+        "captions": read_caption_data(
+            paths["captions"], paths["images"], paths["instances"], limit=limit
+        ),
+        "vqa": read_vqa_data(
+            paths["questions"], paths["images"], paths["vqa_annotations"], paths["instances"],
+            limit=limit,
+        ),
+    }  # fmt: skip
 
 
 def _image_file(folder: str | Path, image_id: int, file_name: str) -> Path:

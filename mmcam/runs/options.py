@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mmcam.evaluation.box_settings import BoxSettings
+
 __all__ = ["RunOptions"]
 
 
@@ -38,6 +40,18 @@ class RunOptions:
     workers: int = 2
     progress: bool = True
     overwrite: bool = False  # start afresh over a run of other settings in the same folder
+
+    @classmethod
+    def with_boxes(cls, settings: BoxSettings, **fields: Any) -> RunOptions:
+        """Options whose box fields are `settings` (a method's row of the box table)."""
+        return cls(
+            box_threshold=settings.threshold, boxes=settings.boxes,
+            refine_seed=settings.seed, refine_support=settings.support, **fields,
+        )  # fmt: skip
+
+    def box_settings(self) -> BoxSettings:
+        """The box fields as `BoxSettings` (what `evaluation.map_boxes` takes)."""
+        return BoxSettings(self.box_threshold, self.boxes, self.refine_seed, self.refine_support)
 
     def stamp(self) -> dict:
         """The fields that change the outputs (a perturbation method's settings only for it)."""

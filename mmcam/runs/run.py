@@ -52,7 +52,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmcam.data.annotations import CocoInstance
-from mmcam.data.files import read_json, write_atomically, write_json
+from mmcam.data.files import write_atomically, write_json
 from mmcam.evaluation.detection_metrics import box_detection_metrics
 from mmcam.methods.pixel_space import PIXEL_SPACE_METHODS, RULE_METHODS
 from mmcam.runs.chunks import (
@@ -223,15 +223,15 @@ def _finish(
         )
         write_json_list(out / "vqa_results.json", results)
         metrics = vqa_metrics(records(), options, data.instances is not None)
-    write_json_list(out / "boxes_results.json", _detections(records(), task))
+    write_json_list(out / "boxes_results.json", _detections(records(), task, options.boxes))
     if data.instances is not None:
-        metrics.update(_box_detection(read_json(out / "boxes_results.json"), data.instances,
-                                      records(), task))  # fmt: skip
-        for kind in ("threshold", "refined"):  # both boxes, whichever is the default
+        for kind in ("threshold", "refined"):  # both boxes; the default's are the top figures
             scores = _box_detection(
                 list(_detections(records(), task, kind)), data.instances, records(), task
             )
             metrics[f"boxes_{kind}"] = {k: v for k, v in scores.items() if k != "box_detection"}
+            if kind == options.boxes:
+                metrics.update(scores)
     write_npz_stream(
         out / "maps.npz",
         (item for index in range(run.chunk_count) for item in run.arrays(index).items()),
@@ -245,10 +245,10 @@ def _finish(
     return metrics
 
 
-def _detections(records: Iterable[dict], task: str, kind: str = "") -> Iterator[dict]:
+def _detections(records: Iterable[dict], task: str, kind: str) -> Iterator[dict]:
     """COCO detection results of a run's records: each shape word's (captions) or question's
-    (VQA) default box, or with `kind` ("threshold", "refined") that box."""
-    box, score = (f"{kind}_box", f"{kind}_box_score") if kind else ("box", "box_score")
+    (VQA) box of `kind` ("threshold": the map's own, "refined": map + image)."""
+    box, score = f"{kind}_box", f"{kind}_box_score"
     if task == "captions":
         scored = (
             (r["image_id"], m["category_id"], m) for r in records for m in r.get("mentions", [])

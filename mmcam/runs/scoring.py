@@ -23,7 +23,7 @@ from mmcam.evaluation.box_metrics import (
     max_box_acc,
     pointing_game,
 )
-from mmcam.evaluation.box_settings import BoxSettings, MapBoxes, map_boxes
+from mmcam.evaluation.box_settings import MapBoxes, map_boxes
 from mmcam.evaluation.faithfulness import center_gaussian_map, deletion_auc, random_map
 from mmcam.evaluation.localize import boxes_from_map, resize_map
 from mmcam.explainers.captioning import caption_tokens
@@ -66,9 +66,7 @@ def score_map(
     pointing (at the run's tolerance, None: 15/224 of the image's shorter side, and at 0 px),
     each box's IoU and the hits of the threshold sweep (`DEFAULT_THRESHOLDS`, IoU >= 0.5)."""
     heat = resize_map(heat.detach().float().cpu(), size)
-    settings = BoxSettings(
-        options.box_threshold, options.boxes, options.refine_seed, options.refine_support
-    )
+    settings = options.box_settings()
     if image is None:
         if options.boxes == "refined":
             raise ValueError("refined boxes need the image: pass image= to score_map")
