@@ -9,18 +9,18 @@ a different class per image, one forward and one backward on both sides. A third
 occlusion on a one-conv net, where the forward is nearly free, to show the cost of each side's
 own machinery.
 
-Sweeps (mmcam picks its chunk size by timing, `batch_size=None`): all word maps of a 12-word
-caption for 8 images, by the bundled captioner (its checkpoint, 128 px) and by Show and Tell
-(resnet18 + 512-unit LSTM, 10,000 words, random seeded weights, --st-size px), from one sweep
-vs Captum `Occlusion` once per word (its forward gives every word's log-probability, its target
-picks one); the top-5 answer maps of 8 questions by the bundled VQA model vs Captum once per
-answer, and `occlusion` itself (16 px windows, stride 8: 225 positions, the demo's setting; 2
-questions) vs the plain forwards it needs (the copies and the images themselves); RISE of one
-question's top-5 answers with 2000 masks vs 2000 plain forwards of the image (the limit).
-Windows tile the image in a --grid x --grid grid; Captum runs all of an image's window
-positions in one forward (`perturbations_per_eval` = grid^2). Plain forwards are chunked as
-mmcam's sweeps are (the same measured chunk size). The sweeps vs Captum are timed once by
-default (ratios near 10x; a run takes minutes), the sweeps vs plain forwards three times
+Sweeps (mmcam's default chunks, `batch_size=None`: 32 copies per forward, fewer past 64 MiB):
+all word maps of a 12-word caption for 8 images, by the bundled captioner (its checkpoint, 128
+px) and by Show and Tell (resnet18 + 512-unit LSTM, 10,000 words, random seeded weights, --st-
+size px), from one sweep vs Captum `Occlusion` once per word (its forward gives every word's
+log-probability, its target picks one); the top-5 answer maps of 8 questions by the bundled VQA
+model vs Captum once per answer, and `occlusion` itself (16 px windows, stride 8: 225 positions,
+the demo's setting; 2 questions) vs the plain forwards it needs (the copies and the images
+themselves); RISE of one question's top-5 answers with 2000 masks vs 2000 plain forwards of the
+image (the limit). Windows tile the image in a --grid x --grid grid; Captum runs all of an
+image's window positions in one forward (`perturbations_per_eval` = grid^2). Plain forwards are
+chunked as mmcam's sweeps are (the same default chunk size). The sweeps vs Captum are timed once
+by default (ratios near 10x; a run takes minutes), the sweeps vs plain forwards three times
 (ratios near 1).
 
 Every result is checked equal to Captum's before timing: 1e-5 of the attributions for guided
@@ -224,7 +224,7 @@ def caption_sweep(name: str, model, images, captions, args) -> dict[str, float]:
 
 def plain_forwards(forward, images, copies: int, *args) -> None:
     """`copies` forwards of `images` (cycled), no perturbation: the limit. Chunked as mmcam's
-    sweeps are (`chunk_bounds` times the first chunks), so only the methods' own work differs."""
+    sweeps are (`chunk_bounds`' default), so only the methods' own work differs."""
     rows = torch.arange(copies) % images.shape[0]
     row_bytes = images[0].numel() * images.element_size()
     with torch.no_grad():

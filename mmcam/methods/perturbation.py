@@ -35,9 +35,14 @@ from mmcam.core.explanation import Explanation, normalize_maps
 from mmcam.core.model_state import explaining
 from mmcam.core.targets import CaptionLogProb, ClassLogit, Target, WordLogProb
 
-PROBE_START = 8  # rows of the first timed chunk when the chunk size is picked by measuring
-PROBE_GAIN = 0.95  # a doubled chunk is kept while its time per row is below this x the best
+CHUNK_ROWS = 32  # perturbed copies per forward by default (fewer when they pass MAX_CHUNK_BYTES)
 MAX_CHUNK_BYTES = 64 * 2**20  # perturbed copies held at once, at most (about 110 at 224 px)
+MEASURED = "measured"  # `batch_size` that picks the chunk size by timing: fast, not reproducible
+PROBE_START = 8  # rows of the first timed chunk when the chunk size is measured
+PROBE_GAIN = 0.95  # a doubled chunk is kept while its time per row is below this x the best
+
+ChunkSize = int | str | None
+"""A sweep's rows per forward: a positive int, None (`default_chunk_rows`) or `MEASURED`."""
 
 
 def select_rows(target: Target, rows: Tensor) -> Target:
@@ -84,24 +89,51 @@ def pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+def default_chunk_rows(row_bytes: int) -> int:
+    """The rows per chunk when none is given: CHUNK_ROWS, or fewer so that one chunk of copies
+    of `row_bytes` each stays within MAX_CHUNK_BYTES. A function of the input's size alone,
+    never of a timing: the batches a forward sees, hence its float rounding, hence the maps, are
+    the same on a busy machine and an idle one."""
+    return max(1, min(CHUNK_ROWS, MAX_CHUNK_BYTES // max(row_bytes, 1)))
+
+
+def chunking_policy() -> dict[str, int]:
+    """What decides the default chunks, for a dataset run's fingerprint: a release that changes
+    it would change the maps, so a run written under another policy is not resumed."""
+    return {"chunk_rows": CHUNK_ROWS, "max_chunk_bytes": MAX_CHUNK_BYTES}
+
+
 def chunk_bounds(
-    total: int, batch_size: int | None, row_bytes: int, device: torch.device
+    total: int, batch_size: ChunkSize, row_bytes: int, device: torch.device
 ) -> Iterator[tuple[int, int]]:
     """(start, stop) of each chunk of a sweep over `total` rows, for the caller to run.
 
-    `batch_size` fixes the rows per chunk. None picks it for throughput by timing the sweep's
-    own first chunks (the time from one yield to the next is the caller's work on that chunk):
-    PROBE_START rows, then doubled while the time per row keeps falling below PROBE_GAIN x the
-    best so far, up to MAX_CHUNK_BYTES of copies (`row_bytes` each); the rest of the sweep runs
-    at the fastest size. The per-row cost of a forward is not flat in the batch (on a CPU a big
-    batch's activations fall out of cache), so no fixed size is right for every model, and the
-    probe chunks are real work: only the slower sizes' excess is spent on finding out.
+    `batch_size` fixes the rows per chunk; None uses `default_chunk_rows(row_bytes)`, so the
+    same inputs give the same chunks, and bit-identical maps, whatever the machine's load.
+    `MEASURED` picks it for throughput by timing the sweep's own first chunks (the time from one
+    yield to the next is the caller's work on that chunk): PROBE_START rows, then doubled while
+    the time per row keeps falling below PROBE_GAIN x the best so far, up to MAX_CHUNK_BYTES of
+    copies; the rest of the sweep runs at the fastest size. On a CPU the per-row cost of a
+    forward is not flat in the batch (a big batch's activations fall out of cache), so this can
+    be faster, but the chunks, and the maps' last bits (float rounding differs with the batch),
+    then depend on the machine's load: maps agree with a fixed size's to float tolerance only.
     """
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1 or None (measured), got {batch_size}")
+    measured = batch_size == MEASURED
+    if not measured and batch_size is not None and (
+        not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(
+            f"batch_size must be >= 1, None (a fixed size from the input's size) or "
+            f"{MEASURED!r} (timed), got {batch_size!r}"
+        )
     largest = max(1, MAX_CHUNK_BYTES // max(row_bytes, 1))
-    size = batch_size if batch_size is not None else min(PROBE_START, largest)
-    probing, best_size, best = batch_size is None, size, float("inf")
+    if not measured:
+        size = default_chunk_rows(row_bytes) if batch_size is None else batch_size
+        for start in range(0, total, size):
+            yield start, min(start + size, total)
+        return
+    size = min(PROBE_START, largest)
+    probing, best_size, best = True, size, float("inf")
     start = 0
     while start < total:
         stop = min(start + size, total)
@@ -175,7 +207,7 @@ def occlusion(
     window: int | Sequence[int] = 8,
     stride: int | Sequence[int] | None = None,
     fill: float | Tensor = 0.0,
-    batch_size: int | None = None,
+    batch_size: ChunkSize = None,
     *,
     model: nn.Module | None = None,
     forward_args: Sequence[Any] = (),
@@ -188,7 +220,8 @@ def occlusion(
     Captum. `fill` is a number or a tensor broadcastable to `[B, C, H, W]` (a per-channel mean,
     a blurred copy). Every channel is occluded at once. `batch_size` is the number of occluded
     copies per forward call (Captum's `perturbations_per_eval` times the number of images);
-    None picks it by timing the first chunks (`chunk_bounds`). `forward(copies, *forward_args)`
+    None: `default_chunk_rows`, a function of the image size (reproducible to the bit);
+    `MEASURED`: timed on the first chunks (`chunk_bounds`). `forward(copies, *forward_args)`
     sees copies of several images, so per-image inputs (a caption's tokens, a question) go in
     `forward_args` as tensors (or mappings of tensors) with one row per image; they are indexed
     along dim 0 with the copies (anything else is passed unchanged). `model` (default: `forward`

@@ -37,7 +37,7 @@ from mmcam.core.tap import Tap, find_layer
 from mmcam.core.targets import Target
 from mmcam.methods.formulas import GRADIENT_METHODS, gradient_map
 from mmcam.methods.layer_output import LayerReached
-from mmcam.methods.perturbation import occlusion
+from mmcam.methods.perturbation import ChunkSize, occlusion
 from mmcam.methods.rise import rise
 
 Forward = Callable[..., Any]
@@ -375,7 +375,7 @@ def pixel_explanations(
     window: int | Sequence[int] = 8,
     stride: int | Sequence[int] | None = None,
     fill: float | Tensor = 0.0,
-    batch_size: int | None = None,
+    batch_size: ChunkSize = None,
     forward_args: Sequence[Any] = (),
 ) -> dict[str, Explanation]:
     """Every pixel-space method on one forward and target, by name: guided backprop, deconvnet,

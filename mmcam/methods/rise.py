@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from mmcam.core.explanation import Explanation, normalize_maps
 from mmcam.core.targets import Target
 from mmcam.methods.perturbation import (
+    ChunkSize,
     chunk_bounds,
     pair,
     perturbed_scores,
@@ -111,7 +112,7 @@ def rise(
     n_masks: int = 2000,
     cell: int | Sequence[int] | None = None,
     p: float = 0.5,
-    batch_size: int | None = None,
+    batch_size: ChunkSize = None,
     *,
     seed: int = 0,
     fill: float | Tensor = 0.0,
@@ -127,8 +128,8 @@ def rise(
     number or a tensor broadcastable to `[B, C, H, W]`; the paper's 0):
     copy = fill + (image - fill) * M. `masks` `[N, H, W]` replaces the random masks by given
     ones (then `n_masks`, `cell` and `seed` are unused; `p` still divides). `batch_size` is the
-    number of masks per forward (times the number of images), None: picked by timing the first
-    chunks. `forward`, `forward_args` and `model` as for `occlusion`.
+    number of masks per forward (times the number of images), None or `MEASURED` as for
+    `occlusion`. `forward`, `forward_args` and `model` as for `occlusion`.
 
     `target` gives one score per image or T (`[n, T]`), all read from the same masked forwards.
     `raw` is S `[B, H, W]` (`[B, T, H, W]`); `maps` normalise S after subtracting the mean score

@@ -131,6 +131,14 @@ def add_run_arguments(parser: Any, *, deletion: int = 20) -> None:
         help="RISE: probability a cell is kept (default: %(default)s)",
     )
     group.add_argument(
+        "--sweep-batch",
+        type=int,
+        metavar="N",
+        help="occlusion / RISE: perturbed copies per forward pass; a restart must use the same "
+        "value (default: 32, fewer when they pass 64 MiB: fixed by the image size, never by a "
+        "timing, so a rerun writes the same bits on a busy machine and an idle one)",
+    )
+    group.add_argument(
         "--smooth",
         type=float,
         default=0.0,
@@ -238,6 +246,7 @@ def options_from_arguments(args: Any) -> RunOptions:
         n_masks=args.masks,
         cell=args.cell,
         keep_probability=args.keep_probability,
+        sweep_batch=args.sweep_batch,
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
         save_figures=args.save_figures,

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mmcam.evaluation.box_settings import BoxSettings
+from mmcam.methods.perturbation import chunking_policy
 
 __all__ = ["RunOptions"]
 
@@ -34,6 +35,7 @@ class RunOptions:
     n_masks: int = 2000  # RISE: masks, cell side in pixels (None: a 7 x 7 grid), keep chance
     cell: int | None = None
     keep_probability: float = 0.5
+    sweep_batch: int | None = None  # perturbed copies per forward (None: the default chunking)
     batch_size: int = 16
     chunk_size: int = 64
     save_figures: int = 0  # figures of the first N items
@@ -58,22 +60,25 @@ class RunOptions:
         kept = asdict(self)
         for name in ("workers", "progress", "overwrite"):
             kept.pop(name)
-        for method, fields in _PERTURBATION_FIELDS.items():
-            if self.method != method:
-                for name in fields:
-                    kept.pop(name)
+        used = _PERTURBATION_FIELDS.get(self.method, ())
+        for name in {name for fields in _PERTURBATION_FIELDS.values() for name in fields}:
+            if name not in used:
+                kept.pop(name)
+        if self.method in _PERTURBATION_FIELDS and self.sweep_batch is None:
+            kept["sweep_chunking"] = chunking_policy()  # what decides the copies' batches
         return kept
 
     def perturbation(self) -> dict[str, Any] | None:
         """The explainers' `perturbation` options for occlusion or RISE, else None."""
+        chunk = {"batch_size": self.sweep_batch}
         if self.method == "occlusion":
-            return {"window": self.window, "stride": self.stride}
+            return {"window": self.window, "stride": self.stride, **chunk}
         if self.method == "rise":
-            return {"n_masks": self.n_masks, "cell": self.cell, "p": self.keep_probability}
+            return {"n_masks": self.n_masks, "cell": self.cell, "p": self.keep_probability, **chunk}
         return None
 
 
 _PERTURBATION_FIELDS = {
-    "occlusion": ("window", "stride"),
-    "rise": ("n_masks", "cell", "keep_probability"),
+    "occlusion": ("window", "stride", "sweep_batch"),
+    "rise": ("n_masks", "cell", "keep_probability", "sweep_batch"),
 }

@@ -9,9 +9,10 @@ from captum.attr import Occlusion
 from oracle import assert_matches
 from tiny_models import TinyCaptioner, TinyVQA
 
-from mmcam.core.targets import CaptionLogProb, ClassLogit, ClassLogits, WordLogProb
+from mmcam.core.targets import CaptionLogProb, CaptionWords, ClassLogit, ClassLogits, WordLogProb
 from mmcam.methods import perturbation
-from mmcam.methods.perturbation import chunk_bounds, occlusion
+from mmcam.methods.perturbation import MEASURED, chunk_bounds, occlusion
+from mmcam.methods.rise import rise
 
 CLASSES = [1, 3, 0]
 
@@ -162,14 +163,71 @@ def test_several_scores_per_image_from_one_sweep_equal_captum_once_per_target(ti
     assert_matches(ours.scores, model(images).gather(1, classes))
 
 
-def test_a_measured_chunk_size_gives_the_same_maps_as_a_fixed_one(tiny_classifier):
+def test_a_measured_chunk_size_gives_the_same_maps_as_a_fixed_one_to_float_tolerance(
+    tiny_classifier,
+):
+    """Timing-based sizing is an explicit option; its maps equal a fixed size's to 1e-5."""
     model, images = tiny_classifier
-    measured = occlusion(model, images, ClassLogit(CLASSES), 4, 2, 0.0, batch_size=None)
+    measured = occlusion(model, images, ClassLogit(CLASSES), 4, 2, 0.0, batch_size=MEASURED)
     fixed = occlusion(model, images, ClassLogit(CLASSES), 4, 2, 0.0, batch_size=5)
     assert_matches(measured.raw, fixed.raw)
 
 
-def run_sweep(monkeypatch, total, cost, row_bytes=4, batch_size=None):
+def fake_clock(monkeypatch, seconds_per_call):
+    """perf_counter advancing by `seconds_per_call()` at every read: a machine as slow or as
+    busy as we like, in a test that itself never waits."""
+    clock = [0.0]
+
+    def tick():
+        clock[0] += seconds_per_call()
+        return clock[0]
+
+    monkeypatch.setattr(perturbation.time, "perf_counter", tick)
+
+
+@pytest.mark.parametrize("method", ["occlusion", "rise"])
+def test_the_default_chunking_gives_bit_identical_maps_on_slow_and_fast_machines(
+    monkeypatch, captioner, method
+):
+    """Every word's map of a caption sweep under a fast clock, a slow one and one that slows
+    down as it goes (a machine getting busy): the same forward batches, the same bits."""
+    model, images, tokens, lengths = captioner
+    target = CaptionWords(tokens, lengths, tokens.shape[1] - 1)
+
+    def sweep():
+        batches = []
+
+        def forward(x, t, n):
+            batches.append(x.shape[0])
+            return model.decode_logits(model.encode(x), t, n)
+
+        common = dict(model=model, forward_args=(tokens, lengths))
+        if method == "occlusion":
+            return occlusion(forward, images, target, 2, 1, **common), batches
+        return rise(forward, images, target, n_masks=120, cell=4, **common), batches
+
+    runs = []
+    for seconds in (lambda: 1e-6, lambda: 5.0, iter(range(1, 10**6)).__next__):
+        fake_clock(monkeypatch, seconds)
+        runs.append(sweep())
+    (first, batches), *others = runs
+    for other, other_batches in others:
+        assert other_batches == batches
+        assert torch.equal(other.raw, first.raw) and torch.equal(other.maps, first.maps)
+
+
+def test_the_default_chunk_rows_follow_the_input_size_alone():
+    rows = perturbation.default_chunk_rows
+    assert rows(4) == perturbation.CHUNK_ROWS
+    assert rows(perturbation.MAX_CHUNK_BYTES // 10) == 10  # big copies: the memory cap rules
+    assert rows(perturbation.MAX_CHUNK_BYTES * 2) == 1
+    sizes = [stop - start for start, stop in chunk_bounds(70, None, 4, torch.device("cpu"))]
+    assert sizes == [32, 32, 6]
+    with pytest.raises(ValueError, match="'measured' \\(timed\\), got 'fastest'"):
+        list(chunk_bounds(70, "fastest", 4, torch.device("cpu")))
+
+
+def run_sweep(monkeypatch, total, cost, row_bytes=4, batch_size=MEASURED):
     """Chunk sizes `chunk_bounds` hands out when a chunk of n rows takes cost(n) * n seconds."""
     clock = [0.0]
     monkeypatch.setattr(perturbation.time, "perf_counter", lambda: clock[0])
@@ -181,7 +239,7 @@ def run_sweep(monkeypatch, total, cost, row_bytes=4, batch_size=None):
     return sizes
 
 
-def test_the_chunk_size_probe_doubles_while_rows_get_cheaper_then_keeps_the_best(monkeypatch):
+def test_the_measured_chunk_size_doubles_while_rows_get_cheaper_then_keeps_the_best(monkeypatch):
     cheapest_at_32 = lambda n: abs(n - 32) + 10.0  # noqa: E731 (seconds per row)
     sizes = run_sweep(monkeypatch, 400, cheapest_at_32)
     assert sizes[:5] == [8, 16, 32, 64, 32] and set(sizes[5:-1]) == {32}

@@ -24,6 +24,7 @@ from mmcam.data.files import read_json, write_json
 from mmcam.data.shapes import write_shapes
 from mmcam.data.training_sets import top_answers
 from mmcam.data.vocab import Vocabulary
+from mmcam.methods import perturbation
 from mmcam.runs import chunks
 from mmcam.runs.inputs import read_caption_data
 from mmcam.runs.output_folder import FolderLock
@@ -97,6 +98,32 @@ def test_a_run_written_by_an_older_record_layout_is_refused(data, tmp_path):
     (out / "run.json").write_text(json.dumps(fingerprint))
     with pytest.raises(RuntimeError, match="records changed .*records=None.*records=2"):
         explain_vqa(arguments(data, out))
+
+
+def test_an_occlusion_run_writes_the_same_bytes_under_any_load_and_stamps_its_chunking(
+    data, tmp_path, monkeypatch
+):
+    """Two runs, one under a clock that makes every chunk look dear and one under a clock that
+    slows down as it goes: byte-identical outputs; the chunking is in the fingerprint, so a
+    restart with another --sweep-batch is refused instead of mixing chunk sizes."""
+    occluded = ("--method", "occlusion", "--window", "32")
+    clocks = {"slow": lambda: 5.0, "busier": iter(range(1, 10**7)).__next__}
+    for name, seconds in clocks.items():
+        clock = [0.0]
+
+        def tick(seconds=seconds, clock=clock):
+            clock[0] += seconds()
+            return clock[0]
+
+        monkeypatch.setattr(perturbation.time, "perf_counter", tick)
+        explain_vqa(arguments(data, tmp_path / name, *occluded))
+    assert outputs(tmp_path / "slow") == outputs(tmp_path / "busier")
+    stamped = json.loads((tmp_path / "slow" / "run.json").read_text())["options"]
+    assert stamped["sweep_batch"] is None
+    assert stamped["sweep_chunking"] == perturbation.chunking_policy()
+    refused = r"options\.sweep_batch, options\.sweep_chunking changed"
+    with pytest.raises(RuntimeError, match=refused):
+        explain_vqa(arguments(data, tmp_path / "slow", *occluded, "--sweep-batch", "5"))
 
 
 def test_a_checkpoint_retrained_in_place_is_refused(data, tmp_path):
