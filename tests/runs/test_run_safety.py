@@ -163,16 +163,17 @@ def test_a_forked_worker_outliving_a_killed_run_does_not_keep_the_folder_locked(
         [
             sys.executable,
             "-c",
-            "import os, sys, time\n"
+            "import os, signal, sys\n"
             "from pathlib import Path\n"
             "from mmcam.runs.output_folder import FolderLock\n"
             "lock = FolderLock(Path(sys.argv[1]))\n"
             "lock.acquire()\n"
-            "if os.fork() == 0:\n"
-            "    time.sleep(60)\n"
+            "if os.fork() == 0:\n"  # the child lets go of the lock as it starts, then says so
+            "    os.write(1, b'forked\\n')\n"
+            "    signal.pause()\n"  # alive until the test kills it, however long that takes
             "    os._exit(0)\n"
-            "print('locked', flush=True)\n"
-            "time.sleep(60)\n",
+            "os.write(1, b'locked\\n')\n"
+            "signal.pause()\n",
             str(tmp_path),
         ],
         stdout=subprocess.PIPE,
@@ -180,7 +181,8 @@ def test_a_forked_worker_outliving_a_killed_run_does_not_keep_the_folder_locked(
         start_new_session=True,
     )
     try:
-        assert holder.stdout.readline().strip() == "locked"
+        said = {holder.stdout.readline().strip() for _ in range(2)}  # in either order
+        assert said == {"locked", "forked"}
         holder.kill()  # the parent only: its forked child lives on
         holder.wait()
         lock = FolderLock(tmp_path)
