@@ -52,7 +52,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmcam.data.annotations import CocoInstance
-from mmcam.data.files import write_atomically, write_json
+from mmcam.data.files import RefusedInput, RefusedRun, write_atomically, write_json
 from mmcam.evaluation.detection_metrics import box_detection_metrics
 from mmcam.methods.pixel_space import PIXEL_SPACE_METHODS, RULE_METHODS
 from mmcam.runs.chunks import (
@@ -110,7 +110,7 @@ def run_dataset(
     main process once every rank is done, the merged outputs."""
     out, options = Path(out), options or RunOptions()
     if options.method in RULE_METHODS and not model.pixel_space:
-        raise ValueError(
+        raise RefusedInput(
             f"{options.method} needs ReLUs for its backward rule, and {model.name} (a "
             "transformer) has GELUs; use a CAM method (--method gradcam, gradcam++, hirescam) "
             "or a perturbation method (--method occlusion, rise)"
@@ -178,7 +178,7 @@ def _check_some_image_loaded(run: ChunkedRun) -> None:
             failed.setdefault(record["image_id"], record["error"])
     if images and len(failed) == len(images):
         first = next(iter(failed.values()))
-        raise RuntimeError(
+        raise RefusedRun(
             f"every one of the {len(images)} images failed to load (the first: {first}); "
             "check the image folder and the annotation files' file names"
         )
