@@ -58,10 +58,13 @@ class ImageInfo:
 
 @dataclass
 class CocoCaptions:
-    """A COCO captions file: its images (by id, in file order) and each image's captions."""
+    """A COCO captions file: its images (by id, in file order) and each image's captions;
+    `unknown_images` counts the captions naming an image id the `images` list lacks (a run
+    skips and reports them)."""
 
     images: dict[int, ImageInfo]
     captions: dict[int, list[str]]
+    unknown_images: dict[int, int] = field(default_factory=dict)  # image id -> its captions
 
 
 @dataclass(frozen=True)
@@ -120,13 +123,15 @@ def read_coco_captions(path: str | Path) -> CocoCaptions:
     data = read_json(path)
     images = _read_images(data, path)
     captions: dict[int, list[str]] = {image_id: [] for image_id in images}
+    unknown: dict[int, int] = {}
     for record in data.get("annotations", []):
         _require(record, ("image_id", "caption"), path, "caption annotation")
         image_id = int(record["image_id"])
-        if image_id not in captions:
-            raise ValueError(f"{path}: a caption refers to image {image_id}, not in 'images'")
-        captions[image_id].append(record["caption"].strip())
-    return CocoCaptions(images, captions)
+        if image_id in captions:
+            captions[image_id].append(record["caption"].strip())
+        else:
+            unknown[image_id] = unknown.get(image_id, 0) + 1
+    return CocoCaptions(images, captions, unknown)
 
 
 def read_coco_instances(path: str | Path) -> CocoInstances:

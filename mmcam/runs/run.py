@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,6 +216,11 @@ def _finish(
         )
         write_json_list(out / "captions_results.json", results)
         metrics = caption_metrics(records(), data.references, options, data.instances is not None)
+        metrics["bad_data"]["unknown_images"] = {
+            "count": len(data.unknown_images),
+            "ids": list(data.unknown_images),
+            "captions": sum(data.unknown_images.values()),
+        }
     else:
         results = (
             {"question_id": r["question_id"], "answer": r["answer"]}
@@ -242,7 +248,39 @@ def _finish(
     metrics["layer"] = layer
     write_json(out / "metrics.json", metrics)
     write_atomically(out / "report.txt", lambda file: file.write(report_text(metrics)))
+    _warn_of_data_mismatches(metrics["bad_data"])
     return metrics
+
+
+def _warn_of_data_mismatches(bad: dict) -> None:
+    """A warning for what the annotations and the files disagree on (counted in the report)."""
+    unknown = bad.get("unknown_images", {"count": 0})
+    if unknown["count"]:
+        warnings.warn(
+            f"{unknown['captions']} captions name images missing from the captions file's "
+            f"'images' list (image ids {_first_ids(unknown['ids'])}); they were skipped",
+            stacklevel=3,
+        )
+    resized = bad["size_mismatch"]
+    if resized["count"]:
+        first = resized["ids"][0]
+        sizes = resized["sizes"][str(first)]
+        warnings.warn(
+            f"images whose size differs from their annotation's: {resized['count']} (image "
+            f"{first}: {_size_text(sizes['file'])} in the file, "
+            f"{_size_text(sizes['annotation'])} in the annotation); they were explained at the "
+            "file's size and not scored against the annotation's boxes",
+            stacklevel=3,
+        )
+
+
+def _first_ids(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:3])) + (", ..." if len(ids) > 3 else "")
+
+
+def _size_text(size: list[int]) -> str:
+    height, width = size
+    return f"{width}x{height}"
 
 
 def _detections(records: Iterable[dict], task: str, kind: str) -> Iterator[dict]:
