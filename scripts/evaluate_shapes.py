@@ -26,11 +26,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from mmcam.data.files import write_json
 from mmcam.runs.captions import explain_captions
-from mmcam.runs.command_line import add_run_arguments, chosen_method, options_from_arguments
+from mmcam.runs.command_line import (
+    add_run_arguments,
+    chosen_method,
+    options_from_arguments,
+    run_command,
+)
 from mmcam.runs.inputs import read_split
 from mmcam.runs.models import load_run_captioner, load_run_vqa, run_device
 from mmcam.runs.readout import summary
@@ -97,4 +103,4 @@ def main(argv: list[str] | None = None) -> dict | None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

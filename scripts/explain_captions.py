@@ -16,6 +16,7 @@ Ends with one JSON line of the headline figures.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from mmcam.data.annotations import split_paths
 from mmcam.runs.captions import explain_captions
@@ -27,6 +28,7 @@ from mmcam.runs.command_line import (
     optional_file,
     options_from_arguments,
     print_run,
+    run_command,
 )
 from mmcam.runs.inputs import read_caption_data
 from mmcam.runs.models import load_run_captioner, run_device
@@ -80,4 +82,4 @@ def main(argv: list[str] | None = None) -> dict | None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

@@ -18,6 +18,7 @@ Ends with one JSON line of the headline figures.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from mmcam.data.annotations import split_paths
 from mmcam.data.files import read_json
@@ -29,6 +30,7 @@ from mmcam.runs.command_line import (
     optional_file,
     options_from_arguments,
     print_run,
+    run_command,
 )
 from mmcam.runs.inputs import read_vqa_data
 from mmcam.runs.models import load_run_vqa, run_device
@@ -97,4 +99,4 @@ def main(argv: list[str] | None = None) -> dict | None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

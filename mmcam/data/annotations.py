@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmcam.data.files import read_json
+from mmcam.data.files import RefusedInput, read_json
 
 # ----------------------------------------------------------------------------- paths and JSON
 
@@ -40,7 +40,7 @@ def split_paths(root: str | Path, split: str, year: str = "2014") -> dict[str, P
 def _require(record: dict, keys: Sequence[str], path: Path, what: str) -> None:
     missing = [key for key in keys if key not in record]
     if missing:
-        raise ValueError(f"{path}: a {what} lacks {missing}; found keys {sorted(record)}")
+        raise RefusedInput(f"{path}: a {what} lacks {missing}; found keys {sorted(record)}")
 
 
 # ----------------------------------------------------------------------------- readers
@@ -58,10 +58,13 @@ class ImageInfo:
 
 @dataclass
 class CocoCaptions:
-    """A COCO captions file: its images (by id, in file order) and each image's captions."""
+    """A COCO captions file: its images (by id, in file order) and each image's captions;
+    `unknown_images` counts the captions naming an image id the `images` list lacks (a run
+    skips and reports them)."""
 
     images: dict[int, ImageInfo]
     captions: dict[int, list[str]]
+    unknown_images: dict[int, int] = field(default_factory=dict)  # image id -> its captions
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ class VQAItem:
 
 def _read_images(data: dict, path: Path) -> dict[int, ImageInfo]:
     if "images" not in data:
-        raise ValueError(f"{path} has no 'images' list; is it a COCO annotations file?")
+        raise RefusedInput(f"{path} has no 'images' list; is it a COCO annotations file?")
     images = {}
     for record in data["images"]:
         _require(record, ("id", "file_name"), path, "image")
@@ -120,13 +123,15 @@ def read_coco_captions(path: str | Path) -> CocoCaptions:
     data = read_json(path)
     images = _read_images(data, path)
     captions: dict[int, list[str]] = {image_id: [] for image_id in images}
+    unknown: dict[int, int] = {}
     for record in data.get("annotations", []):
         _require(record, ("image_id", "caption"), path, "caption annotation")
         image_id = int(record["image_id"])
-        if image_id not in captions:
-            raise ValueError(f"{path}: a caption refers to image {image_id}, not in 'images'")
-        captions[image_id].append(record["caption"].strip())
-    return CocoCaptions(images, captions)
+        if image_id in captions:
+            captions[image_id].append(record["caption"].strip())
+        else:
+            unknown[image_id] = unknown.get(image_id, 0) + 1
+    return CocoCaptions(images, captions, unknown)
 
 
 def read_coco_instances(path: str | Path) -> CocoInstances:
@@ -141,7 +146,7 @@ def read_coco_instances(path: str | Path) -> CocoInstances:
         _require(record, ("image_id", "category_id", "bbox"), path, "instance annotation")
         image_id = int(record["image_id"])
         if image_id not in instances:
-            raise ValueError(f"{path}: an instance refers to image {image_id}, not in 'images'")
+            raise RefusedInput(f"{path}: an instance refers to image {image_id}, not in 'images'")
         x, y, w, h = (float(v) for v in record["bbox"])
         instances[image_id].append(
             CocoInstance(
@@ -166,13 +171,13 @@ def read_vqa(
     questions_path = Path(questions_path)
     data = read_json(questions_path)
     if "questions" not in data:
-        raise ValueError(f"{questions_path} has no 'questions' list; is it a VQA questions file?")
+        raise RefusedInput(f"{questions_path} has no 'questions' list; is it a VQA questions file?")
     annotations: dict[int, dict] = {}
     if annotations_path is not None:
         annotations_path = Path(annotations_path)
         ann_data = read_json(annotations_path)
         if "annotations" not in ann_data:
-            raise ValueError(f"{annotations_path} has no 'annotations' list")
+            raise RefusedInput(f"{annotations_path} has no 'annotations' list")
         for record in ann_data["annotations"]:
             _require(record, ("question_id", "answers"), annotations_path, "VQA annotation")
             annotations[int(record["question_id"])] = record
@@ -183,7 +188,9 @@ def read_vqa(
         item = VQAItem(question_id, int(record["image_id"]), record["question"])
         if annotations_path is not None:
             if question_id not in annotations:
-                raise ValueError(f"{annotations_path} has no annotation of question {question_id}")
+                raise RefusedInput(
+                    f"{annotations_path} has no annotation of question {question_id}"
+                )
             ann = annotations.pop(question_id)
             item = VQAItem(
                 question_id,
@@ -196,7 +203,7 @@ def read_vqa(
             )
         items.append(item)
     if annotations:
-        raise ValueError(
+        raise RefusedInput(
             f"{annotations_path} annotates {len(annotations)} questions missing from "
             f"{questions_path} (e.g. {sorted(annotations)[:3]})"
         )

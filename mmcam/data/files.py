@@ -22,12 +22,34 @@ class BadData(ValueError):
     other error is a fault and stops the run."""
 
 
+class Refusal(Exception):
+    """What the user gave cannot be used as given (an annotation file that is not what it
+    claims, an output folder holding another run, a missing file, an option the model cannot
+    take); the message says what was wrong and what to do. The dataset scripts print a refusal's
+    message alone and exit 2 (`--debug` shows its traceback); any other exception is a fault
+    and keeps its traceback. Raised as one of the subclasses below, each also the built-in
+    error a caller would catch."""
+
+
+class RefusedInput(Refusal, ValueError):
+    """An input file or option that cannot be used."""
+
+
+class RefusedRun(Refusal, RuntimeError):
+    """A run that must not go on: its output folder holds another run or is being written, or
+    every image failed to load."""
+
+
+class MissingInput(Refusal, FileNotFoundError):
+    """A file the user named (an annotation file, a part of a checkpoint) does not exist."""
+
+
 def file_in_folder(folder: str | Path, name: str, what: str = "file_name") -> Path:
     """`folder / name`, refusing a `name` that would leave `folder` (an absolute path, a `..`
     part): an annotation file decides which files a run reads, never files elsewhere."""
     relative = Path(name)
     if relative.is_absolute() or ".." in relative.parts or relative.drive:
-        raise ValueError(
+        raise RefusedInput(
             f"{what} {name!r} escapes the image folder {folder}: give a path inside it "
             "(no absolute path, no '..')"
         )
@@ -71,7 +93,7 @@ def numeric_npz(path: str | Path) -> Iterator[Any]:
     except ValueError as error:
         if "allow_pickle" not in str(error):
             raise
-        raise ValueError(
+        raise RefusedInput(
             f"{path} holds an object array, which only a pickle can restore; mmcam never loads "
             "pickles (maps files hold numeric arrays only)"
         ) from error
@@ -114,9 +136,9 @@ def read_json(path: str | Path) -> Any:
     """Parse a JSON file; a missing or malformed file raises an error naming it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; expected a COCO / VQA v2 JSON file")
+        raise MissingInput(f"{path} does not exist; expected a COCO / VQA v2 JSON file")
     try:
         with open(path) as f:
             return json.load(f)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from error
+        raise RefusedInput(f"{path} is not valid JSON: {error}") from error

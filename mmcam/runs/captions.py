@@ -19,6 +19,7 @@ from mmcam.runs.chunks import (
 from mmcam.runs.inputs import (
     CaptionData,
     image_batches,
+    image_notes,
 )
 from mmcam.runs.models import (
     ExplainedModel,
@@ -70,8 +71,9 @@ def _caption_chunk(
             caption = captions[row]
             text = model.caption_text(caption) if model.caption_text else None
             record: dict[str, Any] = {"image_id": image_id, "size": list(loaded.size)}
-            if loaded.mode != "RGB":
-                record["converted_from"] = loaded.mode
+            record.update(image_notes(data, image_id, loaded))
+            # ground truth drawn on another size than the file's is not compared with
+            instances = None if "size_mismatch" in record else data.instances
             if result is None or row not in spoken:
                 records.append({**record, "caption": text or "", "words": [], "mentions": []})
                 continue
@@ -86,9 +88,7 @@ def _caption_chunk(
             mentions = []
             picture = load_image(data.files[image_id])  # refined boxes read the original image
             for mention in data.categories.find(words):
-                truth = ground_truth_boxes(
-                    data.instances, image_id, mention.category_id, mention.color
-                )
+                truth = ground_truth_boxes(instances, image_id, mention.category_id, mention.color)
                 mentions.append(
                     {
                         "word": mention.head,

@@ -28,7 +28,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mmcam.data.files import BadData, file_digest, numeric_npz, write_atomically, write_json
+from mmcam.data.files import (
+    BadData,
+    RefusedInput,
+    RefusedRun,
+    file_digest,
+    numeric_npz,
+    write_atomically,
+    write_json,
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class ChunkedRun:
         self, out_dir: str | Path, item_ids: Sequence, chunk_size: int, shard: Shard = Shard()
     ) -> None:
         if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+            raise RefusedInput(f"chunk_size must be >= 1, got {chunk_size}")
         self.parts = Path(out_dir) / "parts"
         self.item_ids = list(item_ids)
         self.chunk_size = chunk_size
@@ -87,7 +95,7 @@ class ChunkedRun:
         if stamp.exists():
             found = json.loads(stamp.read_text())
             if found != layout:
-                raise RuntimeError(
+                raise RefusedRun(
                     f"{self.parts} holds parts of a different run ({found}); this run is "
                     f"{layout}. Use another output folder or delete it."
                 )

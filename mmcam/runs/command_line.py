@@ -1,12 +1,16 @@
-"""The command-line options the dataset scripts share, and how a finished run is printed."""
+"""The command-line options the dataset scripts share, how a finished run is printed, and how
+a refusal ends a command."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mmcam.data.files import Refusal
 from mmcam.evaluation.box_settings import box_settings, default_method
 from mmcam.methods.pixel_space import EXPLAINER_METHODS
 from mmcam.runs.models import ExplainedModel
@@ -15,6 +19,22 @@ from mmcam.runs.readout import report_text, summary
 from mmcam.runs.run import RunResult
 
 # ----------------------------------------------------------------------------- command lines
+
+
+def run_command(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None) -> int:
+    """Run a script's `main(argv)` as a command and return its exit status. A `Refusal` (an
+    output folder holding another run, a malformed annotation file, ...) prints `error:` and
+    its message to stderr and returns 2, without a traceback (with `--debug` it propagates,
+    traceback and all); any other exception is a fault and propagates with its traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        main(argv)
+    except Refusal as refusal:
+        if "--debug" in argv:
+            raise
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def add_dataset_arguments(
@@ -209,6 +229,12 @@ def add_run_arguments(parser: Any, *, deletion: int = 20) -> None:
         help="cpu, cuda, cuda:1, ... ; auto: this rank's GPU when there is one (default: auto)",
     )
     speed.add_argument("--no-progress", action="store_true", help="no progress bar")
+    speed.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of a refusal (an output folder holding another run, a "
+        "malformed annotation file, ...) as well as its message",
+    )
     parser.add_argument(
         "--overwrite",
         action="store_true",

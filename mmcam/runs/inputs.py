@@ -4,7 +4,7 @@ optional instances), and the images as DataLoader workers load them."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from torch import Tensor
 
 from mmcam.data.annotations import (
     CocoInstance,
+    ImageInfo,
     VQAItem,
     read_coco_captions,
     read_coco_instances,
@@ -41,6 +42,8 @@ class CaptionData:
     categories: WordCategories
     sources: dict  # image folder, annotation files and their hashes
     instances: dict[int, list[CocoInstance]] | None = None
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)  # annotated (height, width)
+    unknown_images: dict[int, int] = field(default_factory=dict)  # id not in 'images': captions
 
 
 @dataclass
@@ -53,6 +56,7 @@ class VQAData:
     categories: WordCategories
     sources: dict  # image folder, annotation files and their hashes
     instances: dict[int, list[CocoInstance]] | None = None
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)  # annotated (height, width)
 
     @property
     def annotated(self) -> bool:
@@ -86,7 +90,9 @@ def read_caption_data(
     ids = list(data.images)[:limit]
     files = {i: _image_file(images, i, data.images[i].file_name) for i in ids}
     sources = _sources(images, captions=captions, instances=instances)
-    return CaptionData(files, {i: data.captions[i] for i in ids}, words, sources, boxes)
+    references = {i: data.captions[i] for i in ids}
+    sizes = _annotated_sizes(data.images, ids)
+    return CaptionData(files, references, words, sources, boxes, sizes, data.unknown_images)
 
 
 def read_vqa_data(
@@ -117,7 +123,8 @@ def read_vqa_data(
             else _official_file(folder, image_id)
         )
     sources = _sources(images, questions=questions, annotations=annotations, instances=instances)
-    return VQAData({i: by_image[i] for i in ids}, files, words, sources, boxes)
+    sizes = _annotated_sizes(image_infos, ids)
+    return VQAData({i: by_image[i] for i in ids}, files, words, sources, boxes, sizes)
 
 
 def read_split(
@@ -135,6 +142,28 @@ def read_split(
             limit=limit,
         ),
     }  # fmt: skip
+
+
+def _annotated_sizes(infos: dict[int, ImageInfo], ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(height, width) of the images among `ids` whose annotation gives both."""
+    return {
+        i: (infos[i].height, infos[i].width)
+        for i in ids
+        if i in infos and infos[i].height and infos[i].width
+    }
+
+
+def image_notes(data: CaptionData | VQAData, image_id: int, loaded: LoadedImage) -> dict:
+    """What a record notes about its image file: the mode it was converted from, and both
+    (height, width) when the file's size differs from the annotation's (the image is explained
+    at the file's size, and not scored against boxes drawn on the annotated one)."""
+    notes: dict[str, Any] = {}
+    if loaded.mode != "RGB":
+        notes["converted_from"] = loaded.mode
+    annotated = data.sizes.get(image_id)
+    if annotated is not None and tuple(annotated) != tuple(loaded.size):
+        notes["size_mismatch"] = {"annotation": list(annotated), "file": list(loaded.size)}
+    return notes
 
 
 def _image_file(folder: str | Path, image_id: int, file_name: str) -> Path:

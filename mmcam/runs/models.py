@@ -14,7 +14,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from mmcam.core.tap import Grid, find_layer, layers
-from mmcam.data.files import file_digest
+from mmcam.data.files import RefusedInput, file_digest
 
 __all__ = ["ExplainedModel", "load_run_captioner", "load_run_vqa"]
 
@@ -40,7 +40,10 @@ class ExplainedModel:
 
     def __post_init__(self) -> None:
         for layer in layers(self.layer):  # an unknown name fails now, listing the valid ones
-            find_layer(self.model, layer)
+            try:
+                find_layer(self.model, layer)
+            except ValueError as error:
+                raise RefusedInput(str(error)) from None
 
     @property
     def device(self) -> torch.device:

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import torch.distributed as dist
 
-from mmcam.data.files import write_json
+from mmcam.data.files import RefusedRun, write_json
 
 # What a finished or partial run leaves in its folder (removed by `overwrite`).
 RUN_FILES = (
@@ -66,7 +66,7 @@ def check_fingerprint(out: Path, fingerprint: dict) -> None:
         found = json.loads(path.read_text())
         changed = changes(found, fingerprint)
         if changed:
-            raise RuntimeError(
+            raise RefusedRun(
                 f"{out} holds a run with other settings: {', '.join(changed)} changed (it holds "
                 f"{_values(found, changed)}; this run has {_values(fingerprint, changed)}). "
                 "Resume with the same data, model and options, start afresh with --overwrite, "
@@ -128,7 +128,7 @@ class FolderLock:
             file.seek(0)
             holder = file.read().strip() or "another process"
             file.close()
-            raise RuntimeError(
+            raise RefusedRun(
                 f"{self.path.parent} is being written by another run ({holder}); wait for it "
                 "to finish or choose another output folder"
             ) from None
@@ -149,8 +149,9 @@ class FolderLock:
 
 def claim(out: Path, fingerprint: dict, overwrite: bool, is_main: bool) -> FolderLock | None:
     """On the main process: lock `out`, start afresh when `overwrite`, check or write the
-    fingerprint. Under torchrun every rank learns the outcome, so all raise together."""
-    lock, problem = None, None
+    fingerprint. Under torchrun every rank learns the outcome, so all raise together (the main
+    process its own error, the others a `RefusedRun` with its message)."""
+    lock, problem, error_here = None, None, None
     if is_main:
         try:
             lock = FolderLock(out)
@@ -161,11 +162,13 @@ def claim(out: Path, fingerprint: dict, overwrite: bool, is_main: bool) -> Folde
         except RuntimeError as error:
             if lock is not None:
                 lock.release()
-            lock, problem = None, str(error)
+            lock, problem, error_here = None, str(error), error
     if dist.is_initialized():
         shared = [problem]
         dist.broadcast_object_list(shared, src=0)
         problem = shared[0]
+    if error_here is not None:
+        raise error_here
     if problem is not None:
-        raise RuntimeError(problem)
+        raise RefusedRun(problem)
     return lock

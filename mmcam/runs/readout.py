@@ -43,9 +43,13 @@ def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
             out[f"{name}_{kind}"] = metrics.get(f"boxes_{kind}", {}).get(name)
     for name in ("map", "random", "center"):
         out[f"deletion_auc_{name}"] = pick("deletion_auc", name)
-    out["failed_images"] = metrics["bad_data"]["failed_images"]["count"]
+    bad = metrics["bad_data"]
+    out["failed_images"] = bad["failed_images"]["count"]
     if metrics["task"] == "vqa":
-        out["skipped_questions"] = metrics["bad_data"]["skipped_questions"]["count"]
+        out["skipped_questions"] = bad["skipped_questions"]["count"]
+    else:
+        out["unknown_images"] = bad.get("unknown_images", {}).get("count", 0)
+    out["size_mismatches"] = bad.get("size_mismatch", {}).get("count", 0)
     return out
 
 
@@ -180,6 +184,21 @@ def _bad_data_lines(bad: Mapping[str, Any]) -> list[str]:
     lines += [f"  {image_id}: {error}" for image_id, error in failed["errors"].items()]
     for mode, row in bad["converted_to_rgb"].items():
         lines.append(f"converted to RGB from {mode}: {row['count']} {row['ids']}")
+    unknown = bad.get("unknown_images", {"count": 0})
+    if unknown["count"]:
+        lines.append(
+            f"captions of images missing from the captions file's 'images' (skipped): "
+            f"{unknown['captions']}, image ids {unknown['ids']}"
+        )
+    resized = bad.get("size_mismatch", {"count": 0})
+    if resized["count"]:
+        lines.append(
+            f"images whose size differs from their annotation's (explained at the file's size, "
+            f"not scored against the annotation's boxes): {resized['count']}"
+        )
+        for image_id, sizes in resized["sizes"].items():
+            (fh, fw), (ah, aw) = sizes["file"], sizes["annotation"]
+            lines.append(f"  {image_id}: file {fw}x{fh}, annotation {aw}x{ah}")
     if "empty_captions" in bad and bad["empty_captions"]["count"]:
         row = bad["empty_captions"]
         lines.append(f"empty captions: {row['count']} {row['ids']}")

@@ -170,6 +170,7 @@ class _BadData:
     def __init__(self) -> None:
         self.failed: dict[int, str] = {}
         self.converted: dict[str, list[int]] = {}
+        self.resized: dict[int, dict[str, list[int]]] = {}  # annotated and file (height, width)
 
     def add(self, record: Mapping[str, Any]) -> bool:
         """Note a record's problems; False when it failed to load."""
@@ -181,6 +182,8 @@ class _BadData:
             ids = self.converted.setdefault(mode, [])
             if record["image_id"] not in ids:
                 ids.append(record["image_id"])
+        if "size_mismatch" in record:
+            self.resized[record["image_id"]] = record["size_mismatch"]
         return True
 
     def metrics(self) -> dict[str, Any]:
@@ -192,6 +195,8 @@ class _BadData:
             },
             "converted_to_rgb": {mode: {"count": len(ids), "ids": ids} for mode, ids in
                                  sorted(self.converted.items())},
+            "size_mismatch": {"count": len(self.resized), "ids": list(self.resized),
+                              "sizes": {str(k): v for k, v in self.resized.items()}},
         }  # fmt: skip
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmcam.data.annotations import CocoInstance
-from mmcam.data.files import write_atomically, write_json
+from mmcam.data.files import RefusedInput, RefusedRun, write_atomically, write_json
 from mmcam.evaluation.detection_metrics import box_detection_metrics
 from mmcam.methods.pixel_space import PIXEL_SPACE_METHODS, RULE_METHODS
 from mmcam.runs.chunks import (
@@ -110,7 +111,7 @@ def run_dataset(
     main process once every rank is done, the merged outputs."""
     out, options = Path(out), options or RunOptions()
     if options.method in RULE_METHODS and not model.pixel_space:
-        raise ValueError(
+        raise RefusedInput(
             f"{options.method} needs ReLUs for its backward rule, and {model.name} (a "
             "transformer) has GELUs; use a CAM method (--method gradcam, gradcam++, hirescam) "
             "or a perturbation method (--method occlusion, rise)"
@@ -178,7 +179,7 @@ def _check_some_image_loaded(run: ChunkedRun) -> None:
             failed.setdefault(record["image_id"], record["error"])
     if images and len(failed) == len(images):
         first = next(iter(failed.values()))
-        raise RuntimeError(
+        raise RefusedRun(
             f"every one of the {len(images)} images failed to load (the first: {first}); "
             "check the image folder and the annotation files' file names"
         )
@@ -215,6 +216,11 @@ def _finish(
         )
         write_json_list(out / "captions_results.json", results)
         metrics = caption_metrics(records(), data.references, options, data.instances is not None)
+        metrics["bad_data"]["unknown_images"] = {
+            "count": len(data.unknown_images),
+            "ids": list(data.unknown_images),
+            "captions": sum(data.unknown_images.values()),
+        }
     else:
         results = (
             {"question_id": r["question_id"], "answer": r["answer"]}
@@ -242,7 +248,39 @@ def _finish(
     metrics["layer"] = layer
     write_json(out / "metrics.json", metrics)
     write_atomically(out / "report.txt", lambda file: file.write(report_text(metrics)))
+    _warn_of_data_mismatches(metrics["bad_data"])
     return metrics
+
+
+def _warn_of_data_mismatches(bad: dict) -> None:
+    """A warning for what the annotations and the files disagree on (counted in the report)."""
+    unknown = bad.get("unknown_images", {"count": 0})
+    if unknown["count"]:
+        warnings.warn(
+            f"{unknown['captions']} captions name images missing from the captions file's "
+            f"'images' list (image ids {_first_ids(unknown['ids'])}); they were skipped",
+            stacklevel=3,
+        )
+    resized = bad["size_mismatch"]
+    if resized["count"]:
+        first = resized["ids"][0]
+        sizes = resized["sizes"][str(first)]
+        warnings.warn(
+            f"images whose size differs from their annotation's: {resized['count']} (image "
+            f"{first}: {_size_text(sizes['file'])} in the file, "
+            f"{_size_text(sizes['annotation'])} in the annotation); they were explained at the "
+            "file's size and not scored against the annotation's boxes",
+            stacklevel=3,
+        )
+
+
+def _first_ids(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:3])) + (", ..." if len(ids) > 3 else "")
+
+
+def _size_text(size: list[int]) -> str:
+    height, width = size
+    return f"{width}x{height}"
 
 
 def _detections(records: Iterable[dict], task: str, kind: str) -> Iterator[dict]:

@@ -26,6 +26,7 @@ from mmcam.runs.inputs import (
     LoadedImage,
     VQAData,
     image_batches,
+    image_notes,
 )
 from mmcam.runs.models import (
     ExplainedModel,
@@ -76,9 +77,7 @@ def _vqa_chunk(
     asked: list[tuple[VQAItem, LoadedImage]] = []
     for image_id, loaded in chunk.items:
         for item in data.questions[image_id]:
-            record = _question_record(item)
-            if loaded.mode != "RGB":
-                record["converted_from"] = loaded.mode
+            record = {**_question_record(item), **image_notes(data, image_id, loaded)}
             reason = _unusable(model.model, item.question)
             if reason:
                 record["skipped"] = reason
@@ -107,7 +106,8 @@ def _vqa_chunk(
                 record["accuracy"] = vqa_accuracy(answer, item.answers)
             mentions = data.categories.find(tokenize(item.question))
             truth = None
-            if data.instances is not None:
+            # ground truth drawn on another size than the file's is not compared with
+            if data.instances is not None and "size_mismatch" not in record:
                 truth = []
                 for mention in mentions:
                     truth += ground_truth_boxes(

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmcam.data.files import read_json, write_json
+from mmcam.data.files import MissingInput, read_json, write_json
 from mmcam.data.images import preprocess
 from mmcam.data.vocab import Vocabulary
 
@@ -331,7 +331,7 @@ def load_captioner(
     folder = Path(path)
     for name in ("config.json", "vocab.json", "model.pt"):
         if not (folder / name).is_file():
-            raise FileNotFoundError(
+            raise MissingInput(
                 f"{folder / name} is missing; a captioner folder holds "
                 "config.json, vocab.json and model.pt (scripts/train_captioner.py)"
             )

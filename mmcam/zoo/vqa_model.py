@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from mmcam.data.files import read_json, write_json
+from mmcam.data.files import MissingInput, read_json, write_json
 from mmcam.data.images import preprocess
 from mmcam.data.vocab import Vocabulary
 from mmcam.zoo.captioner import ConvEncoder, add_coordinates, save_state_dict
@@ -151,7 +151,7 @@ def load_vqa_model(path: str | Path = DEFAULT_VQA, device: str | torch.device = 
     folder = Path(path)
     for name in ("config.json", "vocab.json", "answers.json", "model.pt"):
         if not (folder / name).is_file():
-            raise FileNotFoundError(
+            raise MissingInput(
                 f"{folder / name} is missing; a VQA model folder holds config.json, vocab.json, "
                 "answers.json and model.pt (scripts/train_vqa.py)"
             )

@@ -6,8 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import os
-import statistics
-import time
+import threading
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -363,7 +362,14 @@ def test_pixel_method_maps_equal_the_library_calls(demo, samples):
 # ----------------------------------------------------------------------------- load
 
 
-def test_sixteen_concurrent_requests_are_all_answered_correctly(server, demo, samples, capsys):
+def test_sixteen_concurrent_requests_are_all_answered_correctly(
+    server, demo, samples, monkeypatch
+):
+    """Sixteen requests in flight at once each get their own answer. The server holds the first
+    request of each model until all sixteen are submitted, and the two models' first requests
+    meet at a barrier, so they are truly concurrent whatever the machine's load; the test
+    waits on these events and the answers, never on a duration (the timeouts only turn a hang
+    into a failure)."""
     page, url = server
     assert page.enable_queue
     requests = []
@@ -380,23 +386,26 @@ def test_sixteen_concurrent_requests_are_all_answered_correctly(server, demo, sa
             args = (handle_file(sample.image), question, "Grad-CAM", None, 0.15)
             requests.append(("/answer", args, expected))
 
+    all_submitted = threading.Event()
+    both_models_busy = threading.Barrier(2, timeout=120)
+    for name in ("caption", "answer"):
+        handler, first = getattr(demo, name), threading.Event()
+
+        def held(*args, handler=handler, first=first, **kwargs):
+            if not first.is_set():
+                first.set()
+                assert all_submitted.wait(timeout=120)
+                both_models_busy.wait()
+            return handler(*args, **kwargs)
+
+        monkeypatch.setattr(demo, name, held)
+
     client = Client(url, verbose=False, download_files=False)  # the answers, not the files
-    done: dict[int, float] = {}
-    start = time.perf_counter()
-    jobs = []
-    for i, (endpoint, args, _) in enumerate(requests):
-        job = client.submit(*args, api_name=endpoint)
-        job.add_done_callback(lambda _, i=i: done.__setitem__(i, time.perf_counter()))
-        jobs.append(job)
+    jobs = [client.submit(*args, api_name=endpoint) for endpoint, args, _ in requests]
+    all_submitted.set()
     results = [job.result(timeout=120) for job in jobs]
-    latencies = sorted(done[i] - start for i in range(len(jobs)))
 
     for (endpoint, _, expected), result in zip(requests, results, strict=True):
         got = result[0] if endpoint == "/caption" else result[0]["label"]
         assert got == expected, (endpoint, got, expected)
-    median, worst = statistics.median(latencies), latencies[-1]
-    with capsys.disabled():
-        print(
-            f"\ndemo load test: 16 concurrent requests, median {median:.2f} s, worst {worst:.2f} s"
-        )
-    assert worst < 60
+    assert not both_models_busy.broken

@@ -1,10 +1,9 @@
 """A tiny resumable job for the runner tests: squares of item ids, item 13 corrupt.
 
-usage: python runner_job.py OUT_DIR SECONDS_PER_CHUNK
+usage: python runner_job.py OUT_DIR
 """
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,10 @@ def load(item: int) -> int:
 
 
 def main() -> None:
-    out, delay = Path(sys.argv[1]), float(sys.argv[2])
+    out = Path(sys.argv[1])
     shard = join_process_group()
     run = ChunkedRun(out, list(range(50)), chunk_size=4, shard=shard)
     for chunk in load_chunks(run, load, workers=1):
-        time.sleep(delay)
         records = [{"id": item, "square": value * value} for item, value in chunk.items]
         records += [{"id": failure["id"], "error": failure["error"]} for failure in chunk.failures]
         records.sort(key=lambda record: record["id"])

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
+import shutil
 import subprocess
 import sys
-import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from pause_after_chunks import kill_after_chunks
 from PIL import Image
 from repo_files import script
 
@@ -258,15 +259,12 @@ def test_captions_run_killed_with_sigkill_resumes_to_identical_outputs(
 ):
     reference, _ = captions_run
     # The reference also drew figures; everything else must be the same bytes.
-    process = subprocess.Popen([sys.executable, *command(dataset, "captions", tmp_path)], env=ENV)
+    # Killed where it stops after its second chunk of five (pause_after_chunks.py), not after
+    # a guessed time: the same state on a busy machine and an idle one.
+    kill_after_chunks(2, command(dataset, "captions", tmp_path), env=ENV)
     parts = tmp_path / "parts"
-    deadline = time.monotonic() + 120
-    while not list(parts.glob("chunk-*.json")) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
     before = {p.name: p.stat().st_mtime_ns for p in parts.glob("chunk-*.json")}
-    assert 1 <= len(before) < 5 and not (tmp_path / "metrics.json").exists()
+    assert len(before) == 2 and not (tmp_path / "metrics.json").exists()
     subprocess.run([sys.executable, *command(dataset, "captions", tmp_path)], env=ENV, check=True)
     after = {p.name: p.stat().st_mtime_ns for p in parts.glob("chunk-*.json")}
     assert all(after[name] == stamp for name, stamp in before.items())  # nothing redone
@@ -398,6 +396,79 @@ def test_two_torchrun_processes_write_what_one_process_writes(vqa_run, dataset, 
     )  # fmt: skip
     assert_same_outputs(tmp_path, reference, "vqa")
     assert json.loads((tmp_path / "timing.json").read_text())["processes"] == 2
+
+
+# ----------------------------------------------------------------------------- data mismatches
+
+UNKNOWN, TINY = 999, 2
+
+
+@pytest.fixture(scope="module")
+def mismatched_runs(dataset, tmp_path_factory) -> dict:
+    """Both runs over a copy of the dataset whose captions file has two captions of image 999
+    (not in its 'images') and whose image 2 is a 1 x 1 file (annotated 128 x 128): each run's
+    output folder, JSON line and warnings."""
+    root = tmp_path_factory.mktemp("mismatched") / "shapes"
+    shutil.copytree(dataset["root"], root)
+    paths = split_paths(root, "val")
+    captions = read_json(paths["captions"])
+    captions["annotations"] += [
+        {"id": 90000 + i, "image_id": UNKNOWN, "caption": text}
+        for i, text in enumerate(["a red circle", "a blue square"])
+    ]
+    write_json(paths["captions"], captions)
+    Image.new("RGB", (1, 1), "red").save(paths["images"] / f"COCO_val2014_{TINY:012d}.png")
+    runs = {}
+    for task, name in (("captions", "explain_captions"), ("vqa", "explain_vqa")):
+        out = tmp_path_factory.mktemp(f"mismatched_{task}")
+        with one_thread(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            line = script(name).main(arguments({**dataset, "root": root}, task, out))
+        runs[task] = {"out": out, "line": line, "warnings": [str(w.message) for w in caught]}
+    return runs
+
+
+def test_a_caption_of_an_image_missing_from_images_is_a_counted_skip(mismatched_runs, captions_run):
+    run = mismatched_runs["captions"]
+    metrics = json.loads((run["out"] / "metrics.json").read_text())
+    unknown = {"count": 1, "ids": [UNKNOWN], "captions": 2}
+    assert metrics["bad_data"]["unknown_images"] == unknown
+    assert run["line"]["unknown_images"] == 1
+    report = (run["out"] / "report.txt").read_text()
+    assert (
+        "captions of images missing from the captions file's 'images' (skipped): 2, image ids "
+        "[999]" in report
+    )
+    assert any("2 captions name images missing" in w and "999" in w for w in run["warnings"])
+    # every other image is explained as in the run without the unknown captions
+    results = json.loads((run["out"] / "captions_results.json").read_text())
+    reference = json.loads((captions_run[0] / "captions_results.json").read_text())
+    assert [r["image_id"] for r in results] == [r["image_id"] for r in reference]
+    assert captions_run[1]["unknown_images"] == 0
+
+
+def test_an_image_whose_size_disagrees_with_its_annotation_is_reported_and_not_scored(
+    mismatched_runs,
+):
+    sizes = {"annotation": [128, 128], "file": [1, 1]}
+    for task, run in mismatched_runs.items():
+        metrics = json.loads((run["out"] / "metrics.json").read_text())
+        assert metrics["bad_data"]["size_mismatch"] == {
+            "count": 1, "ids": [TINY], "sizes": {str(TINY): sizes}
+        }  # fmt: skip
+        assert run["line"]["size_mismatches"] == 1
+        report = (run["out"] / "report.txt").read_text()
+        assert "images whose size differs from their annotation's" in report
+        assert f"  {TINY}: file 1x1, annotation 128x128" in report
+        assert any("differs from their annotation's: 1" in w and "1x1 in the file" in w
+                   for w in run["warnings"]), task  # fmt: skip
+        records = [r for r in items(run["out"]) if r["image_id"] == TINY]
+        assert records and all("error" not in r for r in records)  # explained, at 1 x 1
+        if task == "captions":
+            assert records[0]["size"] == [1, 1] and records[0]["words"]
+            assert all(m["gt_boxes"] is None for m in records[0]["mentions"])
+        else:
+            assert all(r["gt_boxes"] is None for r in records if "answer" in r)
 
 
 # ----------------------------------------------------------------------------- pieces

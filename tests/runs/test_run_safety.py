@@ -26,11 +26,14 @@ from mmcam.data.training_sets import top_answers
 from mmcam.data.vocab import Vocabulary
 from mmcam.methods import perturbation
 from mmcam.runs import chunks
+from mmcam.runs.command_line import run_command
 from mmcam.runs.inputs import read_caption_data
 from mmcam.runs.output_folder import FolderLock
 from mmcam.runs.outputs import read_map
 from mmcam.zoo.vqa_model import VQAConfig, VQANet, save_vqa_model
 
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 OUTPUTS = ["vqa_results.json", "boxes_results.json", "maps.npz", "items.jsonl", "metrics.json"]
 
 
@@ -126,6 +129,46 @@ def test_an_occlusion_run_writes_the_same_bytes_under_any_load_and_stamps_its_ch
         explain_vqa(arguments(data, tmp_path / "slow", *occluded, "--sweep-batch", "5"))
 
 
+def test_a_refused_resume_ends_with_its_message_and_no_traceback_unless_debug(data, tmp_path):
+    out = tmp_path / "out"
+    explain_vqa(arguments(data, out, "--split", "train"))
+    command = [sys.executable, str(ROOT / "scripts" / "explain_vqa.py")]
+    command += arguments(data, out, "--split", "val")
+    refused = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
+    assert refused.returncode == 2 and refused.stdout == ""
+    last = refused.stderr.splitlines()[-1]
+    assert (
+        last.startswith(f"error: {out} holds a run with other settings: ") and "--overwrite" in last
+    )
+    assert "Traceback" not in refused.stderr
+
+    shown = subprocess.run(
+        [*command, "--debug"], capture_output=True, text=True, env=ENV, timeout=300
+    )
+    assert shown.returncode == 1
+    assert "Traceback (most recent call last)" in shown.stderr
+    assert f"RefusedRun: {out} holds a run with other settings" in shown.stderr
+
+
+def test_a_malformed_annotation_file_is_refused_in_one_line(data, tmp_path, capsys):
+    questions = split_paths(data["root"], "val")["questions"]
+    write_json(questions, {"questions": [{"image_id": 1, "question": "is there a circle?"}]})
+    assert run_command(script("explain_vqa").main, arguments(data, tmp_path / "out")) == 2
+    assert capsys.readouterr().err == (
+        f"error: {questions}: a question lacks ['question_id']; found keys ['image_id', "
+        "'question']\n"
+    )
+
+
+def test_a_fault_is_no_refusal_and_keeps_its_traceback(data, tmp_path, monkeypatch):
+    def broken_preprocess(image):
+        raise TypeError("preprocess got a PIL image it cannot handle")
+
+    monkeypatch.setattr("mmcam.zoo.vqa_model.preprocess", broken_preprocess)
+    with pytest.raises(TypeError, match="cannot handle"):  # Python prints it with its traceback
+        run_command(script("explain_vqa").main, arguments(data, tmp_path / "out"))
+
+
 def test_a_checkpoint_retrained_in_place_is_refused(data, tmp_path):
     out = tmp_path / "out"
     explain_vqa(arguments(data, out))
@@ -163,16 +206,17 @@ def test_a_forked_worker_outliving_a_killed_run_does_not_keep_the_folder_locked(
         [
             sys.executable,
             "-c",
-            "import os, sys, time\n"
+            "import os, signal, sys\n"
             "from pathlib import Path\n"
             "from mmcam.runs.output_folder import FolderLock\n"
             "lock = FolderLock(Path(sys.argv[1]))\n"
             "lock.acquire()\n"
-            "if os.fork() == 0:\n"
-            "    time.sleep(60)\n"
+            "if os.fork() == 0:\n"  # the child lets go of the lock as it starts, then says so
+            "    os.write(1, b'forked\\n')\n"
+            "    signal.pause()\n"  # alive until the test kills it, however long that takes
             "    os._exit(0)\n"
-            "print('locked', flush=True)\n"
-            "time.sleep(60)\n",
+            "os.write(1, b'locked\\n')\n"
+            "signal.pause()\n",
             str(tmp_path),
         ],
         stdout=subprocess.PIPE,
@@ -180,7 +224,8 @@ def test_a_forked_worker_outliving_a_killed_run_does_not_keep_the_folder_locked(
         start_new_session=True,
     )
     try:
-        assert holder.stdout.readline().strip() == "locked"
+        said = {holder.stdout.readline().strip() for _ in range(2)}  # in either order
+        assert said == {"locked", "forked"}
         holder.kill()  # the parent only: its forked child lives on
         holder.wait()
         lock = FolderLock(tmp_path)
