@@ -22,6 +22,7 @@ from mmcam.core.explanation import (
     normalize_maps,
     upsample_maps,
 )
+from mmcam.core.model_state import explaining
 from mmcam.core.tap import Tap
 from mmcam.core.targets import ClassLogit, Target
 from mmcam.methods.formulas import GRADIENT_METHODS, cam_weights, gradient_map, weighted_map
@@ -125,10 +126,14 @@ def explain(
     layer: str | nn.Module,
     method: str = "gradcam",
 ) -> Explanation:
-    """One call for a single-input model: run it on `inputs` [B, C, H, W] and explain `target`."""
-    with Tap(model, layer) as tap:
-        scores = target(model(inputs))
-    return grad_cam(tap, scores, method, size=inputs.shape[-2:])
+    """One call for a single-input model: run it on `inputs` [B, C, H, W] and explain `target`.
+
+    The model is explained as the explainers explain it (`explaining`: eval mode, parameters
+    frozen) and comes back exactly as it went in, also when the forward raises."""
+    with explaining(model, inputs.device):
+        with Tap(model, layer) as tap:
+            scores = target(model(inputs))
+        return grad_cam(tap, scores, method, size=inputs.shape[-2:])
 
 
 def _size(size: Sequence[int] | None) -> tuple[int, int] | None:
