@@ -5,7 +5,11 @@ way). Batch of 8 random images, captions of 12 words, a COCO-sized vocabulary, r
 weights, three captioners: Show and Tell (resnet18 encoder, 512-unit LSTM, 224x224: the
 headline figures), and the bundled attention captioner's architecture at its bundled size and
 with a 512-unit LSTM (128x128). `protocol_check_cost` is the extra time of the protocol check
-(one plain teacher-forced forward without gradients) as a fraction of an unchecked explanation."""
+(one plain teacher-forced forward without gradients) as a fraction of an unchecked explanation;
+`vqa_protocol_check_cost` the same for the VQA explainer's check (one plain forward of image and
+question without gradients) on the bundled VQA model's architecture (128x128, random seeded
+weights, 3000 answers as VQA v2's usual answer list, questions of `--words` words, top 3
+answers), timed side by side in the same run."""
 
 from __future__ import annotations
 
@@ -15,11 +19,13 @@ import torch
 
 from mmcam.data.vocab import Vocabulary
 from mmcam.explainers.captioning import CaptionExplainer, caption_tokens
+from mmcam.explainers.vqa import VQAExplainer
 from mmcam.explainers.word_baselines import maps_forward_backward_per_word, maps_retained_graph
 from mmcam.runs.benchmarking import report, time_side_by_side
 from mmcam.zoo.captioner import EXPLAINED_LAYER, Captioner, CaptionerConfig
 from mmcam.zoo.show_and_tell import EXPLAINED_LAYER as SHOW_AND_TELL_LAYER
 from mmcam.zoo.show_and_tell import ShowAndTell
+from mmcam.zoo.vqa_model import VQAConfig, VQANet
 
 BUNDLED = {"memory_kernel": 3, "start_from_image": False}  # as models/captioner/config.json
 ATTENTION_SIZES = {
@@ -33,6 +39,7 @@ ATTENTION_SIZES = {
         "embed_dim": 128,
     },
 }
+VQA_ANSWERS = 3000
 
 
 def captioners(vocab: Vocabulary):
@@ -67,6 +74,21 @@ def contenders(model, layer: str, images: torch.Tensor, captions: list[list[int]
     }
 
 
+def vqa_contenders(vocab: Vocabulary, batch: int, words: int) -> dict:
+    """The VQA explainer on the bundled VQA architecture, with and without the protocol check."""
+    config = VQAConfig(vocab_size=len(vocab), num_answers=VQA_ANSWERS)
+    model = VQANet(config, vocab, [f"answer{i}" for i in range(VQA_ANSWERS)]).eval()
+    images = torch.rand(batch, 3, config.image_size, config.image_size)
+    lengths = torch.randint(max(words // 2, 1), words + 1, (batch,)).tolist()
+    questions = [" ".join(f"word{i}" for i in range(length)) for length in lengths]
+    explainer = VQAExplainer(model, model.explained_layer)
+    unchecked = VQAExplainer(model, model.explained_layer, check=False)
+    return {
+        "mmcam": lambda: explainer.explain(images, questions),
+        "mmcam, check=False": lambda: unchecked.explain(images, questions),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=8, help="images per batch")
@@ -88,8 +110,8 @@ def main() -> None:
     parser.add_argument(
         "--check-only",
         action="store_true",
-        help="time only mmcam with and without the protocol check (protocol_check_cost), "
-        "for many repeats on a busy machine",
+        help="time only mmcam with and without the protocol check (protocol_check_cost, and "
+        "vqa_protocol_check_cost for the VQA explainer), for many repeats on a busy machine",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
@@ -122,6 +144,11 @@ def main() -> None:
             measured["backward per word, retained graph"] / ours
         )
         figures[f"{prefix}vs_forward"] = ours / measured["forward (no grad)"]
+    measured = time_side_by_side(
+        vqa_contenders(vocab, args.batch, args.words), repeats=args.repeats, warmup=1
+    )
+    times.update({f"vqa: {contender}": t for contender, t in measured.items()})
+    figures["vqa_protocol_check_cost"] = measured["mmcam"] / measured["mmcam, check=False"] - 1
     report(times, figures, args.out)
 
 

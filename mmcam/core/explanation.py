@@ -32,11 +32,32 @@ def upsample_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
     return resized.reshape(*lead, *size)
 
 
+# A map is negligible when its largest value is at most this fraction of the map its terms would
+# make if none cancelled: 1000 float32 epsilons (about the rounding of a 1000-term float32 sum),
+# in every dtype. Evidence that small is no evidence at any precision: a float64 map a billion
+# times smaller than its terms is cancellation, not a finding, and stretching it to [0, 1]
+# would show it as one.
+NEGLIGIBLE_RATIO = 1000 * torch.finfo(torch.float32).eps  # 1.2e-4
+# A less precise dtype's own rounding can be larger: a half-precision backward pass leaves about
+# half an epsilon of the terms in a sum that cancels exactly (measured: HiResCAM of a model that
+# normalises each cell), so there the threshold is this many epsilons when that is larger.
+ROUNDING_EPSILONS = 4
+
+
+def negligible_ratio(*dtypes: torch.dtype) -> float:
+    """The fraction of its uncancelled map below which a map computed from tensors of `dtypes`
+    is rounding noise: NEGLIGIBLE_RATIO (float32, float64), or ROUNDING_EPSILONS epsilons of the
+    least precise dtype when larger (float16: 3.9e-3, bfloat16: 3.1e-2)."""
+    eps = max(torch.finfo(dtype).eps for dtype in dtypes)
+    return max(NEGLIGIBLE_RATIO, ROUNDING_EPSILONS * eps)
+
+
 # Why a map is flagged `empty` (see `Explanation.empty_reason`).
 FLAT = "flat: the map is constant (zero after ReLU), so there is nothing to show"
 NEGLIGIBLE = (
-    "negligible: the map's largest value is below 1000 float epsilons of the map its terms would "
-    "make if none cancelled, so what is left is rounding noise, not evidence"
+    "negligible: the map's largest value is below 1.2e-4 (1000 float32 epsilons, in any dtype; "
+    "4 epsilons of a half-precision dtype) of the map its terms would make if none cancelled, "
+    "so what is left is rounding noise, not evidence"
 )
 
 

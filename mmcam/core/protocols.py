@@ -66,4 +66,6 @@ class VQAModel(Protocol):
         """Words of `question` the model has no embedding for."""
 
     def __call__(self, images: Tensor, questions: Tensor) -> Tensor:
-        """Answer logits `[B, A]`; the explained layer runs on the image side."""
+        """Answer logits `[B, A]`, rows in the caller's order: row b from image b and question
+        b alone, never from other rows (a model that sorts its batch by question length must
+        sort it back). The explained layer runs on the image side."""

@@ -29,6 +29,7 @@ from mmcam.core.model_state import explaining
 from mmcam.core.protocols import EXPLAINED_MEMBERS, CaptionModel
 from mmcam.core.tap import Grid, Layers, Taps, layers
 from mmcam.core.targets import CaptionRows, CaptionWords, token_logprobs
+from mmcam.explainers.protocol_check import ProtocolRules, check_rows
 from mmcam.methods.cam import fused_maps
 from mmcam.methods.pixel_space import (
     PIXEL_SPACE_METHODS,
@@ -109,7 +110,7 @@ def check_logits_shape(model: object, name: str, logits: Tensor, tokens: Tensor)
             f"{type(model).__name__}.{name} returned {shape} for tokens [{rows}, {steps}]; "
             f"expected {expected}: one row per input row in the given order, and one step per "
             "input token (logits[b, t] scores tokens[b, t + 1]; the last step is never read). "
-            "See the README, 'Wrapping your own captioner'"
+            "See the README, 'Your own captioner'"
         )
     return logits
 
@@ -184,6 +185,17 @@ class WordReplicas:
         return torch.where(self.valid, scores.view(self.batch, self.steps), 0.0)
 
 
+CAPTIONER_RULES = ProtocolRules(
+    protocol="captioner",
+    scores="words",
+    causes="decode_logits returns rows in another order than given (a decoder that sorts its "
+    "batch by caption length must undo the sort); rows depend on each other (BatchNorm in "
+    "training mode, attention across the batch); steps past `lengths` are read (logits[b, t] "
+    "may depend only on tokens[b, :t + 1])",
+    section="Your own captioner",
+)
+
+
 def check_word_scores(
     model: CaptionModel,
     images: Tensor,
@@ -191,52 +203,43 @@ def check_word_scores(
     scores: Tensor,
     features: Any = None,
 ) -> None:
-    """Raise unless the batched per-word log-probabilities `scores` `[B, T]` equal those of one
-    plain teacher-forced call of the whole captions (no gradients), within float tolerance:
-    max(1e-4, 10 eps) * (1 + |log p|) for the logits' dtype.
+    """Raise unless the per-word log-probabilities `scores` `[B, T]` the explanation used equal
+    those of one plain teacher-forced call of the whole captions, without gradients, of the
+    images in another order and company (`check_rows`).
 
     `features` are those the explained pass decoded (`[B*T, ...]`, T replicas per image): the
     plain call then decodes their first replica of each image instead of encoding again, so the
-    check costs one decode of B rows. Without them (or in a structure other than tensors,
+    check costs one decode of B + 1 rows. Without them (or in a structure other than tensors,
     tuples, lists and dicts of tensors) the images are encoded again."""
-    with torch.no_grad():
-        tokens = replicas.tokens
-        plain_features = _first_replicas(features, replicas.batch, replicas.steps)
-        if plain_features is None:
-            plain_features = model.encode(images)
-        logits = model.decode_logits(plain_features, tokens, replicas.scored)
+    steps = replicas.steps
+
+    def plain(rows: Tensor) -> Tensor:
+        encoded = _replica_rows(features, rows * steps, replicas.batch * steps)
+        if encoded is None:
+            encoded = model.encode(images[rows])
+        tokens, scored = replicas.tokens[rows], replicas.scored[rows]
+        logits = model.decode_logits(encoded, tokens, scored)
         check_logits_shape(model, "decode_logits", logits, tokens)
-        plain = token_logprobs(logits, tokens, replicas.scored)[:, : replicas.steps]  # [B, T]
-        batched = scores.detach().float()
-        tolerance = max(1e-4, 10 * torch.finfo(logits.dtype).eps) * (1 + plain.abs())
-        wrong = replicas.valid & ((batched - plain).abs() > tolerance)
-    if wrong.any():
-        image, word = (int(i) for i in wrong.nonzero()[0])
-        raise ValueError(
-            f"{type(model).__name__} breaks the captioner protocol: the per-word log-probability "
-            f"of word {word} of image {image} is {float(batched[image, word]):.6g} in the "
-            f"batched pass but {float(plain[image, word]):.6g} in one plain teacher-forced "
-            f"call ({int(wrong.sum())} of {int(replicas.valid.sum())} words differ). Likely "
-            "causes: decode_logits returns rows in another order than given (a decoder that "
-            "sorts its batch by caption length must undo the sort); rows depend on each other "
-            "(BatchNorm in training mode, attention across the batch); steps past `lengths` "
-            "are read (logits[b, t] may depend only on tokens[b, :t + 1]). See the README, "
-            "'Wrapping your own captioner'; check=False skips this check"
-        )
+        return token_logprobs(logits, tokens, scored)[:, :steps].to(logits.dtype)  # [R, T]
+
+    check_rows(
+        model, scores, plain, replicas.valid, CAPTIONER_RULES,
+        lambda image, word: f"the log-probability of word {word} of image {image}",
+    )  # fmt: skip
 
 
-def _first_replicas(features: Any, batch: int, steps: int) -> Any:
-    """Row b*T of every `[B*T, ...]` tensor in `features` (image b's first replica), detached;
-    other tensors as they are; None for a structure this does not know."""
+def _replica_rows(features: Any, rows: Tensor, total: int) -> Any:
+    """Rows `rows` of every `[total, ...]` tensor in `features` (`total` = B*T replicas),
+    detached; other tensors as they are; None for None or a structure this does not know."""
     if isinstance(features, Tensor):
-        if features.dim() and features.shape[0] == batch * steps:
-            return features.detach()[::steps]
+        if features.dim() and features.shape[0] == total:
+            return features.detach()[rows]
         return features.detach()
     if isinstance(features, tuple | list):
-        parts = [_first_replicas(part, batch, steps) for part in features]
+        parts = [_replica_rows(part, rows, total) for part in features]
         return None if any(part is None for part in parts) else type(features)(parts)
     if isinstance(features, dict):
-        parts = {key: _first_replicas(value, batch, steps) for key, value in features.items()}
+        parts = {key: _replica_rows(value, rows, total) for key, value in features.items()}
         return None if any(part is None for part in parts.values()) else parts
     return None
 
@@ -251,12 +254,14 @@ class CaptionExplainer:
     to `[N, K, h, w]` when it is not already a feature grid.
     `include_end=True` also explains the end-of-caption token (labelled "<end>").
 
-    With `check=True` (the default) every explanation also verifies that the model keeps the
-    protocol the batched pass relies on: the per-word log-probabilities of the replica rows must
-    equal those of one plain teacher-forced call of the whole captions (one extra decode without
-    gradients, of the first replica of each image's features); a model that breaks it (rows
-    returned sorted by length, rows that depend on each other, steps past `lengths` read)
-    raises instead of giving wrong maps. `check=False` skips that decode.
+    With `check=True` (the default) every explanation, by every method, also verifies that the
+    model keeps the protocol its batches rely on: the per-word log-probabilities it explained
+    (of the replica rows; for occlusion and RISE, of the unperturbed images) must equal those of
+    one plain teacher-forced call of the whole captions with the images in another order and
+    company (`check_rows`: one extra decode without gradients of B + 1 rows, from the explained
+    pass's features where it has them); a model that breaks it (rows returned sorted by length,
+    rows that depend on each other, steps past `lengths` read) raises instead of giving wrong
+    maps. `check=False` skips that call.
     """
 
     def __init__(
@@ -410,6 +415,9 @@ class CaptionExplainer:
             options,
         )  # maps [B, T + 1, H, W]: the words, then the caption
         raw, maps, empty, scores = explained.raw, explained.maps, explained.empty, explained.scores
+        if self.check:  # the sweep's unperturbed scores, against a call in another order
+            with explaining(self.model, images.device):
+                check_word_scores(self.model, images, replicas, scores[:, :steps])
         words = Explanation(
             raw[:, :steps], maps[:, :steps], empty[:, :steps] | ~replicas.valid,
             scores[:, :steps], method, labels,

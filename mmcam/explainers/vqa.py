@@ -10,6 +10,11 @@ input up (k copies of each image, one backward pass).
 
 Occlusion and RISE (`PERTURBATION_METHODS`) read every top answer's logit from the same
 perturbed forwards: k maps for the cost of one sweep.
+
+Every method's explanation is checked (`check=True`): the answer logits it explained must be
+those of a plain call of the same images and questions in another order and company
+(`mmcam.explainers.protocol_check`), so a model that sorts its batch by question length and does
+not sort back is refused instead of giving each question another's answers and maps.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from mmcam.core.model_state import explaining
 from mmcam.core.protocols import VQAModel
 from mmcam.core.tap import Grid, Layers, Taps, layers
 from mmcam.core.targets import ClassLogit, ClassLogits
+from mmcam.explainers.protocol_check import ProtocolRules, check_rows
 from mmcam.methods.cam import fused_maps
 from mmcam.methods.pixel_space import (
     PIXEL_SPACE_METHODS,
@@ -34,6 +40,16 @@ from mmcam.methods.pixel_space import (
     perturbation_maps,
     pixel_explanation,
     rule_gradients,
+)
+
+VQA_RULES = ProtocolRules(
+    protocol="VQA model",
+    scores="answer logits",
+    causes="the model sorts its batch (by question length, for a packed LSTM) and does not "
+    "restore the order, so each question gets another's answers (sort the rows back before "
+    "returning the logits); rows depend on each other (BatchNorm in training mode, attention "
+    "across the batch)",
+    section="Your own VQA model",
 )
 
 
@@ -58,10 +74,17 @@ class VQAExplainer:
     grid (`model(grid [B, 2048, 14, 14], questions)`) is explained with respect to that grid,
     its maps upsampled to the image's `size`. `to_grid` reshapes the layer's output to
     `[N, K, h, w]` when it is not already a feature grid.
+
+    With `check=True` (the default) every explanation, by every method, also verifies that the
+    model's rows are independent and in order: the answer logits it explained must equal those of
+    one plain call without gradients of the same images and questions in another order and
+    company (`check_rows`: B + 1 rows); a model that sorts its batch and does not sort back, or
+    whose rows depend on each other, raises instead of giving wrong answers and maps.
+    `check=False` skips that call.
     """
 
     def __init__(
-        self, model: VQAModel, layer: Layers, *, to_grid: Grid | None = None
+        self, model: VQAModel, layer: Layers, *, to_grid: Grid | None = None, check: bool = True
     ) -> None:
         if not isinstance(model, VQAModel):
             raise TypeError(
@@ -71,6 +94,7 @@ class VQAExplainer:
         self.model = model
         self.layer = layer
         self.to_grid = to_grid
+        self.check = check
 
     def explain(
         self,
@@ -98,7 +122,7 @@ class VQAExplainer:
         top_k = min(top_k, len(self.model.answers))
         tokens = move_to(self.model.tokenize(list(questions)), images.device)
         batch = images.shape[0]
-        _check_rows(tokens, batch)
+        _check_row_counts(tokens, batch)
         if method in PIXEL_SPACE_METHODS:
             if counterfactual:
                 raise ValueError(
@@ -118,12 +142,31 @@ class VQAExplainer:
             taps.release()
         probabilities = torch.softmax(logits[:, 0].detach(), dim=1).gather(1, best)
         answers = [[self.model.answers[i] for i in row] for row in best.tolist()]
+        self._check_answers(images, tokens, best, scores, answers)
         size = size or images.shape[-2:]
         maps = fused_maps(grids, scores, method, size, answers)
         against = None
         if counterfactual:
             against = fused_maps(grids, scores, "counterfactual", size, answers)
         return VQAExplanation(answers, probabilities, maps, against)
+
+    def _check_answers(
+        self, images: Tensor, tokens: object, best: Tensor, scores: Tensor, answers: list
+    ) -> None:
+        """With `check`, raise unless the explained logits `scores` `[B, k]` of answers `best`
+        are those of a plain call of the images in another order and company (`check_rows`)."""
+        if not self.check:
+            return
+
+        def plain(rows: Tensor) -> Tensor:
+            return self.model(images[rows], question_rows(tokens, rows)).gather(1, best[rows])
+
+        with explaining(self.model, images.device):
+            check_rows(
+                self.model, scores, plain, None, VQA_RULES,
+                lambda question, rank: f"the logit of answer {answers[question][rank]!r} (top "
+                f"{rank + 1}) of question {question}",
+            )  # fmt: skip
 
     def _top_answers(
         self, images: Tensor, tokens: object, top_k: int
@@ -143,6 +186,7 @@ class VQAExplainer:
         maps = perturbation_maps(
             method, self.model, images, ClassLogits(best), self.model, (tokens,), answers, options
         )
+        self._check_answers(images, tokens, best, maps.scores, answers)  # the unperturbed call
         return VQAExplanation(answers, probabilities, maps, None)
 
     def _explain_by_rule(
@@ -158,6 +202,7 @@ class VQAExplainer:
             ClassLogit(best.flatten()),
             forward_args=(repeat_rows(tokens, top_k),),
         )
+        self._check_answers(images, tokens, best, scores.view(batch, top_k), answers)
         maps = pixel_explanation(
             gradients.view(batch, top_k, *gradients.shape[1:]),
             scores.view(batch, top_k),
@@ -172,12 +217,19 @@ def repeat_rows(questions: Tensor | Mapping | Sequence, times: int) -> Tensor | 
 
     A mapping (a tokenizer's `BatchEncoding`: input ids, attention mask, ...) has each of its
     values repeated."""
+    rows = torch.arange(_row_count(questions)).repeat_interleave(times)
+    return question_rows(questions, rows)
+
+
+def question_rows(questions: Tensor | Mapping | Sequence, rows: Tensor) -> Tensor | dict | list:
+    """The question input of rows `rows` `[R]` of the batch, in that order (rows may repeat):
+    a tensor indexed along dim 0, a mapping's values alike, a list's entries."""
     if isinstance(questions, Tensor):
-        return questions.repeat_interleave(times, dim=0)
+        return questions[rows.to(questions.device)]
     if isinstance(questions, Mapping):
-        return {key: repeat_rows(value, times) for key, value in questions.items()}
-    if isinstance(questions, Sequence):
-        return [question for question in questions for _ in range(times)]
+        return {key: question_rows(value, rows) for key, value in questions.items()}
+    if isinstance(questions, Sequence) and not isinstance(questions, str):
+        return [questions[row] for row in rows.tolist()]
     raise TypeError(
         f"tokenize returned a {type(questions).__name__}; the explainer repeats each question's "
         "input once per mapped answer, so tokenize must return a tensor [B, ...], a mapping of "
@@ -185,7 +237,17 @@ def repeat_rows(questions: Tensor | Mapping | Sequence, times: int) -> Tensor | 
     )
 
 
-def _check_rows(questions: Tensor | Mapping | Sequence, batch: int) -> None:
+def _row_count(questions: object) -> int:
+    """The number of questions in a question input (a mapping: its first value's); 0 for what
+    `question_rows` refuses."""
+    if isinstance(questions, Mapping):
+        return _row_count(next(iter(questions.values()), None))
+    if isinstance(questions, Tensor):
+        return questions.shape[0]
+    return len(questions) if isinstance(questions, Sequence) else 0
+
+
+def _check_row_counts(questions: Tensor | Mapping | Sequence, batch: int) -> None:
     """Every per-question input has one row per image, so replicas line up with their image."""
     values = questions.values() if isinstance(questions, Mapping) else [questions]
     for value in values:

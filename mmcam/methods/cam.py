@@ -16,7 +16,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mmcam.core.explanation import Explanation, normalize_maps, upsample_maps
+from mmcam.core.explanation import (
+    Explanation,
+    negligible_ratio,
+    normalize_maps,
+    upsample_maps,
+)
+from mmcam.core.model_state import explaining
 from mmcam.core.tap import Tap
 from mmcam.core.targets import ClassLogit, Target
 from mmcam.methods.formulas import GRADIENT_METHODS, cam_weights, gradient_map, weighted_map
@@ -57,15 +63,19 @@ def maps_from_gradients(
 
 def negligible_maps(method: str, activations: Tensor, gradients: Tensor, raw: Tensor) -> Tensor:
     """`[N]` bool: map n is rounding noise. Criterion: its largest value is at most
-    1000 eps (float32: 1.2e-4) times the largest value of the uncancelled map, the same method
-    on |A| and |dY/dA| (every term counted with its magnitude, none cancelling). A K-term float
+    `negligible_ratio` (1.2e-4 in float32 and float64, 4 epsilons in float16 / bfloat16) times
+    the largest value of the uncancelled map, the same method on |A| and |dY/dA| (every term
+    counted with its magnitude, none cancelling), compared in at least float32. A K-term float
     sum carries a rounding error of about K eps of its terms' magnitude, so a map that small
-    shows the rounding, not the model: HiResCAM on a model that normalises each cell's features
-    (sum_k G_k A_k = 0 exactly there, by Euler's theorem for a scale-invariant function)."""
-    uncancelled = GRADIENT_METHODS[method](activations.abs(), gradients.abs()).abs()
-    eps = torch.finfo(raw.dtype).eps
-    peak = raw.flatten(-2).amax(dim=-1)
-    return (peak > 0) & (peak <= 1000 * eps * uncancelled.flatten(-2).amax(dim=-1))
+    shows the rounding, or a cancellation no precision would show as evidence, not the model:
+    HiResCAM on a model that normalises each cell's features (sum_k G_k A_k = 0 exactly there,
+    by Euler's theorem for a scale-invariant function)."""
+    precise = torch.promote_types(raw.dtype, torch.float32)
+    magnitudes = activations.abs().to(precise), gradients.abs().to(precise)
+    uncancelled = GRADIENT_METHODS[method](*magnitudes).abs().flatten(-2).amax(dim=-1)
+    peak = raw.flatten(-2).amax(dim=-1).to(precise)
+    ratio = negligible_ratio(activations.dtype, gradients.dtype)
+    return (peak > 0) & (peak <= ratio * uncancelled)
 
 
 def fused_maps(
@@ -116,10 +126,14 @@ def explain(
     layer: str | nn.Module,
     method: str = "gradcam",
 ) -> Explanation:
-    """One call for a single-input model: run it on `inputs` [B, C, H, W] and explain `target`."""
-    with Tap(model, layer) as tap:
-        scores = target(model(inputs))
-    return grad_cam(tap, scores, method, size=inputs.shape[-2:])
+    """One call for a single-input model: run it on `inputs` [B, C, H, W] and explain `target`.
+
+    The model is explained as the explainers explain it (`explaining`: eval mode, parameters
+    frozen) and comes back exactly as it went in, also when the forward raises."""
+    with explaining(model, inputs.device):
+        with Tap(model, layer) as tap:
+            scores = target(model(inputs))
+        return grad_cam(tap, scores, method, size=inputs.shape[-2:])
 
 
 def _size(size: Sequence[int] | None) -> tuple[int, int] | None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import TinyCaptioner
+from tiny_models import TinyCaptioner, TinyCNN
 from torch import nn
 
 from mmcam.core.model_state import explaining
+from mmcam.core.targets import ClassLogit
 from mmcam.explainers.captioning import CaptionExplainer
+from mmcam.methods.cam import explain
 
 
 class Wrapper(nn.Module):
@@ -79,6 +81,49 @@ def test_state_comes_back_when_the_forward_raises():
         assert not any(p.requires_grad for p in model.parameters())
         raise RuntimeError("boom")
     assert state(model) == before
+
+
+class ClassifierInTraining(nn.Module):
+    """A classifier mid-training: the wrapper and its input BatchNorm in training mode (a forward
+    in that mode updates the running statistics), an `eval()` backbone, a frozen first conv.
+    `fail=True` makes the forward raise after the explained layer ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.norm = nn.BatchNorm2d(3)
+        self.cnn = TinyCNN().eval()
+        self.cnn.body[0].requires_grad_(False)
+        self.fail = False
+        self.seen: list[tuple[bool, bool]] = []  # (any module training, any parameter trainable)
+        self.cnn.features.register_forward_hook(self._record)
+
+    def _record(self, module, inputs, output):
+        training = any(m.training for m in self.modules())
+        self.seen.append((training, any(p.requires_grad for p in self.parameters())))
+
+    def forward(self, images):
+        logits = self.cnn(self.norm(images))
+        if self.fail:
+            raise RuntimeError("boom")
+        return logits
+
+
+def test_one_call_explain_restores_the_model_state_also_when_the_forward_raises():
+    model, images = ClassifierInTraining(), torch.randn(2, 3, 8, 8)
+    before = state(model)
+    assert {t for _, t in before[0]} == {True, False} and {f for _, f in before[1]} == {True, False}
+    buffers = {name: value.clone() for name, value in model.state_dict().items()}
+
+    explain(model, images, ClassLogit(0), "cnn.features")
+    model.fail = True
+    with pytest.raises(RuntimeError, match="boom"):
+        explain(model, images, ClassLogit(0), "cnn.features")
+
+    assert model.seen == [(False, False)] * 2  # explained in eval mode, parameters frozen
+    assert state(model) == before
+    assert all(torch.equal(value, buffers[name]) for name, value in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
 
 
 class ConvThenLSTM(nn.Module):
