@@ -164,4 +164,3 @@ def refined_boxes(
     resized = resize_map(maps.detach().float().cpu(), pixels.shape[:2])
     boxes = [refined_box(pixels, heat, settings) for heat in resized]
     return [[box] if box is not None else [] for box in boxes]
-

@@ -129,7 +129,6 @@ def box_randomization(
 
 
 def caption_boxed_rows(
-    rows: ExplainedRows,
     captions_words: Sequence[Sequence[str]],
     image_ids: Sequence[int],
     pictures: Sequence[object],
@@ -166,4 +165,3 @@ def vqa_boxed_rows(
         if truth:
             boxed.append(BoxedRow(index * top_k, picture, truth))
     return boxed
-

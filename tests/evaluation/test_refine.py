@@ -114,7 +114,11 @@ def guesses() -> dict[str, tuple[np.ndarray, torch.Tensor]]:
 
 @pytest.mark.parametrize(
     ("name", "flag"),
-    [("plain background", "no_edge"), ("whole image", "covers_image"), ("0.1% contrast", "low_mass")],
+    [
+        ("plain background", "no_edge"),
+        ("whole image", "covers_image"),
+        ("0.1% contrast", "low_mass"),
+    ],
 )
 def test_a_guessed_refined_box_is_flagged_and_scores_below_a_correct_box(name, flag):
     image, truth = noise_with_shape("rectangle")
