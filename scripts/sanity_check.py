@@ -11,6 +11,15 @@ learnt. Data randomisation: with --vqa-twin / --captioner-twin (a model trained 
 scripts/train_vqa.py --permute-answers / train_captioner.py --shuffle-captions) the twin's maps
 of the same targets are compared too.
 
+Box measure (when the split has instances; --no-boxes skips it, --boxes-only runs only it,
+quick enough for a larger --limit): the default method's default boxes (models/box_settings.json:
+HiResCAM at encoder.stem, refined, on the bundled models) of the targets naming an object in
+the image, from the trained model and from the cascading copies with the top layer and with
+every layer re-initialised; boxes that stay as accurate with a random model do not depend on
+the model (mmcam.runs.sanity_boxes states the criterion).
+
+    python scripts/sanity_check.py --root data/shapes --split test --limit 100 --boxes-only
+
     python scripts/sanity_check.py --root data/shapes --split val --limit 4
 
 Writes OUT/metrics.json, OUT/sanity_curves.png and OUT/sanity_<task>_<n>.png, prints a table
@@ -24,6 +33,7 @@ import argparse
 import json
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -32,6 +42,7 @@ from mmcam.core.model_state import explaining
 from mmcam.data.annotations import split_paths
 from mmcam.data.files import write_json
 from mmcam.data.images import load_image
+from mmcam.evaluation.box_settings import box_settings, default_method
 from mmcam.evaluation.map_similarity import map_similarity
 from mmcam.runs.inputs import read_caption_data, read_vqa_data
 from mmcam.runs.models import ExplainedModel, load_run_captioner, load_run_vqa, run_device
@@ -43,7 +54,14 @@ from mmcam.runs.sanity import (
     signed_maps,
     vqa_rows,
 )
+from mmcam.runs.sanity_boxes import (
+    BoxSanity,
+    box_randomization,
+    caption_boxed_rows,
+    vqa_boxed_rows,
+)
 from mmcam.runs.sanity_report import (
+    box_table,
     full_randomization,
     map_grids,
     plot_curves,
@@ -77,21 +95,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="label-randomised VQA model folder (default: %(default)s)")  # fmt: skip
     p.add_argument("--captioner-twin", help="caption-shuffled captioner folder")
     p.add_argument("--grids", type=int, default=2, help="images drawn per task (default: 2)")
+    p.add_argument("--no-boxes", action="store_true",
+                   help="skip the box measure (default boxes from randomised models)")  # fmt: skip
+    p.add_argument("--boxes-only", action="store_true",
+                   help="only the box measure: no map similarity, twin or figures")  # fmt: skip
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="out/sanity_check", help="output folder (default: %(default)s)")
     return p
 
 
 def _task_rows(task: str, loaded: ExplainedModel, args: argparse.Namespace) -> tuple:
-    """The rows of fixed targets, the images drawn, and their titles."""
+    """The rows of fixed targets, the images drawn, their titles, and the rows naming an object
+    with a ground-truth box (`BoxedRow`s; empty without an instances file)."""
     paths = split_paths(args.root, args.split)
     device = loaded.device
+    instances = paths["instances"] if Path(paths["instances"]).is_file() else None
     if task == "captions":
-        data = read_caption_data(paths["captions"], paths["images"], limit=args.limit)
+        data = read_caption_data(paths["captions"], paths["images"], instances, limit=args.limit)
     else:
-        data = read_vqa_data(paths["questions"], paths["images"], limit=args.limit)
-    files = list(data.files.values())
-    pictures = [load_image(f) for f in files]
+        data = read_vqa_data(paths["questions"], paths["images"], None, instances, limit=args.limit)
+    ids = list(data.files)
+    pictures = [load_image(data.files[i]) for i in ids]
     images = torch.stack([loaded.preprocess(p) for p in pictures]).to(device)
     model = loaded.model
     if task == "captions":
@@ -100,12 +124,35 @@ def _task_rows(task: str, loaded: ExplainedModel, args: argparse.Namespace) -> t
         rows = caption_rows(model, images, captions, loaded.layer, loaded.to_grid)
         caption_row = [rows.kinds.index("caption") + i for i in range(len(captions))]
         titles = [f"caption: {rows.labels[r]}" for r in caption_row]
-        return rows, pictures, caption_row, titles
-    questions = [items[0].question for items in data.questions.values()]
+        words = [model.words(caption) for caption in captions]
+        boxed = (
+            caption_boxed_rows(words, ids, pictures, data.categories, data.instances)
+            if data.instances is not None
+            else []
+        )
+        return rows, pictures, caption_row, titles, boxed
+    questions = [data.questions[i][0].question for i in ids]
     rows = vqa_rows(model, images, questions, loaded.layer, args.top_k, loaded.to_grid)
     best = [i * args.top_k for i in range(len(questions))]
     titles = [f"{q} -> {rows.labels[r]}" for q, r in zip(questions, best, strict=True)]
-    return rows, pictures, best, titles
+    boxed = (
+        vqa_boxed_rows(questions, ids, pictures, data.categories, data.instances, args.top_k)
+        if data.instances is not None
+        else []
+    )
+    return rows, pictures, best, titles, boxed
+
+
+def _box_measure(rows, boxed, loaded: ExplainedModel, args) -> BoxSanity:
+    """The default method's default boxes of `boxed` rows, trained against randomised models."""
+    default = default_method()
+    method = default.method
+    layer = default.layer_for(loaded.model, method) or loaded.layer
+    at_default = replace(rows, layer=layer)
+    return box_randomization(
+        loaded.model, at_default, boxed, method, box_settings(method), layers=args.layers,
+        seed=args.seed,
+    )  # fmt: skip
 
 
 def _twin_similarity(rows: ExplainedRows, trained: dict, twin: ExplainedModel, args) -> dict:
@@ -114,62 +161,83 @@ def _twin_similarity(rows: ExplainedRows, trained: dict, twin: ExplainedModel, a
     return {m: map_similarity(trained[m], maps[m]).means() for m in args.methods}
 
 
+def _similarity_check(task, loaded, rows, pictures, kept, titles, args, line) -> tuple:
+    """The parameter (and data) randomisation check of every method: its result, its metrics
+    (also added to the JSON `line`) and its timing against one plain pass."""
+    images = len(pictures)
+    kept, pictures, titles = kept[: args.grids], pictures[: args.grids], titles[: args.grids]
+    start, cpu = time.perf_counter(), time.process_time()
+    trained = signed_maps(rows, loaded.model, args.methods, tuple(args.occlusion))
+    plain, plain_cpu = time.perf_counter() - start, time.process_time() - cpu
+    start, cpu = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # modules that never run: reported below
+        result = model_randomization(
+            loaded.model, rows, methods=args.methods, layers=args.layers, seed=args.seed,
+            occlusion_grid=tuple(args.occlusion), keep_rows=kept, trained_maps=trained,
+        )  # fmt: skip
+    check, check_cpu = time.perf_counter() - start, time.process_time() - cpu
+    for order in ("cascading", "independent"):
+        print(f"\n[{task}: {len(rows.kinds)} targets of {images} images]")
+        print(similarity_table(result, order), end="")
+    metrics = {"targets": len(rows.kinds), **result_metrics(result)}
+    line["spearman_full_randomisation"][task] = full_randomization(result)
+    line["spearman_abs_full_randomisation"][task] = full_randomization(result, "spearman_abs")
+    twin_folder = {"captions": args.captioner_twin, "vqa": args.vqa_twin}[task]
+    if twin_folder:
+        loader = {"captions": load_run_captioner, "vqa": load_run_vqa}[task]
+        twin = loader(twin_folder, device=loaded.device, layer=args.layer)
+        similarity = _twin_similarity(rows, result.trained_maps, twin, args)
+        metrics["label_randomised_twin"] = {"model": twin_folder, **similarity}
+        line["spearman_label_randomised_twin"][task] = {
+            m: s["spearman"] for m, s in similarity.items()
+        }
+        print(f"label-randomised twin ({twin_folder}), mean spearman / ssim:")
+        for m, s in similarity.items():
+            print(f"  {m:>16}: {s['spearman']:+.3f}  {s['ssim']:+.3f}")
+    map_grids(result, pictures, titles, Path(args.out), task)
+    timing = {
+        "plain_pass_s": round(plain, 2), "check_s": round(check, 2),
+        "ratio": round(check / plain, 1), "plain_pass_cpu_s": round(plain_cpu, 2),
+        "check_cpu_s": round(check_cpu, 2), "cpu_ratio": round(check_cpu / plain_cpu, 1),
+    }  # fmt: skip
+    print(f"{task}: check {check:.1f} s = {check / plain:.1f} x one plain pass of all "
+          f"methods over the same targets ({plain:.2f} s); CPU time {check_cpu:.1f} s = "
+          f"{check_cpu / plain_cpu:.1f} x {plain_cpu:.2f} s")  # fmt: skip
+    return result, metrics, timing
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     if (args.checkpoint or args.hf) and args.task == "both":
         raise SystemExit("--checkpoint / --hf name one model: give --task captions or --task vqa")
+    if args.boxes_only and args.no_boxes:
+        raise SystemExit("--boxes-only and --no-boxes leave nothing to check: give one")
     device = run_device(args.device)
     out = Path(args.out)
     tasks = ["captions", "vqa"] if args.task == "both" else [args.task]
     loaders = {"captions": load_run_captioner, "vqa": load_run_vqa}
-    twins = {"captions": args.captioner_twin, "vqa": args.vqa_twin}
     results, metrics, line = {}, {}, {"spearman_full_randomisation": {}}
     line["spearman_abs_full_randomisation"] = {}
     line["spearman_label_randomised_twin"] = {}
+    line["boxes"] = {}
     timing = {}
     for task in tasks:
         loaded = loaders[task](args.checkpoint, device=device, layer=args.layer, hf=args.hf)
-        rows, pictures, kept, titles = _task_rows(task, loaded, args)
-        images = len(pictures)
-        kept, pictures, titles = kept[: args.grids], pictures[: args.grids], titles[: args.grids]
-        start, cpu = time.perf_counter(), time.process_time()
-        trained = signed_maps(rows, loaded.model, args.methods, tuple(args.occlusion))
-        plain, plain_cpu = time.perf_counter() - start, time.process_time() - cpu
-        start, cpu = time.perf_counter(), time.process_time()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # modules that never run: reported below
-            result = model_randomization(
-                loaded.model, rows, methods=args.methods, layers=args.layers, seed=args.seed,
-                occlusion_grid=tuple(args.occlusion), keep_rows=kept, trained_maps=trained,
-            )  # fmt: skip
-        check, check_cpu = time.perf_counter() - start, time.process_time() - cpu
-        results[task] = result
-        for order in ("cascading", "independent"):
-            print(f"\n[{task}: {len(rows.kinds)} targets of {images} images]")
-            print(similarity_table(result, order), end="")
-        metrics[task] = {"targets": len(rows.kinds), **result_metrics(result)}
-        line["spearman_full_randomisation"][task] = full_randomization(result)
-        line["spearman_abs_full_randomisation"][task] = full_randomization(result, "spearman_abs")
-        if twins[task]:
-            twin = loaders[task](twins[task], device=device, layer=args.layer)
-            similarity = _twin_similarity(rows, result.trained_maps, twin, args)
-            metrics[task]["label_randomised_twin"] = {"model": twins[task], **similarity}
-            line["spearman_label_randomised_twin"][task] = {
-                m: s["spearman"] for m, s in similarity.items()
-            }
-            print(f"label-randomised twin ({twins[task]}), mean spearman / ssim:")
-            for m, s in similarity.items():
-                print(f"  {m:>16}: {s['spearman']:+.3f}  {s['ssim']:+.3f}")
-        map_grids(result, pictures, titles, out, task)
-        timing[task] = {
-            "plain_pass_s": round(plain, 2), "check_s": round(check, 2),
-            "ratio": round(check / plain, 1), "plain_pass_cpu_s": round(plain_cpu, 2),
-            "check_cpu_s": round(check_cpu, 2), "cpu_ratio": round(check_cpu / plain_cpu, 1),
-        }  # fmt: skip
-        print(f"{task}: check {check:.1f} s = {check / plain:.1f} x one plain pass of all "
-              f"methods over the same targets ({plain:.2f} s); CPU time {check_cpu:.1f} s = "
-              f"{check_cpu / plain_cpu:.1f} x {plain_cpu:.2f} s")  # fmt: skip
-    plot_curves(results, out / "sanity_curves.png")
+        rows, pictures, kept, titles, boxed = _task_rows(task, loaded, args)
+        metrics[task] = {}
+        if not args.boxes_only:
+            results[task], metrics[task], timing[task] = _similarity_check(
+                task, loaded, rows, pictures, kept, titles, args, line
+            )
+        if boxed and not args.no_boxes:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # as above
+                boxes = _box_measure(rows, boxed, loaded, args)
+            print(box_table(boxes), end="")
+            metrics[task]["boxes"] = line["boxes"][task] = boxes.metrics()
+    if results:
+        plot_curves(results, out / "sanity_curves.png")
     metrics["timing"] = timing
     metrics["command"] = vars(args)
     write_json(out / "metrics.json", metrics, indent=1)

@@ -2,6 +2,7 @@
 pointing metrics, COCO AP and CorLoc, faithfulness (deletion / insertion), caption metrics
 (pycocoevalcap, nltk BLEU) and VQA accuracy, the words that name categories. Imports core only."""
 
+from mmcam.evaluation.box_evidence import BoxEvidence, box_evidence
 from mmcam.evaluation.box_metrics import (
     DEFAULT_THRESHOLDS,
     POINTING_TOLERANCE,
@@ -49,6 +50,7 @@ __all__ = [
     "POINTING_TOLERANCE",
     "SPICE_UNAVAILABLE",
     "Box",
+    "BoxEvidence",
     "BoxSettings",
     "CategoryMention",
     "CausalCurve",
@@ -63,6 +65,7 @@ __all__ = [
     "WordCategories",
     "blur_image",
     "box_detection_metrics",
+    "box_evidence",
     "box_iou",
     "box_iou_matrix",
     "box_settings",

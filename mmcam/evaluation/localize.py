@@ -44,6 +44,9 @@ class Box:
     h: float
     score: float = 1.0
     refined: bool = False  # True: the image drew the extent (map + image), not the map alone
+    # Why the box is a guess rather than what the map shows (`mmcam.evaluation.box_evidence`:
+    # "covers_image", "peak_outside", "low_mass"); refined boxes carry them, empty: none found
+    flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         values = (self.x, self.y, self.w, self.h, self.score)

@@ -14,6 +14,10 @@ object. Here the map only seeds a colour segmentation of the image (GrabCut, Rot
 GrabCut fits a colour model to each side and cuts the image along colour edges; the box is the
 one around the foreground's connected component that holds the seed. A refined box is labelled
 (``Box.refined``): its extent comes from the image, so it must never be shown as the map's own.
+GrabCut grows whatever the seed touches, so the box is also judged by the map alone
+(`mmcam.evaluation.box_evidence`): its score is the map's mass inside it beyond its share of the
+image, and ``Box.flags`` says when it is a guess (it covers most of the image, the map's peak
+lies outside it, the map's mass inside it is low, or the image shows no edge around it).
 """
 
 from __future__ import annotations
@@ -25,9 +29,14 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from mmcam.evaluation.box_evidence import edge_contrast, with_evidence
 from mmcam.evaluation.localize import _EIGHT_CONNECTED, Box, resize_map
 
-__all__ = ["RefineSettings", "is_flat", "refined_box", "refined_boxes"]
+__all__ = ["MIN_IMAGE_SIDE", "RefineSettings", "is_flat", "refined_box", "refined_boxes"]
+
+MIN_IMAGE_SIDE = 3
+"""The smallest image side GrabCut is given: the image's outer frame is the background around the
+seed, so at least one pixel must lie inside it (OpenCV asserts when a side is empty)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,12 @@ def _as_image(image: object) -> np.ndarray:
             "the image for refined boxes must be 8-bit RGB [H, W, 3] (a PIL image or a uint8 "
             f"array), got dtype {array.dtype} and shape {array.shape}"
         )
+    if min(array.shape[:2]) < MIN_IMAGE_SIDE:
+        raise ValueError(
+            f"refined boxes need an image of at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} pixels "
+            f"(its frame is the background around the map's seed), got {array.shape[1]} x "
+            f"{array.shape[0]} (width x height); use the map's own box (boxes_from_map)"
+        )
     return np.ascontiguousarray(array)
 
 
@@ -97,8 +112,13 @@ def refined_box(
         settings: the seeds (`RefineSettings`); the defaults when None.
 
     Returns:
-        A `Box` with ``refined=True`` in the image's pixels, scored by the map's mean over the
-        segment; None for a flat map (no peak: see `is_flat`), which callers flag.
+        A `Box` with ``refined=True`` in the image's pixels, scored by the map's evidence inside
+        it and flagged when it is a guess (`mmcam.evaluation.box_evidence`: a flagged box
+        scores below every box with no flag); None for a flat map (no peak, also once resized
+        to the image: see `is_flat`), which callers flag.
+
+    Raises:
+        ValueError: the image is not 8-bit RGB, or has a side under `MIN_IMAGE_SIDE` pixels.
     """
     settings = settings or RefineSettings()
     pixels = _as_image(image)
@@ -106,8 +126,10 @@ def refined_box(
         raise ValueError(f"refined_box takes one [H, W] map, got shape {tuple(map.shape)}")
     if is_flat(map):
         return None
-    heat = resize_map(map.detach().float().cpu(), pixels.shape[:2]).numpy()
-    heat = heat - heat.min()
+    given = resize_map(map.detach().float().cpu(), pixels.shape[:2])
+    if is_flat(given):  # the peak fell between the image's pixels
+        return None
+    heat = given.numpy() - float(given.min())
     mask, sure = _seed_mask(heat, settings)
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))  # GrabCut's colour models
     cv2.setRNGSeed(0)  # its k-means start: the same box every run
@@ -119,14 +141,15 @@ def refined_box(
     labels, _ = ndimage.label(segment, structure=_EIGHT_CONNECTED)
     kept = np.isin(labels, np.unique(labels[sure]))  # the segment that holds the seed
     rows, cols = np.nonzero(kept)
-    return Box(
+    box = Box(
         x=float(cols.min()),
         y=float(rows.min()),
         w=float(cols.max() + 1 - cols.min()),
         h=float(rows.max() + 1 - rows.min()),
-        score=float(heat[kept].mean() / heat.max()),
         refined=True,
     )
+    edge = edge_contrast(pixels, kept)
+    return with_evidence(box, given, edge)  # the map as given: its contrast counts
 
 
 def refined_boxes(
@@ -141,4 +164,3 @@ def refined_boxes(
     resized = resize_map(maps.detach().float().cpu(), pixels.shape[:2])
     boxes = [refined_box(pixels, heat, settings) for heat in resized]
     return [[box] if box is not None else [] for box in boxes]
-

@@ -33,6 +33,8 @@ def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
     out["loc_accuracy"] = pick("loc_accuracy", "accuracy")
     out["loc_accuracy_threshold"] = pick("loc_accuracy", "threshold_accuracy")
     out["loc_accuracy_refined"] = pick("loc_accuracy", "refined_accuracy")
+    out["loc_accuracy_refined_unflagged"] = pick("loc_accuracy", "refined_unflagged_accuracy")
+    out["refined_flagged"] = pick("loc_accuracy", "refined_flagged")
     out["maxboxacc"] = pick("maxboxacc", "accuracy")
     out["pointing"] = pick("pointing", "accuracy")
     out["pointing_0px"] = pick("pointing_0px", "accuracy")
@@ -143,6 +145,7 @@ def _box_lines(metrics: Mapping[str, Any]) -> list[str]:
         f"localisation accuracy (IoU >= 0.5) at box threshold {located['threshold']:g}: "
         f"{number_text(located.get('threshold_accuracy'))}; refined (map + image): "
         f"{number_text(located.get('refined_accuracy'))}",
+        *_flagged_lines(located),
         "  threshold " + " ".join(f"{k:>5}" for k in located["sweep"]),
         "  accuracy  " + " ".join(f"{number_text(v, 2):>5}" for v in located["sweep"].values()),
         f"MaxBoxAcc (thresholds 0.00-0.99, step 0.01): {number_text(best['accuracy'])} "
@@ -176,6 +179,20 @@ def _box_lines(metrics: Mapping[str, Any]) -> list[str]:
                     f"{number_text(scores['coco_ap50'])}  CorLoc {number_text(scores['corloc'])}"
                 )
     return lines
+
+
+def _flagged_lines(located: Mapping[str, Any]) -> list[str]:
+    """The refined boxes flagged as guesses and the accuracy without them (records of layout 3)."""
+    if "refined_flagged" not in located:
+        return []
+    flags = ", ".join(f"{name} {count}" for name, count in located["refined_flags"].items())
+    return [
+        f"refined boxes flagged as guesses: {located['refined_flagged']} of {located['count']} "
+        f"({flags}); refined accuracy without them: "
+        f"{number_text(located['refined_unflagged_accuracy'])} "
+        f"({located['refined_unflagged_count']} maps), of them: "
+        f"{number_text(located['refined_flagged_accuracy'])}"
+    ]
 
 
 def _bad_data_lines(bad: Mapping[str, Any]) -> list[str]:

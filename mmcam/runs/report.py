@@ -14,7 +14,10 @@ of a large run cost little memory. `metrics.json` holds:
   normalised answers; a skipped or failed question scores 0) and `vqa_accuracy_answered`,
   per answer type, and `pointing_by_question_type` (scaled and 0 px);
 * both: `loc_accuracy` (the box around the largest component of map > threshold * max has
-  IoU >= 0.5 with a ground-truth box; `sweep` over thresholds 0.10 .. 0.50), `maxboxacc`
+  IoU >= 0.5 with a ground-truth box; `sweep` over thresholds 0.10 .. 0.50; the refined boxes
+  flagged as guesses, `refined_flagged` and by flag `refined_flags`, and the refined boxes'
+  accuracy without them, `refined_unflagged_accuracy` over `refined_unflagged_count` maps, and
+  of them, `refined_flagged_accuracy`: see `mmcam.evaluation.box_evidence`), `maxboxacc`
   (best accuracy over thresholds 0.00 .. 0.99), `pointing` (the pointing game at the run's
   tolerance: by default 15/224 of each image's shorter side) and `pointing_0px` (the peak
   inside the box), `per_category`, all over the maps whose category has a ground-truth object
@@ -33,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from mmcam.data.vocab import tokenize
+from mmcam.evaluation.box_evidence import BOX_FLAGS
 from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS
 from mmcam.evaluation.caption_metrics import SPICE_UNAVAILABLE, caption_bleu, coco_caption_scores
 from mmcam.evaluation.vqa_accuracy import vqa_evaluate
@@ -63,6 +67,8 @@ class BoxScores:
         self.tolerance_sum = 0.0  # pixels, over the maps scored
         self.located = 0
         self.by_kind = {"threshold": 0, "refined": 0}  # located by the map's own / refined box
+        self.flags = dict.fromkeys(BOX_FLAGS, 0)  # refined boxes flagged as guesses, by flag
+        self.flagged = [0, 0]  # [refined boxes flagged, of them located]
         self.sweep = np.zeros(len(DEFAULT_THRESHOLDS), dtype=np.int64)
         # [count, pointing, located, unmatched, pointing at 0 px]
         self.per_category: dict[str, list[int]] = {}
@@ -85,11 +91,29 @@ class BoxScores:
         self.located += located
         for kind in self.by_kind:
             self.by_kind[kind] += scored.get(f"{kind}_iou", 0.0) >= 0.5
+        flags = scored.get("refined_box_flags") or []
+        for flag in flags:
+            self.flags[flag] = self.flags.get(flag, 0) + 1
+        if flags:
+            self.flagged[0] += 1
+            self.flagged[1] += scored.get("refined_iou", 0.0) >= 0.5
         self.sweep += np.asarray(scored["box_hits"], dtype=np.int64)
         row[0] += 1
         row[1] += scored["pointing"]
         row[2] += located
         row[4] += scored["pointing_0px"]
+
+    def flagged_metrics(self) -> dict[str, Any]:
+        """The refined boxes flagged as guesses, and the refined boxes' accuracy without them."""
+        flagged, hits = self.flagged
+        unflagged = self.count - flagged
+        return {
+            "refined_flagged": flagged,
+            "refined_flags": dict(self.flags),
+            "refined_unflagged_accuracy": _fraction(self.by_kind["refined"] - hits, unflagged),
+            "refined_unflagged_count": unflagged,
+            "refined_flagged_accuracy": _fraction(hits, flagged),
+        }
 
     def tolerance_metrics(self) -> dict[str, Any]:
         """How far outside a box a peak may lie: the rule, and its mean in pixels."""
@@ -113,6 +137,7 @@ class BoxScores:
                 "iou_threshold": 0.5,
                 "count": self.count,
                 **{f"{k}_accuracy": _fraction(n, self.count) for k, n in self.by_kind.items()},
+                **self.flagged_metrics(),
                 "sweep": {k: s for k, s, show in zip(keys, sweep, shown, strict=True) if show},
             },
             "maxboxacc": {

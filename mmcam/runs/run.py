@@ -81,8 +81,9 @@ from mmcam.runs.report import caption_metrics, vqa_metrics
 __all__ = ["RunResult"]
 
 # The layout of the records a run's parts hold. Raised when it changes (2: deletion AUC keyed
-# "map", both boxes' scores kept), so a resume never mixes records of two layouts.
-RECORDS_LAYOUT = 2
+# "map", both boxes' scores kept; 3: refined boxes' flags, scored by the map's evidence), so a
+# resume never mixes records of two layouts.
+RECORDS_LAYOUT = 3
 
 
 # ----------------------------------------------------------------------------- the run

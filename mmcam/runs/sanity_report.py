@@ -17,6 +17,7 @@ from torch import Tensor  # noqa: E402
 
 from mmcam.evaluation.map_similarity import MapSimilarity  # noqa: E402
 from mmcam.runs.sanity import SanityResult  # noqa: E402
+from mmcam.runs.sanity_boxes import BoxSanity  # noqa: E402
 from mmcam.visualize import PanelRow, map_grid, save_figure  # noqa: E402
 
 
@@ -55,6 +56,31 @@ def result_metrics(result: SanityResult) -> dict:
             for order, steps in result.similarity.items()
         },
     }
+
+
+def box_table(result: BoxSanity) -> str:
+    """The default boxes' accuracy from the trained and the randomised models, and the verdict."""
+    lines = [
+        f"default boxes ({result.method} at {result.layer}, {result.count} maps naming an object): "
+        "localisation accuracy (IoU >= 0.5), boxes flagged as guesses"
+    ]
+    for step in ["trained", *result.steps]:
+        shown = step if step == "trained" else f"..{step} random"
+        verdict = ""
+        if step != "trained":
+            fell = "fell" if result.depends(step) else "did not fall"
+            verdict = f"  ({fell}: needs a drop over {result.drop_needed(step):.3f})"
+        lines.append(
+            f"  {shown:<28} {result.accuracy[step]:.3f}  flagged {result.flagged[step]}{verdict}"
+        )
+    last = result.steps[-1]
+    lines.append(
+        f"  the boxes depend on the model: they fall with the layers down to {last} random"
+        if result.depends_on_model
+        else f"  the boxes do NOT depend on the model: they stay as accurate with the layers down "
+        f"to {last} random"
+    )
+    return "\n".join(lines) + "\n"
 
 
 def full_randomization(result: SanityResult, measure: str = "spearman") -> dict[str, float | None]:

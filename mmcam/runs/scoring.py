@@ -62,7 +62,9 @@ def score_map(
 ) -> dict:
     """One map (input resolution) judged in the original image's pixels: its own box at the box
     threshold, the refined box (map + image, when `image`, the original 8-bit RGB, is given),
-    the default of the two (`options.boxes`) as `box`, and, when the ground truth has boxes,
+    the default of the two (`options.boxes`) as `box`, the refined box's flags (why it is a
+    guess, `mmcam.evaluation.box_evidence`; its score is the map's evidence inside it), and, when
+    the ground truth has boxes,
     pointing (at the run's tolerance, None: 15/224 of the image's shorter side, and at 0 px),
     each box's IoU and the hits of the threshold sweep (`DEFAULT_THRESHOLDS`, IoU >= 0.5)."""
     heat = resize_map(heat.detach().float().cpu(), size)
@@ -82,6 +84,7 @@ def score_map(
         "threshold_box_score": found.threshold.score if found.threshold else None,
         "refined_box": found.refined.to_list() if found.refined else None,
         "refined_box_score": found.refined.score if found.refined else None,
+        "refined_box_flags": list(found.refined.flags) if found.refined else None,
         "flat_map": found.flat,
         "gt_boxes": truth,
     }

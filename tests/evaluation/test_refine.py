@@ -1,12 +1,21 @@
-"""Refined boxes (map + image): the map seeds GrabCut, the image draws the object's extent."""
+"""Refined boxes (map + image): the map seeds GrabCut, the image draws the object's extent, and
+a box the map does not support is flagged and scored below one it does."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from mmcam.evaluation.box_evidence import LOW_EXCESS, box_evidence
 from mmcam.evaluation.box_settings import BoxSettings, box_settings, map_boxes
-from mmcam.evaluation.refine import RefineSettings, is_flat, refined_box, refined_boxes
+from mmcam.evaluation.localize import Box
+from mmcam.evaluation.refine import (
+    MIN_IMAGE_SIDE,
+    RefineSettings,
+    is_flat,
+    refined_box,
+    refined_boxes,
+)
 
 
 def noise_with_shape(kind: str) -> tuple[np.ndarray, list[int]]:
@@ -87,3 +96,67 @@ def test_box_settings_are_read_from_the_table(tmp_path):
     assert box_settings("hirescam", table) == BoxSettings(0.3, "refined", 0.7, 0.05)
     assert box_settings("gradcam", table) == BoxSettings()
     assert box_settings("gradcam", tmp_path / "missing.json") == BoxSettings()
+
+
+# ----------------------------------------------------------------------------- flagged guesses
+
+
+def guesses() -> dict[str, tuple[np.ndarray, torch.Tensor]]:
+    """Refined boxes the map does not support: (image, map) pairs."""
+    image, _ = noise_with_shape("rectangle")
+    plain = np.full((96, 96, 3), 120, dtype=np.uint8)
+    return {
+        "plain background": (plain, corner_map(24.0, 36.0)),
+        "whole image": (image, corner_map(48.0, 48.0, sigma=40.0)),
+        "0.1% contrast": (image, 1.0 + 1e-3 * corner_map(24.0, 36.0)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "flag"),
+    [
+        ("plain background", "no_edge"),
+        ("whole image", "covers_image"),
+        ("0.1% contrast", "low_mass"),
+    ],
+)
+def test_a_guessed_refined_box_is_flagged_and_scores_below_a_correct_box(name, flag):
+    image, truth = noise_with_shape("rectangle")
+    right = refined_box(image, corner_map(24.0, 36.0))
+    np.testing.assert_allclose(right.to_list(), truth, atol=1)
+    assert right.flags == () and right.score > 0.5
+    guess = refined_box(*guesses()[name])
+    assert flag in guess.flags, guess
+    assert guess.score < LOW_EXCESS <= right.score  # COCO AP ranks the right box first
+
+
+def test_every_flagged_box_scores_below_every_supported_one():
+    image, _ = noise_with_shape("rectangle")
+    heat = corner_map(24.0, 36.0)
+    boxes = [Box(x, y, w, h) for x in (0, 20, 30) for y in (0, 20) for w in (10, 40, 96)
+             for h in (10, 30, 96)]  # fmt: skip
+    evidence = [box_evidence(heat, box) for box in boxes]
+    flagged = [e.score for e in evidence if e.flags]
+    supported = [e.score for e in evidence if not e.flags]
+    assert flagged and supported and max(flagged) < LOW_EXCESS <= min(supported)
+
+
+def test_a_box_beside_the_maps_peak_is_flagged():
+    heat = corner_map(24.0, 36.0)
+    beside = box_evidence(heat, Box(40.0, 10.0, 30.0, 30.0))  # holds the map's tail, not its peak
+    assert not beside.peak_inside and "peak_outside" in beside.flags
+    on = box_evidence(heat, Box(30.0, 18.0, 12.0, 12.0))
+    assert on.peak_inside and on.flags == () and on.mass > 0.9
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (2, 40)])
+def test_an_image_too_small_to_segment_is_refused_with_the_minimum_size(size):
+    image = np.full((*size, 3), 100, dtype=np.uint8)
+    with pytest.raises(ValueError, match=f"at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} pixels"):
+        refined_box(image, corner_map(5.0, 5.0, size=16))
+
+
+def test_a_map_whose_peak_falls_between_the_images_pixels_gives_no_box():
+    heat = torch.zeros(16, 16)
+    heat[10, 5] = 1.0  # bilinear resizing to 3 rows reads rows 2-3, 7-8 and 12-13 only
+    assert refined_box(np.full((3, 40, 3), 100, dtype=np.uint8), heat) is None

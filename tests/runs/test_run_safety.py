@@ -30,6 +30,7 @@ from mmcam.runs.command_line import run_command
 from mmcam.runs.inputs import read_caption_data
 from mmcam.runs.output_folder import FolderLock
 from mmcam.runs.outputs import read_map
+from mmcam.runs.run import RECORDS_LAYOUT
 from mmcam.zoo.vqa_model import VQAConfig, VQANet, save_vqa_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,13 +94,17 @@ def test_resume_over_another_split_is_refused_and_overwrite_starts_afresh(data, 
     assert outputs(out) == outputs(tmp_path / "fresh")
 
 
-def test_a_run_written_by_an_older_record_layout_is_refused(data, tmp_path):
+@pytest.mark.parametrize("older", [None, 2])  # before the layout was stamped; before box flags
+def test_a_run_written_by_an_older_record_layout_is_refused(data, tmp_path, older):
     out = tmp_path / "out"
     explain_vqa(arguments(data, out))
     fingerprint = json.loads((out / "run.json").read_text())
-    fingerprint.pop("records")  # what a run written before the layout was stamped holds
+    fingerprint["records"] = older
+    if older is None:
+        fingerprint.pop("records")
     (out / "run.json").write_text(json.dumps(fingerprint))
-    with pytest.raises(RuntimeError, match="records changed .*records=None.*records=2"):
+    assert RECORDS_LAYOUT == 3
+    with pytest.raises(RuntimeError, match=f"records changed .*records={older}.*records=3"):
         explain_vqa(arguments(data, out))
 
 

@@ -43,6 +43,23 @@ def test_sanity_check_reports_both_tasks_figures_and_one_json_line(data, tmp_pat
     assert (out / "sanity_curves.png").is_file()
 
 
+def test_the_box_measure_alone_reports_each_tasks_default_boxes(data, tmp_path, capsys):
+    out = tmp_path / "out"
+    line = script("sanity_check").main(
+        ["--root", str(data), "--limit", "2", "--boxes-only", "--layers", "encoder.features.1",
+         "--out", str(out)]
+    )  # fmt: skip
+    assert "default boxes (hirescam at encoder.stem" in capsys.readouterr().out
+    assert line["spearman_full_randomisation"] == {} and not (out / "sanity_curves.png").exists()
+    for task in ("captions", "vqa"):
+        boxes = line["boxes"][task]
+        assert (boxes["method"], boxes["layer"]) == ("hirescam", "encoder.stem")  # the default's
+        assert set(boxes["accuracy"]) == {"trained", "encoder.features.1"} and boxes["maps"] > 0
+        assert boxes["depends_on_model"] == boxes["depends"]["encoder.features.1"]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["vqa"]["boxes"] == line["boxes"]["vqa"]
+
+
 def test_a_checkpoint_needs_one_task():
     with pytest.raises(SystemExit, match="give --task captions or --task vqa"):
         script("sanity_check").main(["--checkpoint", "models/vqa"])
