@@ -38,7 +38,6 @@ from mmcam.runs.options import RunOptions
 from mmcam.runs.readout import number_text
 from mmcam.runs.vqa import explain_vqa
 
-CAM_METHODS, PERTURBATION = COMPARED_CAMS, COMPARED_PERTURBATIONS
 LOWER_IS_BETTER = {"deletion_auc": True, "insertion_auc": False, "road_morf": True,
                    "road_lerf": False}  # fmt: skip
 SHORT = {"deletion_auc": "del", "insertion_auc": "ins", "road_morf": "MoRF", "road_lerf": "LeRF"}
@@ -73,7 +72,10 @@ def main(argv: list[str] | None = None) -> dict:
     explain = {"captions": explain_captions, "vqa": explain_vqa}
     default = default_method()
     small = min(args.perturbation_limit, args.limit)
-    runs = [(*run, small if run[0] in PERTURBATION else args.limit) for run in compared_methods()]
+    runs = [
+        (method, layer, small if method in COMPARED_PERTURBATIONS else args.limit)
+        for method, layer in compared_methods()
+    ]
     data = {limit: read_split(args.root, args.split, limit) for limit in {args.limit, small}}
     for split in data.values():
         questions = split["vqa"].questions
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
             options = RunOptions(
                 method=method, n_masks=args.masks, baselines=first, **measured
             )
-            where = model.layer if method in CAM_METHODS or layer else "input"
+            where = model.layer if method in COMPARED_CAMS or layer else "input"
             name = f"{method}@{where}_{limit}_{args.questions_per_image}q"
             metrics = explain[task](model, data[limit][task], Path(args.out) / task / name,
                                     options).metrics  # fmt: skip
