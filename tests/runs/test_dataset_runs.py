@@ -619,7 +619,8 @@ def test_hugging_face_models_run_through_the_same_scripts(dataset, tmp_path):
     with one_thread():  # occlusion needs no ReLU rule: it runs on the transformer
         occluded = script("explain_vqa").main(
             [*common, "--hf", str(tmp_path / "vilt"), "--out", str(tmp_path / "o"),
-             "--method", "occlusion", "--window", "16", "--deletion-steps", "0"]
+             "--method", "occlusion", "--window", "16", "--deletion-steps", "0",
+             "--road-fractions", "none"]
         )  # fmt: skip
     assert occluded["vqa_accuracy"] == vqa["vqa_accuracy"]  # the same answers
     with np.load(tmp_path / "o" / "maps.npz") as maps:
