@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
             model = load[task](layer=layer)
             architectures[task] = type(model.model).__name__
             options = RunOptions(
-                method=method, boxes="threshold", deletion_steps=0, workers=args.workers,
-                progress=False,
+                method=method, boxes="threshold", deletion_steps=0, road_fractions=(),
+                workers=args.workers, progress=False,
             )  # fmt: skip
             items = few[task] if method in PERTURBATION_METHODS else data[task]
             explain[task](model, items, out, options)

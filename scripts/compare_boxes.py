@@ -17,7 +17,6 @@ Prints a Markdown table per task and ends with one JSON line of the figures.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -25,13 +24,17 @@ from pathlib import Path
 from mmcam.evaluation.box_settings import box_settings, default_method
 from mmcam.runs.captions import explain_captions
 from mmcam.runs.inputs import read_split
-from mmcam.runs.models import load_run_captioner, load_run_vqa
+from mmcam.runs.models import (
+    COMPARED_CAMS,
+    COMPARED_PERTURBATIONS,
+    compared_methods,
+    compared_model,
+)
 from mmcam.runs.options import RunOptions
-from mmcam.runs.readout import summary
+from mmcam.runs.readout import number_text, summary
 from mmcam.runs.vqa import explain_vqa
 
-CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
-PERTURBATION = ("occlusion", "rise")  # at the dataset scripts' defaults
+CAM_METHODS, PERTURBATION = COMPARED_CAMS, COMPARED_PERTURBATIONS
 FIGURES = (
     "loc_accuracy_threshold", "loc_accuracy_refined", "corloc_threshold", "corloc_refined",
     "coco_ap50_threshold", "coco_ap50_refined", "pointing",
@@ -61,29 +64,22 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     explain = {"captions": explain_captions, "vqa": explain_vqa}
-    load = {"captions": load_run_captioner, "vqa": load_run_vqa}
     default = default_method()
     perturbation_limit = min(args.perturbation_limit, args.limit or args.perturbation_limit)
-    runs = [(method, None) for method in CAM_METHODS]
-    runs += [(default.method, "chosen"), ("layercam", args.fusion)]
-    runs += [("guided_backprop", None), *((method, None) for method in PERTURBATION)]
     figures: dict[str, list[dict]] = {"captions": [], "vqa": []}
     data = {
         limit: read_split(args.root, args.split, limit)
         for limit in {args.limit, perturbation_limit}
     }
     for task in ("captions", "vqa"):
-        for method, layer in runs:
-            model = load[task](layer=None if layer == "chosen" else layer)
-            if layer == "chosen":
-                chosen = default.layer_for(model.model, method)
-                if chosen is None:
-                    continue  # no layer was chosen for this model: the row above is the default
-                model = dataclasses.replace(model, layer=chosen)
+        for method, layer in compared_methods(args.fusion):
+            model = compared_model(task, method, layer)
+            if model is None:
+                continue  # no layer was chosen for this model: the row above is the default
             limit = perturbation_limit if method in PERTURBATION else args.limit
             options = RunOptions.with_boxes(
-                box_settings(method), method=method, deletion_steps=0, workers=args.workers,
-                progress=False,
+                box_settings(method), method=method, deletion_steps=0, road_fractions=(),
+                workers=args.workers, progress=False,
             )  # fmt: skip
             where = model.layer if method in CAM_METHODS else "input"
             out = Path(args.out) / task / f"{method}@{where}"
@@ -105,9 +101,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _table(rows: list[dict]) -> str:
-    def number(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
     lines = [
         "| method | layer | images | maps | pointing | own box: loc acc / CorLoc / AP50 "
         "| refined: loc acc / CorLoc / AP50 |",
@@ -117,13 +110,14 @@ def _table(rows: list[dict]) -> str:
         name = f"**{row['method']}** (default)" if row["default"] else row["method"]
         own, refined = (
             " / ".join(
-                number(row[f"{name}_{kind}"]) for name in ("loc_accuracy", "corloc", "coco_ap50")
+                number_text(row[f"{name}_{kind}"])
+                for name in ("loc_accuracy", "corloc", "coco_ap50")
             )
             for kind in ("threshold", "refined")
         )
         lines.append(
             f"| {name} | `{row['layer']}` | {row['images']} | {row['maps']} | "
-            f"{number(row['pointing'])} | {own} | {refined} |"
+            f"{number_text(row['pointing'])} | {own} | {refined} |"
         )
     return "\n".join(lines)
 

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", default="out/evaluate_shapes", help="output folder (default: %(default)s)"
     )
-    add_run_arguments(parser, deletion=0)
+    add_run_arguments(parser, deletion=0, road=())
     return parser
 
 

@@ -1,5 +1,5 @@
 """Judging maps: boxes from maps (thresholded, or refined from the image: map + image), box and
-pointing metrics, COCO AP and CorLoc, faithfulness (deletion / insertion), caption metrics
+pointing metrics, COCO AP and CorLoc, faithfulness (deletion / insertion, ROAD), caption metrics
 (pycocoevalcap, nltk BLEU) and VQA accuracy, the words that name categories. Imports core only."""
 
 from mmcam.evaluation.box_evidence import BoxEvidence, box_evidence
@@ -38,16 +38,19 @@ from mmcam.evaluation.faithfulness import (
     center_gaussian_map,
     deletion_auc,
     insertion_auc,
+    map_support,
     random_map,
 )
 from mmcam.evaluation.localize import Box, boxes_from_map, boxes_from_maps, resize_map, smooth_maps
 from mmcam.evaluation.refine import RefineSettings, is_flat, refined_box, refined_boxes
+from mmcam.evaluation.road import ROAD_FRACTIONS, RoadCurve, linear_imputation, road_curve
 from mmcam.evaluation.vqa_accuracy import VQAReport, normalize_answer, vqa_accuracy, vqa_evaluate
 from mmcam.evaluation.word_categories import CategoryMention, WordCategories
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "POINTING_TOLERANCE",
+    "ROAD_FRACTIONS",
     "SPICE_UNAVAILABLE",
     "Box",
     "BoxEvidence",
@@ -61,6 +64,7 @@ __all__ = [
     "MaxBoxAcc",
     "PointingGame",
     "RefineSettings",
+    "RoadCurve",
     "VQAReport",
     "WordCategories",
     "blur_image",
@@ -80,8 +84,10 @@ __all__ = [
     "energy_in_box",
     "insertion_auc",
     "is_flat",
+    "linear_imputation",
     "localization_accuracy",
     "map_boxes",
+    "map_support",
     "max_box_acc",
     "normalize_answer",
     "pointing_game",
@@ -89,6 +95,7 @@ __all__ = [
     "refined_box",
     "refined_boxes",
     "resize_map",
+    "road_curve",
     "scaled_pointing_tolerance",
     "smooth_maps",
     "vqa_accuracy",

@@ -16,6 +16,7 @@ from mmcam.runs.chunks import (
     LoadedChunk,
     Shard,
 )
+from mmcam.runs.faithfulness import faithfulness_scores
 from mmcam.runs.inputs import (
     CaptionData,
     image_batches,
@@ -28,7 +29,6 @@ from mmcam.runs.options import RunOptions
 from mmcam.runs.run import RunResult, run_dataset
 from mmcam.runs.scoring import (
     caption_score,
-    deletion_aucs,
     ground_truth_boxes,
     save_run_figure,
     score_map,
@@ -100,14 +100,15 @@ def _caption_chunk(
                     }
                 )
             record["mentions"] = mentions
-            if options.deletion_steps:
-                record["deletion_auc"] = deletion_aucs(
+            record.update(
+                faithfulness_scores(
                     images[row],
                     smooth_maps(result.caption.maps[index], options.smooth),
                     caption_score(model.model, caption),
-                    options.deletion_steps,
+                    options,
                     image_id,
                 )
+            )
             if positions[image_id] < options.save_figures:
                 boxes = [[] for _ in words]
                 for mention in mentions:

@@ -3,6 +3,7 @@ a refusal ends a command."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
@@ -106,7 +107,9 @@ def print_run(result: RunResult | None, out: str | Path) -> dict | None:
     return line
 
 
-def add_run_arguments(parser: Any, *, deletion: int = 20) -> None:
+def add_run_arguments(
+    parser: Any, *, deletion: int = 20, road: tuple[float, ...] = (0.2, 0.5, 0.8)
+) -> None:
     """The options every dataset script shares (a `RunOptions` each), on an argparse parser."""
     group = parser.add_argument_group("explaining and scoring")
     group.add_argument(
@@ -193,8 +196,25 @@ def add_run_arguments(parser: Any, *, deletion: int = 20) -> None:
         "--deletion-steps",
         type=int,
         default=deletion,
-        help="deletion AUC in this many steps for the map, a random map and a centre Gaussian "
-        "(3 x (steps + 1) forward passes per item); 0 skips it (default: %(default)s)",
+        help="deletion and insertion AUC in this many steps for the map, a random map and a "
+        "centre Gaussian (6 x (steps + 1) forward passes per item, more where a step cuts "
+        "through tied pixels); 0 skips both (default: %(default)s)",
+    )
+    group.add_argument(
+        "--tie-orders",
+        type=int,
+        default=4,
+        help="deletion and insertion: mean over this many random orders of a map's tied "
+        "pixels (a sparse map's zeros), seeded by the item (default: %(default)s)",
+    )
+    group.add_argument(
+        "--road-fractions",
+        type=fraction_list,
+        default=road,
+        metavar="R,R,...",
+        help="ROAD (remove and debias, most and least relevant first) of the map and both "
+        "baselines at these shares of removed pixels, one sparse solve each; 'none' skips it "
+        f"(default: {','.join(f'{r:g}' for r in road) or 'none'})",
     )
     group.add_argument(
         "--save-figures",
@@ -243,6 +263,21 @@ def add_run_arguments(parser: Any, *, deletion: int = 20) -> None:
     )
 
 
+def fraction_list(text: str) -> tuple[float, ...]:
+    """'0.2,0.5,0.8' -> (0.2, 0.5, 0.8); 'none' -> ()."""
+    if text.strip().lower() in ("none", ""):
+        return ()
+    try:
+        shares = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected shares like 0.2,0.5,0.8, got {text!r}"
+        ) from None
+    if not all(0 < share < 1 for share in shares):
+        raise argparse.ArgumentTypeError(f"shares must lie strictly between 0 and 1: {text!r}")
+    return shares
+
+
 def chosen_method(args: Any, model: ExplainedModel) -> ExplainedModel:
     """Fill in `args.method` when the command line named none (the table's default method) and
     return `model` at the layer chosen for that method and architecture, unless `--layer` named
@@ -264,6 +299,8 @@ def options_from_arguments(args: Any) -> RunOptions:
         smooth=args.smooth,
         pointing_tolerance=args.pointing_tolerance,
         deletion_steps=args.deletion_steps,
+        tie_orders=args.tie_orders,
+        road_fractions=args.road_fractions,
         max_length=getattr(args, "max_length", 20),
         beam_size=getattr(args, "beam_size", 1),
         top_k=getattr(args, "top_k", 3),

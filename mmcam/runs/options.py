@@ -26,7 +26,10 @@ class RunOptions:
     refine_seed: float = 0.5  # refined boxes: the peak's region above this fraction is sure
     refine_support: float = 0.15  # foreground; the map above this, probable foreground
     pointing_tolerance: float | None = None  # pixels; None: 15/224 of each image's shorter side
-    deletion_steps: int = 20  # 0: no deletion AUC
+    deletion_steps: int = 20  # deletion and insertion AUC in this many steps; 0: neither
+    tie_orders: int = 4  # ... averaged over this many random orders of tied pixels
+    road_fractions: tuple[float, ...] = (0.2, 0.5, 0.8)  # ROAD's removed shares; (): none
+    baselines: bool = True  # faithfulness of the random map and centre Gaussian too
     max_length: int = 20
     beam_size: int = 1
     top_k: int = 3
@@ -58,6 +61,7 @@ class RunOptions:
     def stamp(self) -> dict:
         """The fields that change the outputs (a perturbation method's settings only for it)."""
         kept = asdict(self)
+        kept["road_fractions"] = list(self.road_fractions)  # as run.json reads it back
         for name in ("workers", "progress", "overwrite"):
             kept.pop(name)
         used = _PERTURBATION_FIELDS.get(self.method, ())

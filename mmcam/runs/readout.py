@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mmcam.runs.faithfulness import FAITHFULNESS_KEYS
+
 __all__ = ["number_text", "report_text", "summary"]
 
 
@@ -43,8 +45,10 @@ def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
     for kind in ("threshold", "refined"):
         for name in ("coco_ap50", "corloc"):
             out[f"{name}_{kind}"] = metrics.get(f"boxes_{kind}", {}).get(name)
-    for name in ("map", "random", "center"):
-        out[f"deletion_auc_{name}"] = pick("deletion_auc", name)
+    for key in FAITHFULNESS_KEYS:
+        for name in ("map", "random", "center"):
+            out[f"{key}_{name}"] = pick(key, name)
+    out["map_support"] = metrics.get("map_support")
     bad = metrics["bad_data"]
     out["failed_images"] = bad["failed_images"]["count"]
     if metrics["task"] == "vqa":
@@ -111,16 +115,52 @@ def report_text(metrics: Mapping[str, Any]) -> str:
                 f"  {name:<24} {number_text(row['accuracy']):>6} "
                 f"{number_text(row['accuracy_0px']):>6}  {row['count']}"
             )
-    deletion = metrics["deletion_auc"]
-    if deletion:
-        lines.append(
-            f"deletion AUC ({metrics['method']} vs baselines, {deletion['steps']} steps, "
-            f"{deletion['count']} items; lower is more faithful): "
-            f"{metrics['method']} {number_text(deletion['map'])}  random "
-            f"{number_text(deletion['random'])}  centre {number_text(deletion['center'])}"
-        )
+    lines += _faithfulness_lines(metrics)
     lines += _bad_data_lines(metrics["bad_data"])
     return "\n".join(lines) + "\n"
+
+
+_MEASURES = {
+    "deletion_auc": ("deletion AUC", "lower"),
+    "insertion_auc": ("insertion AUC", "higher"),
+    "road_morf": ("ROAD most relevant first", "lower"),
+    "road_lerf": ("ROAD least relevant first", "higher"),
+}
+
+
+def _faithfulness_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """The map beside the random map and the centre Gaussian, one line per measure."""
+    found = {key: metrics.get(key) for key in _MEASURES if metrics.get(key)}
+    if not found:
+        return []
+    method = metrics["method"]
+    lines = [
+        f"faithfulness ({method}'s maps: mean support {number_text(metrics.get('map_support'))} "
+        "of the pixels non-zero):",
+        f"  {'measure':<26} {'better':>6} {method[:12]:>12} {'random':>8} {'centre':>8}  items",
+    ]
+    for key, row in found.items():
+        name, better = _MEASURES[key]
+        lines.append(
+            f"  {name:<26} {better:>6} {number_text(row['map']):>12} "
+            f"{number_text(row.get('random')):>8} {number_text(row.get('center')):>8}  "
+            f"{row['count']}"
+        )
+    curve = found.get("deletion_auc") or found.get("insertion_auc")
+    if curve:
+        lines.append(
+            f"  deletion and insertion in {curve['steps']} steps, tied pixels in random orders "
+            f"(mean of {curve['tie_orders']}); deletion to the zero input, insertion from the "
+            "blurred image"
+        )
+    road = found.get("road_morf") or found.get("road_lerf")
+    if road:
+        shares = ", ".join(f"{r:g}" for r in road["fractions"])
+        lines.append(
+            f"  ROAD: mean change of the score with {shares} of the pixels removed and "
+            "imputed (noisy linear imputation)"
+        )
+    return lines
 
 
 def _tolerance_text(pointing: Mapping[str, Any]) -> str:

@@ -24,8 +24,11 @@ of a large run cost little memory. `metrics.json` holds:
   in the image (null without an instances file); `coco_ap`, `coco_ap50`, `coco_ap75` and
   `corloc` of `boxes_results.json` over the named image-category pairs, with their counts in
   `box_detection` (added by `mmcam.runs.run`, see `mmcam.evaluation.detection_metrics`);
-  `deletion_auc` with `map` (the run's method), `random` and `center` (mean over items; lower
-  is more faithful); `bad_data` (ids and reasons).
+  `deletion_auc` and `insertion_auc` (ties in random orders) and `road_morf` and `road_lerf`
+  (ROAD's mean change of the score most / least relevant first), each with `map` (the run's
+  method), `random` and `center` (means over items; lower is more faithful for deletion and
+  ROAD most relevant first, higher for the others) and how they were measured;
+  `map_support` (the maps' mean share of non-zero pixels); `bad_data` (ids and reasons).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from mmcam.evaluation.box_evidence import BOX_FLAGS
 from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS
 from mmcam.evaluation.caption_metrics import SPICE_UNAVAILABLE, caption_bleu, coco_caption_scores
 from mmcam.evaluation.vqa_accuracy import vqa_evaluate
+from mmcam.runs.faithfulness import FAITHFULNESS_KEYS
 
 __all__ = ["BoxScores", "caption_metrics", "vqa_metrics"]
 
@@ -172,23 +176,36 @@ class BoxScores:
         }
 
 
-class _Deletion:
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-        self.sums: dict[str, float] = {}
-        self.count = 0
+class _Faithfulness:
+    """Means over items of each faithfulness measure's map and baselines, and of the maps'
+    support."""
 
-    def add(self, aucs: Mapping[str, float] | None) -> None:
-        if aucs:
-            self.count += 1
-            for name, value in aucs.items():
-                self.sums[name] = self.sums.get(name, 0.0) + value
+    def __init__(self, options: Any) -> None:
+        curve = {"steps": options.deletion_steps, "tie_orders": options.tie_orders}
+        road = {"fractions": list(options.road_fractions)}
+        self.settings = {"deletion_auc": curve, "insertion_auc": curve}
+        self.settings |= {"road_morf": road, "road_lerf": road}
+        self.sums: dict[str, dict[str, float]] = {key: {} for key in FAITHFULNESS_KEYS}
+        self.counts = dict.fromkeys(FAITHFULNESS_KEYS, 0)
+        self.support, self.supported = 0.0, 0
 
-    def metrics(self) -> dict[str, Any] | None:
-        if not self.count:
-            return None
-        means = {name: total / self.count for name, total in self.sums.items()}
-        return {**means, "count": self.count, "steps": self.steps}
+    def add(self, record: Mapping[str, Any]) -> None:
+        if record.get("map_support") is not None:
+            self.support += record["map_support"]
+            self.supported += 1
+        for key in FAITHFULNESS_KEYS:
+            if record.get(key):
+                self.counts[key] += 1
+                for name, value in record[key].items():
+                    self.sums[key][name] = self.sums[key].get(name, 0.0) + value
+
+    def metrics(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"map_support": _fraction(self.support, self.supported)}
+        for key in FAITHFULNESS_KEYS:
+            count = self.counts[key]
+            means = {name: total / count for name, total in self.sums[key].items()}
+            found[key] = {**means, "count": count, **self.settings[key]} if count else None
+        return found
 
 
 class _BadData:
@@ -236,7 +253,7 @@ def caption_metrics(
     images = 0
     bad = _BadData()
     boxes = BoxScores(options.box_threshold, options.pointing_tolerance, instances)
-    deletion = _Deletion(options.deletion_steps)
+    faithfulness = _Faithfulness(options)
     captions: dict[int, str] = {}
     empty = []
     for record in records:
@@ -250,7 +267,7 @@ def caption_metrics(
             captions[image_id] = record["caption"]
         for mention in record["mentions"]:
             boxes.add(mention, mention["category"])
-        deletion.add(record.get("deletion_auc"))
+        faithfulness.add(record)
     coco = coco_caption_scores(captions, references) if captions else None
     nltk_bleu = (
         caption_bleu(
@@ -290,7 +307,7 @@ def caption_metrics(
         if boxes.instances
         else None,
         **located,
-        "deletion_auc": deletion.metrics(),
+        **faithfulness.metrics(),
         "method": options.method,
         "boxes": options.boxes,
         "smooth": options.smooth,
@@ -305,7 +322,7 @@ def vqa_metrics(
     had ground-truth boxes."""
     bad = _BadData()
     boxes = BoxScores(options.box_threshold, options.pointing_tolerance, instances)
-    deletion = _Deletion(options.deletion_steps)
+    faithfulness = _Faithfulness(options)
     images: set[int] = set()
     questions, skipped = 0, {}
     predictions: dict[int, str] = {}
@@ -339,7 +356,7 @@ def vqa_metrics(
                 row[0] += 1
                 row[1] += record["pointing"]
                 row[2] += record["pointing_0px"]
-        deletion.add(record.get("deletion_auc"))
+        faithfulness.add(record)
     accuracy = answered = per_answer_type = None
     if annotations:
         report = vqa_evaluate(predictions, annotations)
@@ -368,7 +385,7 @@ def vqa_metrics(
                    "hits_0px": exact, "count": count}
             for name, (count, hits, exact) in sorted(by_type.items())
         },  # fmt: skip
-        "deletion_auc": deletion.metrics(),
+        **faithfulness.metrics(),
         "method": options.method,
         "boxes": options.boxes,
         "smooth": options.smooth,

@@ -3,10 +3,10 @@
 `explain_captions` captions each image, maps every word, and scores the maps of the words
 that name a category (`mmcam.evaluation.word_categories`) against the COCO instances, when given;
 `explain_vqa` answers each question, maps the top answers, and scores the top answer's map
-against the instances the question names. Both also measure faithfulness by deletion for the
-map and two baselines, a random map and a centre Gaussian: the generated caption's
-teacher-forced log-probability (against the whole caption's map), or the top answer's logit,
-as the most salient pixels are removed.
+against the instances the question names. Both also measure faithfulness (deletion, insertion
+and ROAD, `mmcam.runs.faithfulness`) for the map and two baselines, a random map and a centre
+Gaussian: the generated caption's teacher-forced log-probability (against the whole caption's
+map), or the top answer's logit, as pixels are removed or put back.
 
 The work goes through `mmcam.runs.chunks`: the items (images) are cut into fixed chunks; a
 DataLoader's workers read and preprocess a chunk's images while the model explains the
@@ -81,8 +81,9 @@ from mmcam.runs.report import caption_metrics, vqa_metrics
 __all__ = ["RunResult"]
 
 # The layout of the records a run's parts hold. Raised when it changes (2: deletion AUC keyed
-# "map", both boxes' scores kept; 3: refined boxes' flags, scored by the map's evidence), so a
-# resume never mixes records of two layouts.
+# "map", both boxes' scores kept; 3: refined boxes' flags and evidence score, ties in random
+# orders, insertion AUC, ROAD and the map's support), so a resume never mixes records of two
+# layouts.
 RECORDS_LAYOUT = 3
 
 

@@ -1,5 +1,6 @@
 """How a dataset run judges one map: its box, pointing, IoU and threshold sweep against the
-ground truth, its deletion AUC beside two baselines, and its figure."""
+ground truth, the scores its faithfulness is measured on (`mmcam.runs.faithfulness`), and its
+figure."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from mmcam.evaluation.box_metrics import (
     pointing_game,
 )
 from mmcam.evaluation.box_settings import MapBoxes, map_boxes
-from mmcam.evaluation.faithfulness import center_gaussian_map, deletion_auc, random_map
 from mmcam.evaluation.localize import boxes_from_map, resize_map
 from mmcam.explainers.captioning import caption_tokens
 from mmcam.explainers.vqa import move_to, repeat_rows
@@ -110,23 +110,6 @@ def stored_maps(explained: Explanation, row: int, count: int | None = None) -> n
     if explained.method in PIXEL_SPACE_METHODS:
         return explained.maps[row, :count].half().cpu().numpy()
     return explained.raw[row, :count].float().cpu().numpy()
-
-
-def deletion_aucs(
-    image: Tensor, heat: Tensor, score: Callable[[Tensor], Tensor], steps: int, seed: int
-) -> dict[str, float]:
-    """Deletion AUC of the map and of the random (seeded by the item) and centre baselines;
-    pixels go to the model's zero input (the data mean for normalised inputs)."""
-    size = tuple(heat.shape)
-    maps = {
-        "map": heat,
-        "random": random_map(size, seed=seed, device=heat.device),
-        "center": center_gaussian_map(size, device=heat.device),
-    }
-    return {
-        name: deletion_auc(image, saliency, score, steps=steps, batch_size=steps + 1).auc
-        for name, saliency in maps.items()
-    }
 
 
 def caption_score(model: nn.Module, caption: list[int]) -> Callable[[Tensor], Tensor]:

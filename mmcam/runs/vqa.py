@@ -22,6 +22,7 @@ from mmcam.runs.chunks import (
     LoadedChunk,
     Shard,
 )
+from mmcam.runs.faithfulness import faithfulness_scores
 from mmcam.runs.inputs import (
     LoadedImage,
     VQAData,
@@ -35,7 +36,6 @@ from mmcam.runs.options import RunOptions
 from mmcam.runs.run import RunResult, run_dataset
 from mmcam.runs.scoring import (
     answer_score,
-    deletion_aucs,
     ground_truth_boxes,
     save_run_figure,
     score_map,
@@ -118,14 +118,15 @@ def _vqa_chunk(
             maps = smooth_maps(result.maps.maps[row], options.smooth)  # [k, H, W]
             picture = load_image(data.files[item.image_id])  # refined boxes read the image
             record.update(score_map(maps[0], loaded.size, truth, options, picture))
-            if options.deletion_steps:
-                record["deletion_auc"] = deletion_aucs(
+            record.update(
+                faithfulness_scores(
                     images[row],
                     maps[0],
                     answer_score(model.model, item.question, answer_index[answer]),
-                    options.deletion_steps,
+                    options,
                     item.question_id,
                 )
+            )
             if positions[item.image_id] < options.save_figures:
                 sized = resize_map(maps.float().cpu(), loaded.size)
                 chances = result.probabilities[row].tolist()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import warnings
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +29,17 @@ from mmcam.data.vocab import Vocabulary, tokenize
 from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS
 from mmcam.evaluation.box_settings import default_method
 from mmcam.evaluation.caption_metrics import caption_bleu, coco_caption_scores
+from mmcam.evaluation.faithfulness import blur_image
 from mmcam.evaluation.localize import smooth_maps
 from mmcam.evaluation.vqa_accuracy import vqa_accuracy
 from mmcam.explainers.captioning import CaptionExplainer
 from mmcam.explainers.vqa import VQAExplainer
+from mmcam.runs.faithfulness import FAITHFULNESS_KEYS, faithfulness_scores
 from mmcam.runs.models import load_run_captioner, load_run_vqa
 from mmcam.runs.options import RunOptions
 from mmcam.runs.outputs import read_map
 from mmcam.runs.report import caption_metrics, vqa_metrics
-from mmcam.runs.scoring import deletion_aucs, ground_truth_boxes, score_map
+from mmcam.runs.scoring import ground_truth_boxes, score_map
 from mmcam.zoo.captioner import Captioner, CaptionerConfig, save_captioner
 from mmcam.zoo.vqa_model import VQAConfig, VQANet, save_vqa_model
 
@@ -48,7 +51,8 @@ MISSING, TRUNCATED, NOT_AN_IMAGE = 3, 4, 5
 GRAY, RGBA, SIXTEEN_BIT = 6, 7, 8
 NONSENSE_QUESTION = 199
 OPTIONS = [
-    "--chunk-size", "2", "--batch-size", "2", "--deletion-steps", "3",
+    "--chunk-size", "2", "--batch-size", "2", "--deletion-steps", "3", "--tie-orders", "2",
+    "--road-fractions", "0.5",
     "--pointing-tolerance", "0", "--workers", "1", "--no-progress",
 ]  # fmt: skip
 OUTPUTS = {
@@ -225,7 +229,14 @@ def test_captions_run_writes_results_maps_boxes_and_bleu_of_every_readable_image
     for kind in ("threshold", "refined"):
         assert line[f"corloc_{kind}"] == metrics[f"boxes_{kind}"]["corloc"]
         assert line[f"coco_ap50_{kind}"] == metrics[f"boxes_{kind}"]["coco_ap50"]
-    assert set(metrics["deletion_auc"]) >= {"map", "random", "center"}
+    for key in FAITHFULNESS_KEYS:  # deletion, insertion, ROAD most / least relevant first
+        assert set(metrics[key]) >= {"map", "random", "center", "count"}
+        assert metrics[key]["count"] == len([r for r in records if r.get("words")])
+        for name in ("map", "random", "center"):
+            assert line[f"{key}_{name}"] == metrics[key][name]
+    assert metrics["deletion_auc"]["steps"] == 3 and metrics["road_morf"]["fractions"] == [0.5]
+    assert 0 < metrics["map_support"] <= 1 and line["map_support"] == metrics["map_support"]
+    assert "ROAD most relevant first" in report and "mean support" in report
     assert sorted(p.name for p in (out / "figures").iterdir()) == ["1.png", "2.png"]
 
 
@@ -560,18 +571,35 @@ def test_vqa_metrics_score_skipped_and_failed_questions_zero():
     assert metrics["loc_accuracy"] is None
 
 
-def test_deletion_of_the_map_that_holds_the_evidence_beats_both_baselines():
-    image = torch.ones(1, 8, 8)
+def test_the_map_that_holds_the_evidence_beats_both_baselines_on_every_measure():
+    image = torch.zeros(1, 8, 8)
+    image[0, :2, :2] = 1.0  # a bright corner on black
 
     def score(images: torch.Tensor) -> torch.Tensor:  # the evidence: the top-left 2x2 corner
         return images[:, 0, :2, :2].mean(dim=(1, 2))
 
     heat = torch.zeros(8, 8)
     heat[:2, :2] = 1.0
-    aucs = deletion_aucs(image, heat, score, steps=16, seed=0)
-    # Deleting the 4 evidence pixels first (1/16 of the image) drops the score to 0 at once.
-    assert aucs["map"] == pytest.approx(0.5 / 16)
-    assert aucs["map"] < aucs["random"] and aucs["map"] < aucs["center"]
+    options = RunOptions(deletion_steps=16, road_fractions=(0.25, 0.75))
+    found = faithfulness_scores(image, heat, score, options, seed=0)
+    # Deleting the 4 evidence pixels first (1/16 of the image) drops the score to 0 at once;
+    # inserting them first brings it to 1 at once. ROAD removes the map's whole tie at a share:
+    # most relevant first everything (imputed as the zero input), least relevant first all
+    # but the corner (imputed from the corner alone: ones).
+    assert found["deletion_auc"]["map"] == pytest.approx(0.5 / 16)
+    blurred = float(score(blur_image(image)[None]))
+    assert found["insertion_auc"]["map"] == pytest.approx((blurred + 1) / 32 + 15 / 16)
+    assert found["road_morf"]["map"] == pytest.approx(-1.0, abs=0.05)
+    assert found["road_lerf"]["map"] == pytest.approx(0.0, abs=0.05)
+    assert found["map_support"] == 4 / 64
+    for key, lower in (("deletion_auc", True), ("insertion_auc", False), ("road_morf", True),
+                       ("road_lerf", False)):  # fmt: skip
+        for baseline in ("random", "center"):
+            mine, theirs = found[key]["map"], found[key][baseline]
+            assert (mine < theirs) if lower else (mine > theirs), (key, baseline)
+    alone = faithfulness_scores(image, heat, score, replace(options, baselines=False), seed=0)
+    assert alone["deletion_auc"] == {"map": found["deletion_auc"]["map"]}
+    assert set(alone["road_lerf"]) == {"map"}
 
 
 @pytest.mark.parametrize(
@@ -662,7 +690,8 @@ def test_hugging_face_models_run_through_the_same_scripts(dataset, tmp_path):
     with one_thread():  # occlusion needs no ReLU rule: it runs on the transformer
         occluded = script("explain_vqa").main(
             [*common, "--hf", str(tmp_path / "vilt"), "--out", str(tmp_path / "o"),
-             "--method", "occlusion", "--window", "16", "--deletion-steps", "0"]
+             "--method", "occlusion", "--window", "16", "--deletion-steps", "0",
+             "--road-fractions", "none"]
         )  # fmt: skip
     assert occluded["vqa_accuracy"] == vqa["vqa_accuracy"]  # the same answers
     with np.load(tmp_path / "o" / "maps.npz") as maps:

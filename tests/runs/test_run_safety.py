@@ -71,7 +71,8 @@ def data(tmp_path) -> dict:
 def arguments(data: dict, out: Path, *extra: str) -> list[str]:
     return [
         "--root", str(data["root"]), "--checkpoint", str(data["model"]), "--out", str(out),
-        "--chunk-size", "1", "--deletion-steps", "0", "--workers", "0", "--no-progress",
+        "--chunk-size", "1", "--deletion-steps", "0", "--road-fractions", "none", "--workers", "0",
+        "--no-progress",
         "--pointing-tolerance", "0", *extra,
     ]  # fmt: skip
 
