@@ -9,6 +9,7 @@ Explanation), `methods` (CAM formulas, pixel-space and perturbation methods), `e
 import importlib
 from types import ModuleType
 
+from mmcam import _moved
 from mmcam.core.explanation import Explanation
 from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Tap, Taps
@@ -26,6 +27,8 @@ from mmcam.methods.pixel_space import (
 )
 from mmcam.methods.rise import rise
 from mmcam.visualize import PanelRow, map_grid, overlay, save_overlay
+
+_moved.install()  # former module paths (mmcam.explanation, ...) resolve, with a warning
 
 __all__ = [
     "CaptionExplainer",
@@ -62,7 +65,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> ModuleType:
-    """`mmcam.hf`: the Hugging Face adapters (`mmcam.explainers.hf`), imported on first use."""
-    if name == "hf":
-        return importlib.import_module("mmcam.explainers.hf")
+    """`mmcam.hf` and the other former module paths of `_moved.MOVED`, imported on first use."""
+    if f"mmcam.{name}" in _moved.MOVED:
+        return importlib.import_module(f"mmcam.{name}")
     raise AttributeError(f"module 'mmcam' has no attribute {name!r}")

@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mmcam"
 
 # package -> the mmcam packages its modules may import (itself included)
 ALLOWED = {
+    "_moved": set(),  # former module paths: imports its targets by name, at run time
     "core": {"core"},
     "data": {"data"},
     "visualize": {"core", "visualize"},

@@ -26,29 +26,9 @@ from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Tap
 from mmcam.explainers.captioning import CaptionExplanation, WordReplicas
 from mmcam.explainers.vqa import VQAExplanation, move_to, repeat_rows
+from mmcam.methods.attention import attention_gradcam
 
-METHOD = "cross-attention"
-
-
-def attention_gradcam(
-    attention: Tensor, gradients: Tensor, queries: Tensor, grid: tuple[int, int]
-) -> Tensor:
-    """M = 1/|Q| sum_q mean_h ReLU(G) * A on the patch keys, as `[N, h, w]` maps.
-
-    `attention`, `gradients`: `[N, H, Tq, Tk]`; `queries`: `[N, Tq]` bool, the text tokens Q of
-    each row. The last h*w keys are the patches in row-major order; the keys before them (the
-    class patch) are dropped.
-    """
-    height, width = grid
-    if attention.shape[-1] < height * width:
-        raise ValueError(
-            f"{attention.shape[-1]} attention keys cannot hold a {height}x{width} patch grid"
-        )
-    weighted = (gradients.clamp(min=0) * attention).mean(dim=1)  # [N, Tq, Tk]
-    weights = queries.to(weighted.dtype)
-    summed = torch.einsum("nq,nqk->nk", weights, weighted)  # [N, Tk]
-    mean = summed / weights.sum(dim=1, keepdim=True).clamp(min=1)
-    return mean[:, -height * width :].reshape(-1, height, width)
+METHOD = "attention_gradcam"
 
 
 def explain_caption_attention(

@@ -1,0 +1,78 @@
+"""Former import paths of modules that moved, kept working for a release.
+
+`import mmcam.explanation` (and `from mmcam.explanation import Explanation`) gives the module
+at its new path, `mmcam.core.explanation`, with a DeprecationWarning naming it. A move adds its
+old and new dotted paths to `MOVED`; the finder answers for those names only, so no other import
+is touched. Importing mmcam installs the finder once (`install`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import warnings
+from types import ModuleType
+
+# old path -> new path; the paths the 0.2 layout named (README, model cards, tests) and later moves
+MOVED = {
+    "mmcam.activation_maximization": "mmcam.methods.activation_maximization",
+    "mmcam.benchmarking": "mmcam.runs.benchmarking",
+    "mmcam.cam": "mmcam.methods.cam",
+    "mmcam.captioner": "mmcam.zoo.captioner",
+    "mmcam.captioning": "mmcam.explainers.captioning",
+    "mmcam.cross_attention": "mmcam.explainers.cross_attention",
+    "mmcam.dataset_report": "mmcam.runs.report",
+    "mmcam.dataset_runs": "mmcam.runs.run",
+    "mmcam.datasets": "mmcam.data.annotations",
+    "mmcam.explanation": "mmcam.core.explanation",
+    "mmcam.hf": "mmcam.explainers.hf",
+    "mmcam.interactive": "mmcam.app.demo",
+    "mmcam.layer_output": "mmcam.methods.layer_output",
+    "mmcam.localize": "mmcam.evaluation.localize",
+    "mmcam.metrics": "mmcam.evaluation.box_metrics",
+    "mmcam.model_state": "mmcam.core.model_state",
+    "mmcam.perturbation": "mmcam.methods.perturbation",
+    "mmcam.pixel_methods": "mmcam.methods.pixel_space",
+    "mmcam.protocols": "mmcam.core.protocols",
+    "mmcam.runner": "mmcam.runs.chunks",
+    "mmcam.sample_figures": "mmcam.app.sample_figures",
+    "mmcam.shapes": "mmcam.data.shapes",
+    "mmcam.show_and_tell": "mmcam.zoo.show_and_tell",
+    "mmcam.tap": "mmcam.core.tap",
+    "mmcam.targets": "mmcam.core.targets",
+    "mmcam.training": "mmcam.zoo.training",
+    "mmcam.vocab": "mmcam.data.vocab",
+    "mmcam.vqa": "mmcam.explainers.vqa",
+    "mmcam.vqa_model": "mmcam.zoo.vqa_model",
+    "mmcam.word_baselines": "mmcam.explainers.word_baselines",
+    "mmcam.word_categories": "mmcam.evaluation.word_categories",
+}
+
+
+class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds the names of `MOVED` and loads each as its new module (the same module object)."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None):
+        if fullname not in MOVED:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None  # a placeholder; exec_module puts the new module in its place
+
+    def exec_module(self, module: ModuleType) -> None:
+        new = MOVED[module.__name__]
+        warnings.warn(
+            f"{module.__name__} moved to {new}; the old path goes in a later release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        sys.modules[module.__name__] = importlib.import_module(new)
+
+
+def install() -> None:
+    """Put the finder on `sys.meta_path` unless it is there already."""
+    if not any(isinstance(finder, MovedModules) for finder in sys.meta_path):
+        sys.meta_path.append(MovedModules())
