@@ -210,7 +210,7 @@ def test_cross_attention_word_maps_equal_one_word_at_a_time(captioner, images):
 def test_explain_image_maps_in_original_pixels_and_hooks_gone(captioner):
     before = hooks(captioner)
     image = picture(40, 56, seed=0)
-    for method in ("gradcam", "cross-attention"):
+    for method in ("gradcam", "attention_gradcam"):
         result = captioner.explain_image(image, "a cat on the mat", method=method)
         assert result.texts == ["a cat on the mat"]
         assert result.words.raw.shape == (1, 5, 4, 4)  # patch grid before upsampling
@@ -332,7 +332,7 @@ def test_vqa_explain_image_in_original_pixels_hooks_gone(vilt, blip_vqa):
     image = picture(40, 56, seed=4)  # ViLT: 48x64 input, 3x4 patches; BLIP: 32x32, 4x4
     for adapter, methods, grid in (
         (vilt, ["gradcam"], (3, 4)),
-        (blip_vqa, ["gradcam", "cross-attention"], (4, 4)),
+        (blip_vqa, ["gradcam", "attention_gradcam"], (4, 4)),
     ):
         before = hooks(adapter)
         for method in methods:
@@ -343,7 +343,7 @@ def test_vqa_explain_image_in_original_pixels_hooks_gone(vilt, blip_vqa):
         assert hooks(adapter) == before
         assert all(p.grad is None for p in adapter.parameters())
     with pytest.raises(ValueError, match="no cross-attention"):
-        vilt.explain_image(image, "what color", method="cross-attention")
+        vilt.explain_image(image, "what color", method="attention_gradcam")
 
 
 def test_vilt_patch_tokens_follow_the_image_grid(vilt):
@@ -424,3 +424,11 @@ def test_demo_explains_hugging_face_models_by_the_gradient_and_perturbation_meth
     masked = demo.caption(image, "RISE")
     assert masked.word_maps.shape == captioned.word_maps.shape
     assert not masked.word_maps.isnan().any()
+
+
+def test_former_cross_attention_spelling_gives_the_same_map_with_a_warning(captioner):
+    image = picture(40, 56, seed=0)
+    current = captioner.explain_image(image, "a cat on the mat", method="attention_gradcam")
+    with pytest.warns(DeprecationWarning, match="now called 'attention_gradcam'"):
+        former = captioner.explain_image(image, "a cat on the mat", method="cross-attention")
+    torch.testing.assert_close(former.words.raw, current.words.raw, rtol=0, atol=0)

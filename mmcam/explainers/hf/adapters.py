@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from mmcam.core.explanation import Explanation
 from mmcam.explainers.cross_attention import METHOD as CROSS_ATTENTION
 from mmcam.explainers.vqa import VQAExplainer, VQAExplanation
+from mmcam.methods.registry import resolve
 
 __all__ = ["PatchGrid", "ProcessedImages", "original_pixels"]
 
@@ -134,12 +135,12 @@ class VQAImages(HFAdapter):
     ) -> VQAExplanation:
         """The top-k answers and their maps in the original image's pixels.
 
-        `method`: gradcam, gradcam++, counterfactual, hirescam (on `layer`), or cross-attention
+        `method`: gradcam, gradcam++, counterfactual, hirescam (on `layer`), or attention_gradcam
         (BLIP).
         """
         processed = self.preprocess(image)
         images = processed.pixel_values
-        if method == CROSS_ATTENTION:
+        if resolve(method) == CROSS_ATTENTION:
             result = self._cross_attention(images, question, top_k)
         else:
             explainer = VQAExplainer(self, self.layer, to_grid=self.to_grid)

@@ -18,6 +18,7 @@ from mmcam.explainers.hf.adapters import (
     original_pixels,
 )
 from mmcam.explainers.vqa import VQAExplanation
+from mmcam.methods.registry import resolve
 
 __all__ = ["BlipCaptioner", "BlipVQA"]
 
@@ -27,7 +28,7 @@ class BlipCaptioner(BlipLayers):
 
     `layer` is the explained vision layer (its index among `vision_model.encoder.layers`, last
     by default); `attention_layer` the text decoder layer whose cross-attention the
-    "cross-attention" method reads. Captions are token ids without BOS ([DEC]) and EOS ([SEP]).
+    "attention_gradcam" method reads. Captions are token ids without BOS ([DEC]) and EOS ([SEP]).
     """
 
     def __init__(
@@ -89,13 +90,13 @@ class BlipCaptioner(BlipLayers):
     ) -> CaptionExplanation:
         """Maps of each word of `caption` (generated when None) in the original image's pixels.
 
-        `method`: gradcam, gradcam++, counterfactual, hirescam (on `layer`), or cross-attention (on
-        `attention_layer`).
+        `method`: gradcam, gradcam++, counterfactual, hirescam (on `layer`), or attention_gradcam
+        (on `attention_layer`).
         """
         processed = self.preprocess(image)
         images = processed.pixel_values
         captions = None if caption is None else [self.caption_ids(caption)]
-        if method == CROSS_ATTENTION:
+        if resolve(method) == CROSS_ATTENTION:
             if captions is None:
                 captions = CaptionExplainer(self, self.layer).generate(
                     images, max_length, beam_size
@@ -119,7 +120,7 @@ class BlipVQA(BlipLayers, VQAImages):
     BLIP writes its answer with a text decoder, so the "logit" of each of `answers` is the
     decoder's log-probability of that answer's tokens (then SEP); `layer` is the explained
     vision layer, `attention_layer` the question encoder layer whose cross-attention to the
-    image the "cross-attention" method reads.
+    image the "attention_gradcam" method reads.
     """
 
     def __init__(

@@ -8,7 +8,7 @@ takes a PIL image and text and returns maps in the original image's pixels::
 
     captioner = load_hf_captioner("Salesforce/blip-image-captioning-base")
     result = captioner.explain_image(Image.open("cat.jpg"))          # Grad-CAM per word
-    result = captioner.explain_image(image, method="cross-attention")  # ALBEF/BLIP method
+    result = captioner.explain_image(image, method="attention_gradcam")  # ALBEF/BLIP method
 
 Two methods. Grad-CAM on a vision layer: its patch tokens (class token dropped) reshaped to the
 patch grid, whose shape comes from the config (BLIP) or the padded input (ViLT). And the
