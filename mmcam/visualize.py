@@ -7,18 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch.nn.functional as F
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from PIL import Image
+from torch import Tensor
 
-matplotlib.use("Agg")  # files only; never needs a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from matplotlib import colormaps  # noqa: E402
-from PIL import Image  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from mmcam.core.explanation import Explanation  # noqa: E402
+from mmcam.core.explanation import Explanation
 
 ImageLike = Image.Image | np.ndarray | Tensor
 
@@ -97,9 +94,7 @@ def map_grid(
     """Save one figure with a row of panels per `PanelRow` (a method, a question, ...)."""
     base = image_array(image)
     columns = 1 + max(len(row.maps) for row in rows)
-    figure, axes = plt.subplots(
-        len(rows), columns, figsize=(2.1 * columns, 2.3 * len(rows)), squeeze=False
-    )
+    figure, axes = new_figure(len(rows), columns, (2.1 * columns, 2.3 * len(rows)))
     for row, row_axes in zip(rows, axes, strict=True):
         for axis in row_axes:
             axis.axis("off")
@@ -111,20 +106,28 @@ def map_grid(
             axis.set_title(textwrap.fill(title, 24), fontsize=9)
             for boxes, colour in ((row.boxes, "white"), (row.refined, "lime")):
                 for x, y, w, h in boxes[index] if boxes is not None else []:
-                    box = plt.Rectangle((x, y), w, h, fill=False, edgecolor=colour, lw=1.5)
+                    box = Rectangle((x, y), w, h, fill=False, edgecolor=colour, lw=1.5)
                     axis.add_patch(box)
     if suptitle:
         figure.suptitle(suptitle, fontsize=10)
     return save_figure(figure, path)
 
 
-def save_figure(figure: plt.Figure, path: str | Path) -> Path:
-    """Lay out `figure`, write it as a PNG at `path` (folders made as needed) and close it."""
+def new_figure(rows: int, columns: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
+    """A figure of `size` inches and its `[rows, columns]` array of axes. The figure belongs to
+    no pyplot window and is drawn by Agg when saved, so drawing never touches the importing
+    program's matplotlib backend or open figures."""
+    figure = Figure(figsize=size)
+    axes: np.ndarray = figure.subplots(rows, columns, squeeze=False)
+    return figure, axes
+
+
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Lay out `figure` and write it as a PNG at `path` (folders made as needed)."""
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path
 
 
@@ -136,7 +139,7 @@ def save_image_grid(
         raise ValueError(f"{len(images)} images but {len(titles)} titles")
     columns = max(1, min(columns, len(images)))
     rows = -(-len(images) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    figure, axes = new_figure(rows, columns, (1.6 * columns, 1.8 * rows))
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < len(images):

@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Rectangle
 from torch import Tensor
 
 from mmcam.evaluation.box_metrics import box_iou
 from mmcam.evaluation.box_settings import MapBoxes
 from mmcam.evaluation.localize import Box
-from mmcam.visualize import overlay, save_figure
+from mmcam.visualize import new_figure, overlay, save_figure
 
 __all__ = ["BoxedWord", "boxes_figure"]
 
@@ -45,7 +45,7 @@ class BoxedWord:
 
 def boxes_figure(words: Sequence[BoxedWord], method: str, path: str | Path) -> Path:
     """Draw `words` (one row each) as explained by `method` (its shown name) into `path`."""
-    figure, axes = plt.subplots(len(words), 3, figsize=(7.2, 2.5 * len(words)), squeeze=False)
+    figure, axes = new_figure(len(words), 3, (7.2, 2.5 * len(words)))
     for row, found in zip(axes, words, strict=True):
         for axis in row:
             axis.axis("off")
@@ -65,11 +65,11 @@ def boxes_figure(words: Sequence[BoxedWord], method: str, path: str | Path) -> P
             (row[2], found.boxes.refined, "lime"),
         ):
             if box is not None:
-                axis.add_patch(plt.Rectangle((box.x, box.y), box.w, box.h, fill=False,
+                axis.add_patch(Rectangle((box.x, box.y), box.w, box.h, fill=False,
                                              edgecolor=colour, lw=2))  # fmt: skip
         for axis in row:
             x, y, w, h = found.truth
-            axis.add_patch(plt.Rectangle((x, y), w, h, fill=False, **TRUE_BOX))
+            axis.add_patch(Rectangle((x, y), w, h, fill=False, **TRUE_BOX))
     figure.suptitle(f"{method}\ndashed yellow: the object's true box; white: the map's own box; "
                     "green: refined from the image", fontsize=9)  # fmt: skip
     return save_figure(figure, path)

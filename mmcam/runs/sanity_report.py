@@ -7,18 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+from PIL import Image
+from torch import Tensor
 
-matplotlib.use("Agg")  # files only; never needs a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from mmcam.evaluation.map_similarity import MapSimilarity  # noqa: E402
-from mmcam.runs.sanity import SanityResult  # noqa: E402
-from mmcam.runs.sanity_boxes import BoxSanity  # noqa: E402
-from mmcam.visualize import PanelRow, map_grid, save_figure  # noqa: E402
+from mmcam.evaluation.map_similarity import MapSimilarity
+from mmcam.runs.sanity import SanityResult
+from mmcam.runs.sanity_boxes import BoxSanity
+from mmcam.visualize import PanelRow, map_grid, new_figure, save_figure
 
 
 def _cell(similarity: MapSimilarity, measure: str) -> str:
@@ -93,9 +88,7 @@ def plot_curves(results: dict[str, SanityResult], path: str | Path) -> Path:
     """Similarity against randomised depth, one line per method: a row per task, columns for
     cascading (Spearman of absolute maps, SSIM) and independent (Spearman of absolute maps)."""
     panels = [("cascading", "spearman_abs"), ("cascading", "ssim"), ("independent", "spearman_abs")]
-    figure, axes = plt.subplots(
-        len(results), len(panels), figsize=(5.2 * len(panels), 3.8 * len(results)), squeeze=False
-    )
+    figure, axes = new_figure(len(results), len(panels), (5.2 * len(panels), 3.8 * len(results)))
     for row, (task, result) in enumerate(results.items()):
         for column, (order, measure) in enumerate(panels):
             axis = axes[row, column]
