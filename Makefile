@@ -5,7 +5,7 @@ VENV   := .venv
 PYTHON := $(VENV)/bin/python
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: install run test lint demo bench chromium java screenshots
+.PHONY: install run test lint docs demo bench chromium java screenshots
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ lint: install
 
 test: install chromium java lint
 	$(VENV)/bin/pytest
+
+# The documentation site in site/ (the tests build it too, strictly, into a temporary folder).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # The README's demo screenshots (the tests write theirs to a temporary folder).
 screenshots: install chromium
