@@ -24,8 +24,9 @@ from mmcam.core.explanation import Explanation
 from mmcam.core.model_state import explaining
 from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Tap
-from mmcam.explainers.captioning import CaptionExplanation, WordReplicas
-from mmcam.explainers.vqa import VQAExplanation, move_to, repeat_rows
+from mmcam.explainers.captioning import CaptionExplanation
+from mmcam.explainers.rows import WordReplicas, move_to, repeat_features, repeat_rows
+from mmcam.explainers.vqa import VQAExplanation
 from mmcam.methods.attention import attention_gradcam
 
 METHOD = "attention_gradcam"
@@ -57,7 +58,7 @@ def explain_caption_attention(
     tokens, counts, word_index = replicas.tokens, replicas.counts, replicas.word_index
     with explaining(model, images.device):
         with torch.no_grad():
-            features = _repeat_features(model.encode(images), steps)  # rows: B*T
+            features = repeat_features(model.encode(images), steps)  # rows: B*T
         with Tap(model, layer) as tap:
             logits = model.decode_logits(features, replicas.replica_tokens, replicas.lengths)
         scores = replicas.scores(logits)  # [B, T]
@@ -120,15 +121,3 @@ def explain_vqa_attention(
     size = (int(images.shape[-2]), int(images.shape[-1]))
     maps = Explanation.from_raw(raw, scores, size, METHOD, answers)
     return VQAExplanation(answers, probabilities, maps, None)
-
-
-def _repeat_features(features: Tensor | tuple | list, times: int) -> Tensor | tuple | list:
-    """Each image's features `times` times in a row (a tensor, or a tuple/list of tensors)."""
-    if isinstance(features, Tensor):
-        return features.repeat_interleave(times, dim=0)
-    if isinstance(features, tuple | list):
-        return type(features)(_repeat_features(part, times) for part in features)
-    raise TypeError(
-        f"cannot repeat encoder features of type {type(features).__name__}: encode() must "
-        "return a tensor or a tuple of tensors with the images along dim 0"
-    )

@@ -32,6 +32,12 @@ from mmcam.core.protocols import VQAModel
 from mmcam.core.tap import Grid, Layers, Taps, layers
 from mmcam.core.targets import ClassLogit, ClassLogits
 from mmcam.explainers.protocol_check import ProtocolRules, check_rows
+from mmcam.explainers.rows import (  # re-exported: their former home
+    check_row_counts,
+    move_to,
+    question_rows,
+    repeat_rows,
+)
 from mmcam.methods.cam import fused_maps
 from mmcam.methods.pixel_space import (
     PIXEL_SPACE_METHODS,
@@ -41,6 +47,14 @@ from mmcam.methods.pixel_space import (
     pixel_explanation,
     rule_gradients,
 )
+
+__all__ = [  # the rows' names stay importable from here, their former home
+    "VQAExplainer",
+    "VQAExplanation",
+    "move_to",
+    "question_rows",
+    "repeat_rows",
+]
 
 VQA_RULES = ProtocolRules(
     protocol="VQA model",
@@ -122,7 +136,7 @@ class VQAExplainer:
         top_k = min(top_k, len(self.model.answers))
         tokens = move_to(self.model.tokenize(list(questions)), images.device)
         batch = images.shape[0]
-        _check_row_counts(tokens, batch)
+        check_row_counts(tokens, batch)
         if method in PIXEL_SPACE_METHODS:
             if counterfactual:
                 raise ValueError(
@@ -210,61 +224,3 @@ class VQAExplainer:
             answers,
         )
         return VQAExplanation(answers, probabilities, maps, None)
-
-
-def repeat_rows(questions: Tensor | Mapping | Sequence, times: int) -> Tensor | dict | list:
-    """Each question's input `times` times in a row, matching the tap's replica order.
-
-    A mapping (a tokenizer's `BatchEncoding`: input ids, attention mask, ...) has each of its
-    values repeated."""
-    rows = torch.arange(_row_count(questions)).repeat_interleave(times)
-    return question_rows(questions, rows)
-
-
-def question_rows(questions: Tensor | Mapping | Sequence, rows: Tensor) -> Tensor | dict | list:
-    """The question input of rows `rows` `[R]` of the batch, in that order (rows may repeat):
-    a tensor indexed along dim 0, a mapping's values alike, a list's entries."""
-    if isinstance(questions, Tensor):
-        return questions[rows.to(questions.device)]
-    if isinstance(questions, Mapping):
-        return {key: question_rows(value, rows) for key, value in questions.items()}
-    if isinstance(questions, Sequence) and not isinstance(questions, str):
-        return [questions[row] for row in rows.tolist()]
-    raise TypeError(
-        f"tokenize returned a {type(questions).__name__}; the explainer repeats each question's "
-        "input once per mapped answer, so tokenize must return a tensor [B, ...], a mapping of "
-        "such tensors (input ids, attention mask, ...) or a list with one entry per question"
-    )
-
-
-def _row_count(questions: object) -> int:
-    """The number of questions in a question input (a mapping: its first value's); 0 for what
-    `question_rows` refuses."""
-    if isinstance(questions, Mapping):
-        return _row_count(next(iter(questions.values()), None))
-    if isinstance(questions, Tensor):
-        return questions.shape[0]
-    return len(questions) if isinstance(questions, Sequence) else 0
-
-
-def _check_row_counts(questions: Tensor | Mapping | Sequence, batch: int) -> None:
-    """Every per-question input has one row per image, so replicas line up with their image."""
-    values = questions.values() if isinstance(questions, Mapping) else [questions]
-    for value in values:
-        rows = value.shape[0] if isinstance(value, Tensor) and value.dim() else None
-        if rows is None and isinstance(value, Sequence) and not isinstance(value, str):
-            rows = len(value)
-        if rows is not None and rows != batch:
-            raise ValueError(
-                f"tokenize gave {rows} rows for {batch} questions; each per-question input must "
-                "have one row per question (batch first), so it is replicated with its image"
-            )
-
-
-def move_to(questions: Tensor | Mapping | Sequence, device: torch.device) -> object:
-    """The question input on `device`: a tensor, or a mapping's tensor values, moved."""
-    if isinstance(questions, Tensor):
-        return questions.to(device)
-    if isinstance(questions, Mapping):
-        return {key: move_to(value, device) for key, value in questions.items()}
-    return questions
