@@ -6,11 +6,12 @@ layer's output is replicated once per word, replica t scores word t, and replica
 decodes the t + 1 steps word t depends on. Gradients are linear, so the whole caption's
 gradient is the sum of the words' gradients and its map comes for free.
 
-Guided backpropagation and deconvnet (`RULE_METHODS`) explain in pixel space through a
-non-linear backward rule, so there each word, and the whole caption, is a row of its own from
-the input up: one forward and one backward pass over (words + 1) copies of each image.
+Guided backpropagation, deconvnet and guided Grad-CAM (the registry's "rule" methods) explain
+in pixel space through a non-linear backward rule, so there each word, and the whole caption, is
+a row of its own from the input up: one forward and one backward pass over (words + 1) copies of
+each image.
 
-Occlusion and RISE (`PERTURBATION_METHODS`) need no gradient: one teacher-forced forward of a
+Occlusion and RISE (its "perturbation" methods) need no gradient: one teacher-forced forward of a
 perturbed copy gives every word's log-probability, so all words and the whole caption are read
 from one sweep of perturbed copies (`CaptionWords`), not one sweep per word.
 """
@@ -25,10 +26,10 @@ import torch
 from torch import Tensor
 
 from mmcam.core.explanation import Explanation
-from mmcam.core.model_state import explaining
 from mmcam.core.protocols import EXPLAINED_MEMBERS, CaptionModel
 from mmcam.core.tap import Grid, Layers, Taps, layers
 from mmcam.core.targets import CaptionWords, token_logprobs
+from mmcam.explainers.base import Explainer
 from mmcam.explainers.protocol_check import ProtocolRules, check_rows
 from mmcam.explainers.rows import (  # re-exported: their former home
     ScoreRows,
@@ -39,14 +40,8 @@ from mmcam.explainers.rows import (  # re-exported: their former home
     teacher_forced,
 )
 from mmcam.methods.cam import fused_maps
-from mmcam.methods.pixel_space import (
-    PIXEL_SPACE_METHODS,
-    RULE_METHODS,
-    check_method,
-    perturbation_maps,
-    pixel_explanation,
-    rule_gradients,
-)
+from mmcam.methods.pixel_space import perturbation_maps, pixel_explanation, rule_attributions
+from mmcam.methods.registry import Method
 
 __all__ = [  # the rows' names stay importable from here, their former home
     "CaptionExplainer",
@@ -118,7 +113,7 @@ def check_word_scores(
     )  # fmt: skip
 
 
-class CaptionExplainer:
+class CaptionExplainer(Explainer):
     """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
     that satisfies `mmcam.core.protocols.CaptionModel`.
 
@@ -137,6 +132,8 @@ class CaptionExplainer:
     rows that depend on each other, steps past `lengths` read) raises instead of giving wrong
     maps. `check=False` skips that call.
     """
+
+    explainer_id = "captions"
 
     def __init__(
         self,
@@ -166,7 +163,7 @@ class CaptionExplainer:
                 f"{type(self.model).__name__} has no generate(images, max_length, beam_size): "
                 "give the captions to explain (token ids), or add generate"
             )
-        with explaining(self.model, images.device), torch.no_grad():
+        with self.guard(images.device), torch.no_grad():
             return self.model.generate(images, max_length=max_length, beam_size=beam_size)
 
     def explain(
@@ -181,13 +178,13 @@ class CaptionExplainer:
         perturbation: Mapping[str, Any] | None = None,
     ) -> CaptionExplanation:
         """Maps of every word of each image's caption (generated when `captions` is None) by
-        `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer,
-        "guided_backprop" / "deconvnet" at the input, or "occlusion" / "rise" (all words from
-        one sweep; `perturbation` holds their options, e.g. `{"window": 16, "stride": 8}` or
-        `{"n_masks": 1000, "cell": 16}`; raw maps are then `[B, T, H, W]`). CAM maps are
-        upsampled to `size` (height, width; default: the input's), e.g. the image size when the
-        input is a precomputed feature grid."""
-        check_method(method, perturbation)
+        `method`, a method id this explainer offers (`offered()`): a gradient (CAM) method at the
+        explained layer, a rule method ("guided_backprop", "deconvnet", "guided_gradcam") at the
+        input, or "occlusion" / "rise" (all words from one sweep; `perturbation` holds their
+        options, e.g. `{"window": 16, "stride": 8}` or `{"n_masks": 1000, "cell": 16}`; raw maps
+        are then `[B, T, H, W]`). CAM maps are upsampled to `size` (height, width; default: the
+        input's), e.g. the image size when the input is a precomputed feature grid."""
+        record = self.method(method, perturbation)
         if captions is None:
             captions = self.generate(images, max_length, beam_size)
         if len(captions) != images.shape[0]:
@@ -196,16 +193,28 @@ class CaptionExplainer:
         replicas = WordReplicas.of(model, captions, self.include_end, images.device)
         labels = [self._labels(caption) for caption in captions]
         texts = [" ".join(model.words(caption)) for caption in captions]
-        if method in PIXEL_SPACE_METHODS:
-            if method in RULE_METHODS:
-                words, caption = self._explain_by_rule(images, replicas, method, labels)
-            else:
-                words, caption = self._explain_by_perturbation(
-                    images, replicas, method, labels, perturbation
-                )
-            return CaptionExplanation([list(c) for c in captions], texts, words, caption)
+        words, caption = self.dispatch(
+            record, images, replicas, labels, size=size, options=perturbation
+        )
+        return CaptionExplanation([list(c) for c in captions], texts, words, caption)
+
+    def verify(
+        self, images: Tensor, replicas: WordReplicas, scores: Tensor, features: Any = None
+    ) -> None:
+        """With `check`, the explained word scores `[B, T]` against a plain call
+        (`check_word_scores`), inside the model-state guard."""
+        if self.check:
+            with self.guard(images.device):
+                check_word_scores(self.model, images, replicas, scores, features)
+
+    def by_gradient(
+        self, record: Method, images: Tensor, replicas: WordReplicas, labels: list, **options: Any
+    ) -> tuple[Explanation, Explanation]:
+        """CAM maps of every word `[B, T, h, w]` and caption from one forward and backward pass
+        over the word replicas at the explained layer."""
+        model = self.model
         batch, steps = replicas.batch, replicas.steps
-        with explaining(model, images.device):
+        with self.guard(images.device):
             with Taps(model, layers(self.layer), replicas=steps, to_grid=self.to_grid) as taps:
                 first = taps.taps[0]
                 features = model.encode(first.feed(images) if first.taps_input else images)
@@ -216,34 +225,35 @@ class CaptionExplainer:
             scores = replicas.scores(logits)  # [B, T]
             grids = taps.gradients(scores)  # per layer: A, dY/dA [B*T, K, h, w]
             taps.release()
-            if self.check:
-                check_word_scores(model, images, replicas, scores, features)
-        size = size or images.shape[-2:]
-        words = fused_maps(grids, scores, method, size, labels)
+        self.verify(images, replicas, scores, features)
+        size = options.get("size") or images.shape[-2:]
+        words = fused_maps(grids, scores, record.id, size, labels)
         # The whole caption's gradient is the sum of its words'; every replica has the same A.
         caption = fused_maps(
             [(a.unflatten(0, (batch, steps))[:, 0], g.unflatten(0, (batch, steps)).sum(1))
              for a, g in grids],  # fmt: skip
             scores.sum(dim=1),
-            method,
+            record.id,
             size,
             [" ".join(label) for label in labels],
         )
-        return CaptionExplanation([list(c) for c in captions], texts, words, caption)
+        return words, caption
 
-    def _explain_by_rule(
-        self, images: Tensor, replicas: WordReplicas, method: str, labels: list[list[str]]
+    def by_rule(
+        self, record: Method, images: Tensor, replicas: WordReplicas, labels: list, **options: Any
     ) -> tuple[Explanation, Explanation]:
         """Pixel-space maps of every word `[B, T, 3, H, W]` and of every caption `[B, 3, H, W]`:
         a row per word (decoding the steps it depends on) and a row per whole caption."""
         batch, steps = replicas.batch, replicas.steps
         rows = replicas.score_rows()
-        gradients, scores = rule_gradients(
-            RULE_METHODS[method],
+        gradients, scores = rule_attributions(
+            record.function,
+            record.times,
             teacher_forced(self.model),
             images[rows.images],
             rows.target,
             self.model,
+            self.layer if record.times else None,
             (rows.tokens, rows.steps),
         )
         word_rows, words = rows.word_rows, len(rows.word_rows)
@@ -251,53 +261,44 @@ class CaptionExplainer:
         word_raw[word_rows] = gradients[:words]
         word_scores = scores.new_zeros(batch * steps)
         word_scores[word_rows] = scores[:words]
-        if self.check:
-            with explaining(self.model, images.device):
-                check_word_scores(self.model, images, replicas, word_scores.view(batch, steps))
+        self.verify(images, replicas, word_scores.view(batch, steps))
         return (
             pixel_explanation(
                 word_raw.view(batch, steps, *gradients.shape[1:]),
                 word_scores.view(batch, steps),
-                method,
+                record.id,
                 labels,
             ),
             pixel_explanation(
-                gradients[words:], scores[words:], method, [" ".join(label) for label in labels]
+                gradients[words:], scores[words:], record.id, [" ".join(label) for label in labels]
             ),
         )
 
-    def _explain_by_perturbation(
-        self,
-        images: Tensor,
-        replicas: WordReplicas,
-        method: str,
-        labels: list[list[str]],
-        options: Mapping[str, Any] | None,
+    def by_perturbation(
+        self, record: Method, images: Tensor, replicas: WordReplicas, labels: list, **options: Any
     ) -> tuple[Explanation, Explanation]:
         """Occlusion or RISE maps of every word `[B, T, H, W]` and of every caption `[B, H, W]`,
         from one sweep: each perturbed copy decodes its whole caption once, and its scores are
         every word's log-probability and their sum."""
         steps = replicas.steps
         explained = perturbation_maps(
-            method,
+            record,
             teacher_forced(self.model),
             images,
             CaptionWords(replicas.tokens, replicas.counts, steps),
             self.model,
             (replicas.tokens, replicas.counts),
             labels,
-            options,
+            options.get("options"),
         )  # maps [B, T + 1, H, W]: the words, then the caption
         raw, maps, empty, scores = explained.raw, explained.maps, explained.empty, explained.scores
-        if self.check:  # the sweep's unperturbed scores, against a call in another order
-            with explaining(self.model, images.device):
-                check_word_scores(self.model, images, replicas, scores[:, :steps])
+        self.verify(images, replicas, scores[:, :steps])  # the sweep's unperturbed scores
         words = Explanation(
             raw[:, :steps], maps[:, :steps], empty[:, :steps] | ~replicas.valid,
-            scores[:, :steps], method, labels,
+            scores[:, :steps], record.id, labels,
         )  # fmt: skip
         caption = Explanation(
-            raw[:, steps], maps[:, steps], empty[:, steps], scores[:, steps], method,
+            raw[:, steps], maps[:, steps], empty[:, steps], scores[:, steps], record.id,
             [" ".join(label) for label in labels],
         )  # fmt: skip
         return words, caption

@@ -35,10 +35,11 @@ from mmcam.core.explanation import Explanation, normalize_maps
 from mmcam.core.model_state import explaining
 from mmcam.core.tap import Tap, find_layer
 from mmcam.core.targets import Target
-from mmcam.methods.formulas import GRADIENT_METHODS, gradient_map
+from mmcam.methods import registry
+from mmcam.methods.deprecated import deprecated_list
+from mmcam.methods.formulas import gradient_map
 from mmcam.methods.layer_output import LayerReached
 from mmcam.methods.perturbation import ChunkSize, occlusion
-from mmcam.methods.rise import rise
 
 Forward = Callable[..., Any]
 
@@ -56,26 +57,24 @@ _OTHER_ACTIVATIONS = {
 
 RULES = ("guided", "deconvnet", "redirected")
 
-# The methods the caption and VQA explainers run with a ReLU rule, by name: their maps are
-# input gradients, one backward pass per explained score.
-RULE_METHODS = {"guided_backprop": "guided", "deconvnet": "deconvnet"}
-# The perturbation methods they run: no gradients, so no rule and any model; every target of an
-# image (each word, each top answer) is read from the same perturbed forwards.
-PERTURBATION_METHODS = {"occlusion": occlusion, "rise": rise}
-EXPLAINER_METHODS = (*GRADIENT_METHODS, *RULE_METHODS, *PERTURBATION_METHODS)  # the scripts' too
-PIXEL_SPACE_METHODS = (*RULE_METHODS, *PERTURBATION_METHODS)  # maps at the input, not a layer
 
 
-def check_method(method: str, options: Mapping[str, Any] | None = None) -> None:
-    """Refuse a method the caption and VQA explainers do not know, naming the ones they do, and
-    perturbation options for a method that takes none."""
-    if method not in EXPLAINER_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(EXPLAINER_METHODS)}")
-    if options and method not in PERTURBATION_METHODS:
-        raise ValueError(
-            f"perturbation options ({', '.join(options)}) are for "
-            f"{' and '.join(PERTURBATION_METHODS)}, not for {method}"
-        )
+def __getattr__(name: str) -> object:
+    """The method lists of earlier releases, read from the registry (deprecated): RULE_METHODS
+    (id -> rule), PERTURBATION_METHODS (id -> sweep), EXPLAINER_METHODS and PIXEL_SPACE_METHODS
+    (ids), with the contents they had (guided Grad-CAM, a rule method with a `times`, was in
+    none of them)."""
+    rules = [m for m in registry.methods(kind="rule") if m.times is None]
+    sweeps = registry.methods(kind="perturbation")
+    lists = {
+        "RULE_METHODS": (rules, "function"),
+        "PERTURBATION_METHODS": (sweeps, "function"),
+        "EXPLAINER_METHODS": ([*registry.methods(kind="gradient"), *rules, *sweeps], None),
+        "PIXEL_SPACE_METHODS": ([*rules, *sweeps], None),
+    }
+    if name not in lists:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return deprecated_list(__name__, name, *lists[name])
 
 
 class _RuleActivation(torch.autograd.Function):
@@ -210,7 +209,7 @@ def rule_gradients(
 
 
 def perturbation_maps(
-    method: str,
+    method: registry.Method,
     forward: Forward,
     images: Tensor,
     target: Target,
@@ -219,15 +218,18 @@ def perturbation_maps(
     labels: list,
     options: Mapping[str, Any] | None = None,
 ) -> Explanation:
-    """`method` ("occlusion" or "rise") of a target with T scores per image `[n, T]`, all from
-    one sweep: raw `[B, T, H, W]` (occlusion's drop once, not per channel), maps `[B, T, H, W]`,
-    scores `[B, T]`. `options` are the method's keyword arguments (occlusion: window, stride,
-    fill, batch_size; RISE: n_masks, cell, p, batch_size, seed, fill)."""
-    explained = PERTURBATION_METHODS[method](
+    """Perturbation `method` (a registry record: occlusion, RISE) of a target with T scores per
+    image `[n, T]`, all from one sweep: raw `[B, T, H, W]` (occlusion's drop once, not per
+    channel), maps `[B, T, H, W]`, scores `[B, T]`. `options` are the method's keyword arguments
+    (occlusion: window, stride, fill, batch_size; RISE: n_masks, cell, p, batch_size, seed,
+    fill)."""
+    explained = method.function(
         forward, images, target, model=model, forward_args=forward_args, **(options or {})
     )
-    raw = explained.raw[:, :, 0] if method == "occlusion" else explained.raw
-    return Explanation(raw, explained.maps, explained.empty, explained.scores, method, labels)
+    raw = explained.raw
+    if raw.dim() > explained.maps.dim():  # a drop per channel, the same in every channel
+        raw = raw[:, :, 0]
+    return Explanation(raw, explained.maps, explained.empty, explained.scores, method.id, labels)
 
 
 def pixel_explanation(
@@ -284,16 +286,41 @@ def guided_grad_cam(
 ) -> Explanation:
     """Guided Grad-CAM (Selvaraju et al. 2017): guided backprop times the Grad-CAM map of `layer`
     upsampled to the input (`mode` "bilinear", or "nearest" as Captum's default)."""
+    raw, scores = rule_attributions(
+        "guided", "gradcam", forward, images, target, model, layer, forward_args, mode=mode
+    )
+    return pixel_explanation(raw, scores, "guided_grad_cam")
+
+
+def rule_attributions(
+    rule: str,
+    times: str | None,
+    forward: Forward,
+    images: Tensor,
+    target: Target,
+    model: nn.Module | None = None,
+    layer: str | nn.Module | None = None,
+    forward_args: Sequence[Any] = (),
+    *,
+    mode: str = "bilinear",
+) -> tuple[Tensor, Tensor]:
+    """A rule method's signed attributions `[B, 3, H, W]` and scores `[B]`: the input gradient
+    under `rule`, times the map of gradient method `times` at `layer` upsampled to the input
+    when given (guided Grad-CAM: rule "guided", times "gradcam")."""
+    if times is None:
+        return rule_gradients(rule, forward, images, target, model, forward_args)
+    if model is None or layer is None:
+        raise ValueError(f"{rule} x {times} needs the model and the layer {times} reads")
     with explaining(model, images.device):
         with Tap(model, layer) as tap:
             scores = target(forward(images, *forward_args))
             _check_scores(scores, images)
         activations, grads = tap.gradients(scores)  # [B, K, h, w] each
         tap.release()
-        cam = gradient_map("gradcam", activations, grads)  # [B, h, w]
-        guided, _ = rule_gradients("guided", forward, images, target, None, forward_args)
+        cam = gradient_map(times, activations, grads)  # [B, h, w]
+        ruled, _ = rule_gradients(rule, forward, images, target, None, forward_args)
     upsampled = F.interpolate(cam[:, None], size=images.shape[-2:], mode=mode)  # [B, 1, H, W]
-    return pixel_explanation(guided * upsampled, scores, "guided_grad_cam")
+    return ruled * upsampled, scores.detach()
 
 
 def strongest_feature_map(
