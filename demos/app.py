@@ -129,7 +129,7 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
         """The method (the default chosen), the box threshold (the default method's) and the
         refinement toggle (on) of one tab."""
         method = gr.Radio(
-            demo.methods(task), value=demo.default_method, label="Method",
+            demo.choices(task), value=demo.default.method, label="Method",
             info=demo.layers_note(task),
         )  # fmt: skip
         threshold = gr.Slider(
@@ -149,7 +149,7 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=2):
                     c_image = input_image("caption-image")
-                    c_method, c_threshold, c_refine = map_controls("captioning")
+                    c_method, c_threshold, c_refine = map_controls("captions")
                     c_run = gr.Button(
                         "Caption and explain", variant="primary", elem_id="caption-run"
                     )
@@ -188,7 +188,7 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
                         placeholder="what color is the circle?",
                         elem_id="vqa-question",
                     )
-                    v_method, v_threshold, v_refine = map_controls("VQA")
+                    v_method, v_threshold, v_refine = map_controls("vqa")
                     v_run = gr.Button("Answer and explain", variant="primary", elem_id="vqa-run")
                     pairs = [[str(e.image), q] for e in examples for q in e.questions[:2]]
                     if pairs:

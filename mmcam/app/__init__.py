@@ -5,7 +5,6 @@ from mmcam.app.demo import Demo
 from mmcam.app.inputs import (
     DEFAULT_SAMPLES,
     MAX_IMAGE_SIDE,
-    METHODS,
     WHOLE_CAPTION,
     Example,
     InputError,
@@ -18,7 +17,6 @@ from mmcam.app.results import AnswerResult, CaptionResult, box_text
 __all__ = [
     "DEFAULT_SAMPLES",
     "MAX_IMAGE_SIDE",
-    "METHODS",
     "WHOLE_CAPTION",
     "AnswerResult",
     "CaptionResult",
@@ -30,3 +28,12 @@ __all__ = [
     "check_question",
     "read_image",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`METHODS`, read from the method registry (deprecated: use `Demo.methods`)."""
+    if name == "METHODS":
+        from mmcam.app import inputs
+
+        return inputs.__getattr__(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

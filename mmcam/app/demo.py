@@ -30,8 +30,6 @@ from PIL import Image
 from torch import Tensor, nn
 
 from mmcam.app.inputs import (
-    ANY_MODEL_METHODS,
-    METHODS,
     MODELS,
     WHOLE_CAPTION,
     ImageSource,
@@ -51,17 +49,15 @@ from mmcam.app.results import (
     save_npz,
     slug,
 )
-from mmcam.core.explanation import Explanation
 from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Grid
-from mmcam.core.targets import ClassLogit
 from mmcam.data.images import preprocess
 from mmcam.evaluation.box_settings import box_settings, default_method
 from mmcam.evaluation.refine import RefineSettings
-from mmcam.explainers.captioning import CaptionExplainer, WordReplicas, teacher_forced
+from mmcam.explainers.captioning import CaptionExplainer
+from mmcam.explainers.hf.adapters import PatchTokenCaptionExplainer, PatchTokenVQAExplainer
 from mmcam.explainers.vqa import VQAExplainer
-from mmcam.methods.formulas import GRADIENT_METHODS
-from mmcam.methods.pixel_space import PERTURBATION_METHODS, guided_backprop, guided_grad_cam
+from mmcam.methods import registry
 
 __all__ = ["Demo"]
 
@@ -108,22 +104,21 @@ class Demo:
         self.default = default_method()
         self.default_method = checked_method(self.default.method)[0]  # its shown name
         self.default_threshold = box_settings(self.default.method).threshold
-        self.caption_explainer = CaptionExplainer(
+        # Transformer layers (a `to_grid`) get the patch-token explainers: the gradient and
+        # perturbation methods; the ReLU rules need ReLUs and a convolutional layer.
+        caption_type = CaptionExplainer if captioner_grid is None else PatchTokenCaptionExplainer
+        vqa_type = VQAExplainer if vqa_grid is None else PatchTokenVQAExplainer
+        self.caption_explainer = caption_type(
             captioner, self.captioner_layer, to_grid=captioner_grid
         )
-        self.vqa_explainer = VQAExplainer(vqa_model, self.vqa_layer, to_grid=vqa_grid)
+        self.vqa_explainer = vqa_type(vqa_model, self.vqa_layer, to_grid=vqa_grid)
+        self.explainers = {"captions": self.caption_explainer, "vqa": self.vqa_explainer}
         self._chosen_explainers = {
-            "captioning": self._chosen_explainer(CaptionExplainer, captioner, captioner_grid),
-            "VQA": self._chosen_explainer(VQAExplainer, vqa_model, vqa_grid),
+            "captions": self._chosen_explainer(caption_type, captioner, captioner_grid),
+            "vqa": self._chosen_explainer(vqa_type, vqa_model, vqa_grid),
         }
         self.preprocess_image = preprocess_image or _default_preprocess(captioner)
         self.vqa_preprocess = vqa_preprocess or self.preprocess_image
-        # Guided backprop and guided Grad-CAM need ReLUs and a convolutional layer; transformer
-        # layers (a `to_grid`) get the gradient and perturbation methods only.
-        self.pixel_methods = {
-            "captioning": captioner_grid is None,
-            "VQA": vqa_grid is None,
-        }
         if work_dir is None:  # our own temporary folder: removed with the demo
             work_dir = tempfile.mkdtemp(prefix="mmcam-demo-")
             weakref.finalize(self, shutil.rmtree, work_dir, ignore_errors=True)
@@ -139,15 +134,15 @@ class Demo:
         return explainer(model, layer, to_grid=grid) if layer else None
 
     def explainer(self, task: str, method: str) -> CaptionExplainer | VQAExplainer:
-        """The explainer of `task` ("captioning" or "VQA") that maps by `method` (a key)."""
+        """The explainer of `task` ("captions" or "vqa") that maps by `method` (an id)."""
         chosen = self._chosen_explainers[task]
         if chosen is not None and method == self.default.method:
             return chosen
-        return self.caption_explainer if task == "captioning" else self.vqa_explainer
+        return self.explainers[task]
 
     def layers_note(self, task: str) -> str:
         """Which layer each method of `task` reads, for the page."""
-        own = self.captioner_layer if task == "captioning" else self.vqa_layer
+        own = self.explainers[task].layer
         own = own if isinstance(own, str) else type(own).__name__  # a module given by the caller
         chosen = self._chosen_explainers[task]
         if chosen is None:
@@ -158,12 +153,13 @@ class Demo:
         )
 
     def methods(self, task: str) -> list[str]:
-        """The shown names of the methods offered for `task` ("captioning" or "VQA")."""
-        return [
-            shown
-            for shown, key in METHODS.items()
-            if self.pixel_methods[task] or key in ANY_MODEL_METHODS
-        ]
+        """The ids of the methods offered for `task` ("captions" or "vqa"): those its explainer
+        runs, read from the method registry when asked."""
+        return self.explainers[task].offered()
+
+    def choices(self, task: str) -> list[tuple[str, str]]:
+        """(shown name, id) of each method offered for `task`: the page's labels and values."""
+        return [(registry.get(method).name, method) for method in self.methods(task)]
 
     @classmethod
     def load(
@@ -210,7 +206,7 @@ class Demo:
         WHOLE_CAPTION) with its box (`threshold` None: the method's); with `refine`, also the box
         refined from the image with the map as seeds (map + image)."""
         picture = read_image(image)
-        shown, key = checked_method(method, self.pixel_methods["captioning"], self.default.method)
+        shown, key = checked_method(method, self.methods("captions"), self.default.method)
         threshold = checked_threshold(threshold, box_settings(key).threshold)
         inputs = self.preprocess_image(picture)[None]  # [1, 3, S, S]
         with self._caption_lock:
@@ -257,46 +253,23 @@ class Demo:
         self, inputs: Tensor, method: str
     ) -> tuple[str, list[str], Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Caption text, words, word maps `[T, S, S]`, caption map `[S, S]`, their raw maps and
-        the words' log-probabilities `[T]`."""
-        if method in GRADIENT_METHODS or method in PERTURBATION_METHODS:  # all words at once
-            explained = self.explainer("captioning", method).explain(
-                inputs, method=method, perturbation=PERTURBATION.get(method)
-            )
-            words = explained.word_labels(0)
-            return (
-                explained.texts[0],
-                words,
-                explained.words.maps[0, : len(words)],
-                explained.caption.maps[0],
-                explained.words.raw[0, : len(words)],
-                explained.caption.raw[0],
-                explained.words.scores[0, : len(words)],
-            )
-        model = self.captioner
-        caption = self.caption_explainer.generate(inputs)[0]
+        the words' log-probabilities `[T]`: every word from the explainer's one call."""
+        explainer = self.explainer("captions", method)
+        caption = explainer.generate(inputs)[0]
         if not caption:
             raise InputError("The model gave an empty caption for this image; try another image.")
-        count = len(caption)
-        # A row per word and one for the whole caption: the guided rules are not linear.
-        rows = WordReplicas.of(model, [caption], False, inputs.device).score_rows()
-        explained = _guided_method(
-            method,
-            teacher_forced(model),
-            inputs[rows.images],
-            rows.target,
-            model,
-            self.captioner_layer,
-            (rows.tokens, rows.steps),
+        explained = explainer.explain(
+            inputs, [caption], method=method, perturbation=PERTURBATION.get(method)
         )
-        words = model.words(caption)
+        words = explained.word_labels(0)
         return (
-            " ".join(words),
+            explained.texts[0],
             words,
-            explained.maps[:count],
-            explained.maps[count],
-            explained.raw[:count],
-            explained.raw[count],
-            explained.scores[:count],
+            explained.words.maps[0, : len(words)],
+            explained.caption.maps[0],
+            explained.words.raw[0, : len(words)],
+            explained.caption.raw[0],
+            explained.words.scores[0, : len(words)],
         )
 
     # ------------------------------------------------------------------ VQA
@@ -318,27 +291,23 @@ class Demo:
         method's."""
         picture = read_image(image)
         question, unknown = check_question(self.vqa_model, question)
-        shown, key = checked_method(method, self.pixel_methods["VQA"], self.default.method)
+        shown, key = checked_method(method, self.methods("vqa"), self.default.method)
         threshold = checked_threshold(threshold, box_settings(key).threshold)
         inputs = self.vqa_preprocess(picture)[None]
-        gradient = key in GRADIENT_METHODS
+        gradient = registry.get(key).kind == "gradient"
         with self._vqa_lock:
-            explained = self.explainer("VQA", key).explain(
+            explained = self.explainer("vqa", key).explain(
                 inputs, [question], top_k=top_k, method=key if gradient else "gradcam",
                 counterfactual=True,
             )  # fmt: skip
             answers = explained.answers[0]
             selected = answer if answer in answers else answers[0]
-            if gradient:  # every top answer's map came from the one backward pass
-                mapped, maps, raw = answers, explained.maps.maps[0], explained.maps.raw[0]
-            elif key in PERTURBATION_METHODS:  # every top answer's map from one sweep
-                swept = self.vqa_explainer.explain(
-                    inputs, [question], top_k=top_k, method=key, perturbation=PERTURBATION[key]
-                )
-                mapped, maps, raw = swept.answers[0], swept.maps.maps[0], swept.maps.raw[0]
-            else:  # the guided rules cost a pass per answer: only the selected one
-                pixel = self._vqa_guided_map(inputs, question, selected, key)
-                mapped, maps, raw = [selected], pixel.maps, pixel.raw
+            mapping = explained.maps
+            if not gradient:  # every top answer's map from one sweep, or a row per answer
+                mapping = self.vqa_explainer.explain(
+                    inputs, [question], top_k=top_k, method=key, perturbation=PERTURBATION.get(key)
+                ).maps
+            mapped, maps, raw = mapping.labels[0], mapping.maps[0], mapping.raw[0]
         probabilities = explained.probabilities[0].tolist()
         against = explained.counterfactual.maps[0, answers.index(selected)]
         heat = maps[mapped.index(selected)]
@@ -379,15 +348,6 @@ class Demo:
             explained.counterfactual.maps[0], size,
         )  # fmt: skip
 
-    def _vqa_guided_map(
-        self, inputs: Tensor, question: str, answer: str, method: str
-    ) -> Explanation:
-        """Guided backprop or guided Grad-CAM `Explanation` of one answer (maps `[1, S, S]`)."""
-        model = self.vqa_model
-        tokens = model.tokenize([question]).to(inputs.device)
-        target = ClassLogit([list(model.answers).index(answer)])
-        return _guided_method(method, model, inputs, target, model, self.vqa_layer, (tokens,))
-
     # ------------------------------------------------------------------ files
 
     def _request_folder(self) -> Path:
@@ -400,21 +360,6 @@ class Demo:
             except FileNotFoundError:  # another request removed it first
                 pass
         return Path(tempfile.mkdtemp(dir=self.work_dir))
-
-
-def _guided_method(
-    method: str,
-    forward: Callable[..., Tensor],
-    rows: Tensor,
-    target: Callable[[Tensor], Tensor],
-    model: nn.Module,
-    layer: str | nn.Module,
-    forward_args: Sequence[Tensor],
-) -> Explanation:
-    """Guided backprop or guided Grad-CAM of one target per row."""
-    if method == "guided_backprop":
-        return guided_backprop(forward, rows, target, model=model, forward_args=forward_args)
-    return guided_grad_cam(forward, rows, target, model, layer, forward_args=forward_args)
 
 
 # ----------------------------------------------------------------------------- drawing and files

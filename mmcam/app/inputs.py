@@ -7,6 +7,7 @@ import base64
 import io
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,13 +17,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from mmcam.core.protocols import VQAModel
 from mmcam.data.files import read_json
 from mmcam.data.images import BOMB_ERRORS, bomb_limit_enforced, to_rgb
-from mmcam.methods.formulas import GRADIENT_METHODS
-from mmcam.methods.pixel_space import PERTURBATION_METHODS
+from mmcam.methods import registry
+from mmcam.methods.deprecated import deprecated_list
 
 __all__ = [
     "DEFAULT_SAMPLES",
     "MAX_IMAGE_SIDE",
-    "METHODS",
     "WHOLE_CAPTION",
     "Example",
     "InputError",
@@ -37,19 +37,19 @@ DEFAULT_SAMPLES = MODELS / "samples"
 MAX_IMAGE_SIDE = 4096  # pixels: a larger image is refused (the models see 128 x 128 anyway)
 MAX_UPLOAD = "20mb"  # Gradio's own upload limit (launch(max_file_size=...)), checked first
 WHOLE_CAPTION = "whole caption"
-METHODS = {
-    "Grad-CAM": "gradcam",
-    "Grad-CAM++": "gradcam++",
-    "Counterfactual": "counterfactual",
-    "HiResCAM": "hirescam",
-    "LayerCAM": "layercam",
-    "Guided backprop": "guided_backprop",
-    "Guided Grad-CAM": "guided_grad_cam",
-    "Occlusion": "occlusion",
-    "RISE": "rise",
-}
-# Methods that need no ReLU rule and no convolutional layer: offered for every model.
-ANY_MODEL_METHODS = (*GRADIENT_METHODS, *PERTURBATION_METHODS)
+
+
+def __getattr__(name: str) -> object:
+    """The demo's former method lists, read from the registry (deprecated): METHODS (shown name
+    -> id of the methods the caption explainer runs) and ANY_MODEL_METHODS (the ids offered for
+    every model: no ReLU rule, no convolutional layer needed)."""
+    if name == "METHODS":
+        names = deprecated_list(__name__, name, registry.methods(explainer="captions"), "name")
+        return {shown: method_id for method_id, shown in names.items()}
+    if name == "ANY_MODEL_METHODS":
+        records = registry.methods(kind=("gradient", "perturbation"))
+        return deprecated_list(__name__, name, records, None)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class InputError(ValueError):
@@ -164,22 +164,26 @@ def _known_words_hint(model: VQAModel) -> str:
 
 
 def checked_method(
-    name: str | None, pixel_methods: bool = True, default: str = "gradcam"
+    name: str | None, offered: Sequence[str] | None = None, default: str = "gradcam"
 ) -> tuple[str, str]:
-    """(shown name, method key) of a method given by either (`default` when None); without
-    `pixel_methods` only the gradient and perturbation methods are allowed (guided backprop and
-    guided Grad-CAM need ReLUs and a convolutional layer)."""
+    """(shown name, registry id) of a method given by either (`default` when None; a former id
+    is accepted with a DeprecationWarning); a method outside `offered` (ids; None: every
+    registered method) is refused naming those that are."""
     name = name or default
-    for shown, key in METHODS.items():
-        if name in (shown, key):
-            if not pixel_methods and key not in ANY_MODEL_METHODS:
-                allowed = [s for s, k in METHODS.items() if k in ANY_MODEL_METHODS]
-                raise InputError(
-                    f"{shown} is offered for the convolutional models only; explain this model "
-                    f"with {', '.join(allowed)}."
-                )
-            return shown, key
-    raise InputError(f"Unknown method {name!r}; choose one of {', '.join(METHODS)}.")
+    by_name = {record.name: record.id for record in registry.methods()}
+    method_id = by_name.get(name) or registry.resolve(name)
+    offered = registry.ids() if offered is None else list(offered)
+    if method_id not in registry.METHODS:
+        shown = ", ".join(registry.get(i).name for i in offered)
+        raise InputError(f"Unknown method {name!r}; choose one of {shown}.")
+    record = registry.get(method_id)
+    if record.id not in offered:
+        shown = ", ".join(registry.get(i).name for i in offered)
+        offered_to = "the convolutional models only" if record.kind == "rule" else "other models"
+        raise InputError(
+            f"{record.name} is offered for {offered_to}; explain this model with {shown}."
+        )
+    return record.name, record.id
 
 
 def checked_threshold(value: float | None, default: float = 0.15) -> float:

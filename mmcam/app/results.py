@@ -60,8 +60,8 @@ class AnswerResult:
     boxes: list[dict]
     files: list[Path]  # PNGs of `heat_map` and `counterfactual`, then vqa-maps.npz
     notes: str  # e.g. the words the model did not know and ignored
-    mapped: list[str]  # the answers `maps` explain: all of `choices` for the gradient and
-    # perturbation methods, only `selected` for the guided ones (they cost a pass per answer)
+    mapped: list[str]  # the answers `maps` explain: all of `choices` (the rule methods from a
+    # row per answer, the others from one pass or one sweep)
     maps: Tensor  # [len(mapped), S, S] in [0, 1], at the model's input resolution
     counterfactual_maps: Tensor  # [k, S, S]: one per answer in `choices`
     image_size: tuple[int, int]

@@ -29,7 +29,8 @@ from mmcam.evaluation.box_settings import box_settings, default_method, map_boxe
 from mmcam.evaluation.localize import boxes_from_map, resize_map
 from mmcam.evaluation.refine import refined_box
 from mmcam.evaluation.word_categories import CategoryMention, WordCategories
-from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation, caption_tokens
+from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation
+from mmcam.explainers.rows import caption_tokens
 from mmcam.explainers.vqa import VQAExplainer
 from mmcam.methods.pixel_space import pixel_explanations
 from mmcam.visualize import PanelRow, map_grid, panel_row

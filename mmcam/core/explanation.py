@@ -68,10 +68,18 @@ class Explanation:
     Every tensor's leading shape is that of `scores`: `[B]` for one target per image, `[B, T]`
     for several (the words of a caption, the top answers). `labels` names the targets (words,
     answers, class names) with the same nesting.
+
+    `raw` has one shape per kind of method (the method registry's kinds; `method` is the id):
+
+    - gradient (Grad-CAM and the CAM family): `[B, (T,) h, w]` at the explained layer's grid,
+      after ReLU, unscaled;
+    - rule (guided backprop, deconvnet, guided Grad-CAM): the signed attribution
+      `[B, (T,) 3, H, W]` at the input's pixels (`maps` show max_c |raw|);
+    - perturbation (occlusion, RISE): `[B, (T,) H, W]` at the input's pixels;
+    - attention (cross-attention methods): `[B, (T,) h, w]` on the patch grid.
     """
 
-    raw: Tensor  # CAM family: [..., h, w] at layer resolution, after ReLU, unscaled;
-    # pixel-space methods: the signed attribution [B, 3, H, W]
+    raw: Tensor  # the method kind's shape, see above
     maps: Tensor  # [..., H, W]: upsampled to the input and normalised to [0, 1]
     empty: Tensor  # [...] bool: the map was flat or negligible, so `maps` holds zeros
     scores: Tensor  # [...]: the explained scores

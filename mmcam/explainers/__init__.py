@@ -1,7 +1,20 @@
-"""Explainers that face the models: CaptionExplainer, VQAExplainer, cross-attention maps, and
-(in `mmcam.explainers.hf`) the Hugging Face adapters. Imports core and methods."""
+"""Explainers that face the models: the explainer base (`Explainer`: registry lookup, model-state
+guard, protocol check hook, dispatch by method kind), the public rows layer (`rows`: word
+replicas, teacher forcing, repeated rows, device moves), CaptionExplainer, VQAExplainer, the
+cross-attention explainers and (in `mmcam.explainers.hf`) the Hugging Face adapters. Imports core
+and methods."""
 
+from mmcam.explainers.base import Explainer
 from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation
+from mmcam.explainers.cross_attention import CaptionAttentionExplainer, VQAAttentionExplainer
 from mmcam.explainers.vqa import VQAExplainer, VQAExplanation
 
-__all__ = ["CaptionExplainer", "CaptionExplanation", "VQAExplainer", "VQAExplanation"]
+__all__ = [
+    "CaptionAttentionExplainer",
+    "CaptionExplainer",
+    "CaptionExplanation",
+    "Explainer",
+    "VQAAttentionExplainer",
+    "VQAExplainer",
+    "VQAExplanation",
+]

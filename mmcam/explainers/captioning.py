@@ -6,18 +6,19 @@ layer's output is replicated once per word, replica t scores word t, and replica
 decodes the t + 1 steps word t depends on. Gradients are linear, so the whole caption's
 gradient is the sum of the words' gradients and its map comes for free.
 
-Guided backpropagation and deconvnet (`RULE_METHODS`) explain in pixel space through a
-non-linear backward rule, so there each word, and the whole caption, is a row of its own from
-the input up: one forward and one backward pass over (words + 1) copies of each image.
+Guided backpropagation, deconvnet and guided Grad-CAM (the registry's "rule" methods) explain
+in pixel space through a non-linear backward rule, so there each word, and the whole caption, is
+a row of its own from the input up: one forward and one backward pass over (words + 1) copies of
+each image.
 
-Occlusion and RISE (`PERTURBATION_METHODS`) need no gradient: one teacher-forced forward of a
+Occlusion and RISE (its "perturbation" methods) need no gradient: one teacher-forced forward of a
 perturbed copy gives every word's log-probability, so all words and the whole caption are read
 from one sweep of perturbed copies (`CaptionWords`), not one sweep per word.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,20 +26,33 @@ import torch
 from torch import Tensor
 
 from mmcam.core.explanation import Explanation
-from mmcam.core.model_state import explaining
 from mmcam.core.protocols import EXPLAINED_MEMBERS, CaptionModel
 from mmcam.core.tap import Grid, Layers, Taps, layers
-from mmcam.core.targets import CaptionRows, CaptionWords, token_logprobs
+from mmcam.core.targets import CaptionWords, token_logprobs
+from mmcam.explainers.base import Explainer
 from mmcam.explainers.protocol_check import ProtocolRules, check_rows
-from mmcam.methods.cam import fused_maps
-from mmcam.methods.pixel_space import (
-    PIXEL_SPACE_METHODS,
-    RULE_METHODS,
-    check_method,
-    perturbation_maps,
-    pixel_explanation,
-    rule_gradients,
+from mmcam.explainers.rows import (  # re-exported: their former home
+    ScoreRows,
+    WordReplicas,
+    caption_tokens,
+    check_logits_shape,
+    replica_rows,
+    teacher_forced,
 )
+from mmcam.methods.cam import fused_maps
+from mmcam.methods.pixel_space import perturbation_maps, pixel_explanation, rule_attributions
+from mmcam.methods.registry import Method
+
+__all__ = [  # the rows' names stay importable from here, their former home
+    "CaptionExplainer",
+    "CaptionExplanation",
+    "ScoreRows",
+    "WordReplicas",
+    "caption_tokens",
+    "check_logits_shape",
+    "check_word_scores",
+    "teacher_forced",
+]
 
 
 @dataclass
@@ -54,135 +68,6 @@ class CaptionExplanation:
     def word_labels(self, index: int) -> list[str]:
         """The words of image `index`, one per map in `words.maps[index]`."""
         return self.words.labels[index]
-
-
-def caption_tokens(
-    captions: Sequence[Sequence[int]], bos: int, eos: int, pad: int, device: torch.device
-) -> tuple[Tensor, Tensor]:
-    """Teacher-forcing input `[B, L]` = BOS, words, EOS, padding; and the word counts `[B]`."""
-    longest = max(len(caption) for caption in captions)
-    tokens = torch.full((len(captions), longest + 2), pad, dtype=torch.long)
-    for row, caption in enumerate(captions):
-        tokens[row, : len(caption) + 2] = torch.tensor([bos, *caption, eos])
-    counts = torch.tensor([len(caption) for caption in captions])
-    return tokens.to(device), counts.to(device)
-
-
-@dataclass
-class ScoreRows:
-    """One row per explained score, for the pixel-space methods (their backward rules are not
-    linear, so scores cannot share rows): each word of each caption (padding skipped), then, when
-    asked, each whole caption. Run `teacher_forced(model)(images[rows.images], rows.tokens,
-    rows.steps)` and score it with `rows.target`."""
-
-    images: Tensor  # [R]: the image each row explains
-    tokens: Tensor  # [R, L]: its teacher-forcing input
-    steps: Tensor  # [R]: the decoding steps it needs
-    target: CaptionRows
-    word_rows: Tensor  # [W]: where the first W rows (the words) sit among the B*T replicas
-
-
-def teacher_forced(model: CaptionModel) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-    """images, tokens, steps -> the teacher-forced logits: the forward the pixel methods run
-    (its shape checked against the protocol)."""
-
-    def forward(images: Tensor, tokens: Tensor, steps: Tensor) -> Tensor:
-        logits = model.decode_logits(model.encode(images), tokens, steps)
-        return check_logits_shape(model, "decode_logits", logits, tokens)
-
-    return forward
-
-
-def check_logits_shape(model: object, name: str, logits: Tensor, tokens: Tensor) -> Tensor:
-    """`logits` as `model.<name>` returned them for teacher-forcing input `tokens` `[B, L]`, or
-    a clear error: `decode_logits` must give `[B, L, V]` (one row per input row, one step per
-    input token), `decode_last_logits` `[B, V]` (or `[B, L, V]`)."""
-    rows, steps = tokens.shape
-    shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-    fits = isinstance(logits, Tensor) and logits.shape[0] == rows
-    if fits and logits.dim() == 3:
-        fits = logits.shape[1] == steps
-    elif fits:
-        fits = logits.dim() == 2 and name == "decode_last_logits"
-    if not fits:
-        expected = f"[{rows}, {steps}, V]" + (f" or [{rows}, V]" if name != "decode_logits" else "")
-        raise ValueError(
-            f"{type(model).__name__}.{name} returned {shape} for tokens [{rows}, {steps}]; "
-            f"expected {expected}: one row per input row in the given order, and one step per "
-            "input token (logits[b, t] scores tokens[b, t + 1]; the last step is never read). "
-            "See the README, 'Your own captioner'"
-        )
-    return logits
-
-
-@dataclass
-class WordReplicas:
-    """Teacher-forcing input with one replica per (image, word): row b*T + t scores word t of
-    image b and decodes only steps 0..t (`lengths`)."""
-
-    tokens: Tensor  # [B, L]
-    counts: Tensor  # [B]: words explained per image
-    scored: Tensor  # [B]: tokens the whole caption scores (its words and the end token)
-    word_index: Tensor  # [B*T]: the word each replica scores
-    replica_tokens: Tensor  # [B*T, L]
-
-    @classmethod
-    def of(
-        cls,
-        model: CaptionModel,
-        captions: Sequence[Sequence[int]],
-        include_end: bool,
-        device: torch.device,
-    ) -> WordReplicas:
-        if any(len(caption) == 0 for caption in captions):
-            raise ValueError("cannot explain an empty caption")
-        tokens, counts = caption_tokens(
-            captions, model.bos_index, model.eos_index, model.pad_index, device
-        )
-        scored = counts + 1
-        counts = counts + int(include_end)
-        steps = int(counts.max())
-        word_index = torch.arange(steps, device=device).repeat(len(captions))
-        return cls(tokens, counts, scored, word_index, tokens.repeat_interleave(steps, dim=0))
-
-    @property
-    def batch(self) -> int:
-        return self.tokens.shape[0]
-
-    @property
-    def steps(self) -> int:
-        return self.replica_tokens.shape[0] // self.batch
-
-    @property
-    def lengths(self) -> Tensor:
-        return self.word_index + 1
-
-    @property
-    def valid(self) -> Tensor:
-        """`[B, T]`: replica (b, t) scores a word of caption b (not padding past its end)."""
-        return self.word_index.view(self.batch, self.steps) < self.counts[:, None]
-
-    def score_rows(self, whole_captions: bool = True) -> ScoreRows:
-        """A row per word of each caption and, with `whole_captions`, one per caption."""
-        word_rows = self.valid.flatten().nonzero().squeeze(1)
-        captions = torch.arange(self.batch if whole_captions else 0, device=word_rows.device)
-        positions = torch.cat([self.word_index[word_rows], torch.full_like(captions, -1)])
-        images = torch.cat([word_rows // self.steps, captions])
-        counts = self.counts[images]
-        tokens = torch.cat([self.replica_tokens[word_rows], self.tokens[captions]])
-        steps = torch.where(positions >= 0, positions + 1, counts)
-        return ScoreRows(images, tokens, steps, CaptionRows(tokens, counts, positions), word_rows)
-
-    def scores(self, logits: Tensor) -> Tensor:
-        """Each replica's word log-probability `[B, T]` from teacher-forced logits `[B*T, L, V]`
-        or from the scored step's logits alone `[B*T, V]`; 0 past a caption's end."""
-        if logits.dim() == 3:
-            logp = token_logprobs(logits, self.replica_tokens, self.lengths)  # [B*T, L-1]
-            scores = logp.gather(1, self.word_index[:, None])
-        else:
-            scored = self.replica_tokens.gather(1, self.lengths[:, None])  # [B*T, 1]
-            scores = torch.log_softmax(logits.float(), dim=-1).gather(1, scored)
-        return torch.where(self.valid, scores.view(self.batch, self.steps), 0.0)
 
 
 CAPTIONER_RULES = ProtocolRules(
@@ -214,7 +99,7 @@ def check_word_scores(
     steps = replicas.steps
 
     def plain(rows: Tensor) -> Tensor:
-        encoded = _replica_rows(features, rows * steps, replicas.batch * steps)
+        encoded = replica_rows(features, rows * steps, replicas.batch * steps)
         if encoded is None:
             encoded = model.encode(images[rows])
         tokens, scored = replicas.tokens[rows], replicas.scored[rows]
@@ -228,23 +113,7 @@ def check_word_scores(
     )  # fmt: skip
 
 
-def _replica_rows(features: Any, rows: Tensor, total: int) -> Any:
-    """Rows `rows` of every `[total, ...]` tensor in `features` (`total` = B*T replicas),
-    detached; other tensors as they are; None for None or a structure this does not know."""
-    if isinstance(features, Tensor):
-        if features.dim() and features.shape[0] == total:
-            return features.detach()[rows]
-        return features.detach()
-    if isinstance(features, tuple | list):
-        parts = [_replica_rows(part, rows, total) for part in features]
-        return None if any(part is None for part in parts) else type(features)(parts)
-    if isinstance(features, dict):
-        parts = {key: _replica_rows(value, rows, total) for key, value in features.items()}
-        return None if any(part is None for part in parts.values()) else parts
-    return None
-
-
-class CaptionExplainer:
+class CaptionExplainer(Explainer):
     """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
     that satisfies `mmcam.core.protocols.CaptionModel`.
 
@@ -263,6 +132,8 @@ class CaptionExplainer:
     rows that depend on each other, steps past `lengths` read) raises instead of giving wrong
     maps. `check=False` skips that call.
     """
+
+    explainer_id = "captions"
 
     def __init__(
         self,
@@ -292,7 +163,7 @@ class CaptionExplainer:
                 f"{type(self.model).__name__} has no generate(images, max_length, beam_size): "
                 "give the captions to explain (token ids), or add generate"
             )
-        with explaining(self.model, images.device), torch.no_grad():
+        with self.guard(images.device), torch.no_grad():
             return self.model.generate(images, max_length=max_length, beam_size=beam_size)
 
     def explain(
@@ -307,13 +178,13 @@ class CaptionExplainer:
         perturbation: Mapping[str, Any] | None = None,
     ) -> CaptionExplanation:
         """Maps of every word of each image's caption (generated when `captions` is None) by
-        `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer,
-        "guided_backprop" / "deconvnet" at the input, or "occlusion" / "rise" (all words from
-        one sweep; `perturbation` holds their options, e.g. `{"window": 16, "stride": 8}` or
-        `{"n_masks": 1000, "cell": 16}`; raw maps are then `[B, T, H, W]`). CAM maps are
-        upsampled to `size` (height, width; default: the input's), e.g. the image size when the
-        input is a precomputed feature grid."""
-        check_method(method, perturbation)
+        `method`, a method id this explainer offers (`offered()`): a gradient (CAM) method at the
+        explained layer, a rule method ("guided_backprop", "deconvnet", "guided_gradcam") at the
+        input, or "occlusion" / "rise" (all words from one sweep; `perturbation` holds their
+        options, e.g. `{"window": 16, "stride": 8}` or `{"n_masks": 1000, "cell": 16}`; raw maps
+        are then `[B, T, H, W]`). CAM maps are upsampled to `size` (height, width; default: the
+        input's), e.g. the image size when the input is a precomputed feature grid."""
+        record = self.method(method, perturbation)
         if captions is None:
             captions = self.generate(images, max_length, beam_size)
         if len(captions) != images.shape[0]:
@@ -322,16 +193,28 @@ class CaptionExplainer:
         replicas = WordReplicas.of(model, captions, self.include_end, images.device)
         labels = [self._labels(caption) for caption in captions]
         texts = [" ".join(model.words(caption)) for caption in captions]
-        if method in PIXEL_SPACE_METHODS:
-            if method in RULE_METHODS:
-                words, caption = self._explain_by_rule(images, replicas, method, labels)
-            else:
-                words, caption = self._explain_by_perturbation(
-                    images, replicas, method, labels, perturbation
-                )
-            return CaptionExplanation([list(c) for c in captions], texts, words, caption)
+        words, caption = self.dispatch(
+            record, images, replicas, labels, size=size, options=perturbation
+        )
+        return CaptionExplanation([list(c) for c in captions], texts, words, caption)
+
+    def verify(
+        self, images: Tensor, replicas: WordReplicas, scores: Tensor, features: Any = None
+    ) -> None:
+        """With `check`, the explained word scores `[B, T]` against a plain call
+        (`check_word_scores`), inside the model-state guard."""
+        if self.check:
+            with self.guard(images.device):
+                check_word_scores(self.model, images, replicas, scores, features)
+
+    def by_gradient(
+        self, record: Method, images: Tensor, replicas: WordReplicas, labels: list, **options: Any
+    ) -> tuple[Explanation, Explanation]:
+        """CAM maps of every word `[B, T, h, w]` and caption from one forward and backward pass
+        over the word replicas at the explained layer."""
+        model = self.model
         batch, steps = replicas.batch, replicas.steps
-        with explaining(model, images.device):
+        with self.guard(images.device):
             with Taps(model, layers(self.layer), replicas=steps, to_grid=self.to_grid) as taps:
                 first = taps.taps[0]
                 features = model.encode(first.feed(images) if first.taps_input else images)
@@ -342,34 +225,35 @@ class CaptionExplainer:
             scores = replicas.scores(logits)  # [B, T]
             grids = taps.gradients(scores)  # per layer: A, dY/dA [B*T, K, h, w]
             taps.release()
-            if self.check:
-                check_word_scores(model, images, replicas, scores, features)
-        size = size or images.shape[-2:]
-        words = fused_maps(grids, scores, method, size, labels)
+        self.verify(images, replicas, scores, features)
+        size = options.get("size") or images.shape[-2:]
+        words = fused_maps(grids, scores, record.id, size, labels)
         # The whole caption's gradient is the sum of its words'; every replica has the same A.
         caption = fused_maps(
             [(a.unflatten(0, (batch, steps))[:, 0], g.unflatten(0, (batch, steps)).sum(1))
              for a, g in grids],  # fmt: skip
             scores.sum(dim=1),
-            method,
+            record.id,
             size,
             [" ".join(label) for label in labels],
         )
-        return CaptionExplanation([list(c) for c in captions], texts, words, caption)
+        return words, caption
 
-    def _explain_by_rule(
-        self, images: Tensor, replicas: WordReplicas, method: str, labels: list[list[str]]
+    def by_rule(
+        self, record: Method, images: Tensor, replicas: WordReplicas, labels: list, **options: Any
     ) -> tuple[Explanation, Explanation]:
         """Pixel-space maps of every word `[B, T, 3, H, W]` and of every caption `[B, 3, H, W]`:
         a row per word (decoding the steps it depends on) and a row per whole caption."""
         batch, steps = replicas.batch, replicas.steps
         rows = replicas.score_rows()
-        gradients, scores = rule_gradients(
-            RULE_METHODS[method],
+        gradients, scores = rule_attributions(
+            record.function,
+            record.times,
             teacher_forced(self.model),
             images[rows.images],
             rows.target,
             self.model,
+            self.layer if record.times else None,
             (rows.tokens, rows.steps),
         )
         word_rows, words = rows.word_rows, len(rows.word_rows)
@@ -377,53 +261,44 @@ class CaptionExplainer:
         word_raw[word_rows] = gradients[:words]
         word_scores = scores.new_zeros(batch * steps)
         word_scores[word_rows] = scores[:words]
-        if self.check:
-            with explaining(self.model, images.device):
-                check_word_scores(self.model, images, replicas, word_scores.view(batch, steps))
+        self.verify(images, replicas, word_scores.view(batch, steps))
         return (
             pixel_explanation(
                 word_raw.view(batch, steps, *gradients.shape[1:]),
                 word_scores.view(batch, steps),
-                method,
+                record.id,
                 labels,
             ),
             pixel_explanation(
-                gradients[words:], scores[words:], method, [" ".join(label) for label in labels]
+                gradients[words:], scores[words:], record.id, [" ".join(label) for label in labels]
             ),
         )
 
-    def _explain_by_perturbation(
-        self,
-        images: Tensor,
-        replicas: WordReplicas,
-        method: str,
-        labels: list[list[str]],
-        options: Mapping[str, Any] | None,
+    def by_perturbation(
+        self, record: Method, images: Tensor, replicas: WordReplicas, labels: list, **options: Any
     ) -> tuple[Explanation, Explanation]:
         """Occlusion or RISE maps of every word `[B, T, H, W]` and of every caption `[B, H, W]`,
         from one sweep: each perturbed copy decodes its whole caption once, and its scores are
         every word's log-probability and their sum."""
         steps = replicas.steps
         explained = perturbation_maps(
-            method,
+            record,
             teacher_forced(self.model),
             images,
             CaptionWords(replicas.tokens, replicas.counts, steps),
             self.model,
             (replicas.tokens, replicas.counts),
             labels,
-            options,
+            options.get("options"),
         )  # maps [B, T + 1, H, W]: the words, then the caption
         raw, maps, empty, scores = explained.raw, explained.maps, explained.empty, explained.scores
-        if self.check:  # the sweep's unperturbed scores, against a call in another order
-            with explaining(self.model, images.device):
-                check_word_scores(self.model, images, replicas, scores[:, :steps])
+        self.verify(images, replicas, scores[:, :steps])  # the sweep's unperturbed scores
         words = Explanation(
             raw[:, :steps], maps[:, :steps], empty[:, :steps] | ~replicas.valid,
-            scores[:, :steps], method, labels,
+            scores[:, :steps], record.id, labels,
         )  # fmt: skip
         caption = Explanation(
-            raw[:, steps], maps[:, steps], empty[:, steps], scores[:, steps], method,
+            raw[:, steps], maps[:, steps], empty[:, steps], scores[:, steps], record.id,
             [" ".join(label) for label in labels],
         )  # fmt: skip
         return words, caption

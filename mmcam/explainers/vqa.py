@@ -4,11 +4,12 @@ One forward and one backward pass give the maps of all top-k answers: the tapped
 is replicated k times and replica j scores the j-th answer's logit. The counterfactual map
 (what argues against an answer) reuses the same gradients.
 
-Guided backpropagation and deconvnet (`RULE_METHODS`) explain in pixel space through a
+Guided backpropagation, deconvnet and guided Grad-CAM (the registry's "rule" methods) explain
+in pixel space through a
 non-linear backward rule: the answers are found first, then each is a row of its own from the
 input up (k copies of each image, one backward pass).
 
-Occlusion and RISE (`PERTURBATION_METHODS`) read every top answer's logit from the same
+Occlusion and RISE (its "perturbation" methods) read every top answer's logit from the same
 perturbed forwards: k maps for the cost of one sweep.
 
 Every method's explanation is checked (`check=True`): the answer logits it explained must be
@@ -27,20 +28,28 @@ import torch
 from torch import Tensor
 
 from mmcam.core.explanation import Explanation
-from mmcam.core.model_state import explaining
 from mmcam.core.protocols import VQAModel
 from mmcam.core.tap import Grid, Layers, Taps, layers
 from mmcam.core.targets import ClassLogit, ClassLogits
+from mmcam.explainers.base import Explainer
 from mmcam.explainers.protocol_check import ProtocolRules, check_rows
-from mmcam.methods.cam import fused_maps
-from mmcam.methods.pixel_space import (
-    PIXEL_SPACE_METHODS,
-    RULE_METHODS,
-    check_method,
-    perturbation_maps,
-    pixel_explanation,
-    rule_gradients,
+from mmcam.explainers.rows import (  # re-exported: their former home
+    check_row_counts,
+    move_to,
+    question_rows,
+    repeat_rows,
 )
+from mmcam.methods.cam import fused_maps
+from mmcam.methods.pixel_space import perturbation_maps, pixel_explanation, rule_attributions
+from mmcam.methods.registry import Method
+
+__all__ = [  # the rows' names stay importable from here, their former home
+    "VQAExplainer",
+    "VQAExplanation",
+    "move_to",
+    "question_rows",
+    "repeat_rows",
+]
 
 VQA_RULES = ProtocolRules(
     protocol="VQA model",
@@ -64,7 +73,7 @@ class VQAExplanation:
     counterfactual: Explanation | None
 
 
-class VQAExplainer:
+class VQAExplainer(Explainer):
     """Grad-CAM family maps (and guided backprop / deconvnet maps in pixel space) for any model
     that satisfies `mmcam.core.protocols.VQAModel`.
 
@@ -82,6 +91,8 @@ class VQAExplainer:
     whose rows depend on each other, raises instead of giving wrong answers and maps.
     `check=False` skips that call.
     """
+
+    explainer_id = "vqa"
 
     def __init__(
         self, model: VQAModel, layer: Layers, *, to_grid: Grid | None = None, check: bool = True
@@ -108,12 +119,12 @@ class VQAExplainer:
         perturbation: Mapping[str, Any] | None = None,
     ) -> VQAExplanation:
         """Answer each question about its image and map the evidence for the top-k answers by
-        `method`: a CAM method of `mmcam.methods.GRADIENT_METHODS` at the explained layer,
-        "guided_backprop" / "deconvnet" at the input, or "occlusion" / "rise" (all answers from
-        one sweep; `perturbation` holds their options; raw maps `[B, k, H, W]`). The pixel-space
-        methods give no counterfactual map. CAM maps are upsampled to `size` (height, width;
-        default: the input's)."""
-        check_method(method, perturbation)
+        `method`, a method id this explainer offers (`offered()`): a gradient (CAM) method at the
+        explained layer, a rule method ("guided_backprop", "deconvnet", "guided_gradcam") at the
+        input, or "occlusion" / "rise" (all answers from one sweep; `perturbation` holds their
+        options; raw maps `[B, k, H, W]`). Only the gradient methods give a counterfactual map.
+        CAM maps are upsampled to `size` (height, width; default: the input's)."""
+        record = self.method(method, perturbation)
         if len(questions) != images.shape[0]:
             raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")
         for question in questions:
@@ -121,17 +132,20 @@ class VQAExplainer:
                 raise ValueError("empty question: ask something about the image")
         top_k = min(top_k, len(self.model.answers))
         tokens = move_to(self.model.tokenize(list(questions)), images.device)
+        check_row_counts(tokens, images.shape[0])
+        if counterfactual and record.kind != "gradient":
+            raise ValueError(f"counterfactual maps come from the CAM methods, not from {method}")
+        return self.dispatch(
+            record, images, tokens, top_k,
+            counterfactual=counterfactual, size=size, options=perturbation,
+        )  # fmt: skip
+
+    def by_gradient(
+        self, record: Method, images: Tensor, tokens: object, top_k: int, **options: Any
+    ) -> VQAExplanation:
+        """CAM maps of the top-k answers from one forward and backward pass over k replicas."""
         batch = images.shape[0]
-        _check_row_counts(tokens, batch)
-        if method in PIXEL_SPACE_METHODS:
-            if counterfactual:
-                raise ValueError(
-                    f"counterfactual maps come from the CAM methods, not from {method}"
-                )
-            if method in RULE_METHODS:
-                return self._explain_by_rule(images, tokens, top_k, method)
-            return self._explain_by_perturbation(images, tokens, top_k, method, perturbation)
-        with explaining(self.model, images.device):
+        with self.guard(images.device):
             taps = Taps(self.model, layers(self.layer), replicas=top_k, to_grid=self.to_grid)
             with taps:
                 logits = self.model(images, repeat_rows(tokens, top_k))  # [B*k, A]
@@ -142,15 +156,15 @@ class VQAExplainer:
             taps.release()
         probabilities = torch.softmax(logits[:, 0].detach(), dim=1).gather(1, best)
         answers = [[self.model.answers[i] for i in row] for row in best.tolist()]
-        self._check_answers(images, tokens, best, scores, answers)
-        size = size or images.shape[-2:]
-        maps = fused_maps(grids, scores, method, size, answers)
+        self.verify(images, tokens, best, scores, answers)
+        size = options.get("size") or images.shape[-2:]
+        maps = fused_maps(grids, scores, record.id, size, answers)
         against = None
-        if counterfactual:
+        if options.get("counterfactual"):
             against = fused_maps(grids, scores, "counterfactual", size, answers)
         return VQAExplanation(answers, probabilities, maps, against)
 
-    def _check_answers(
+    def verify(
         self, images: Tensor, tokens: object, best: Tensor, scores: Tensor, answers: list
     ) -> None:
         """With `check`, raise unless the explained logits `scores` `[B, k]` of answers `best`
@@ -161,7 +175,7 @@ class VQAExplainer:
         def plain(rows: Tensor) -> Tensor:
             return self.model(images[rows], question_rows(tokens, rows)).gather(1, best[rows])
 
-        with explaining(self.model, images.device):
+        with self.guard(images.device):
             check_rows(
                 self.model, scores, plain, None, VQA_RULES,
                 lambda question, rank: f"the logit of answer {answers[question][rank]!r} (top "
@@ -172,99 +186,45 @@ class VQAExplainer:
         self, images: Tensor, tokens: object, top_k: int
     ) -> tuple[Tensor, list[list[str]], Tensor]:
         """The top-k answer indices `[B, k]`, their names and their probabilities `[B, k]`."""
-        with explaining(self.model, images.device), torch.no_grad():
+        with self.guard(images.device), torch.no_grad():
             logits = self.model(images, tokens)  # [B, A]
         best = logits.topk(top_k, dim=1).indices  # [B, k]
         answers = [[self.model.answers[i] for i in row] for row in best.tolist()]
         return best, answers, torch.softmax(logits, dim=1).gather(1, best)
 
-    def _explain_by_perturbation(
-        self, images: Tensor, tokens: object, top_k: int, method: str, options: Mapping | None
+    def by_perturbation(
+        self, record: Method, images: Tensor, tokens: object, top_k: int, **options: Any
     ) -> VQAExplanation:
         """Occlusion or RISE maps `[B, k, H, W]` of the top-k answers, from one sweep."""
         best, answers, probabilities = self._top_answers(images, tokens, top_k)
         maps = perturbation_maps(
-            method, self.model, images, ClassLogits(best), self.model, (tokens,), answers, options
-        )
-        self._check_answers(images, tokens, best, maps.scores, answers)  # the unperturbed call
+            record, self.model, images, ClassLogits(best), self.model, (tokens,), answers,
+            options.get("options"),
+        )  # fmt: skip
+        self.verify(images, tokens, best, maps.scores, answers)  # the unperturbed call
         return VQAExplanation(answers, probabilities, maps, None)
 
-    def _explain_by_rule(
-        self, images: Tensor, tokens: object, top_k: int, method: str
+    def by_rule(
+        self, record: Method, images: Tensor, tokens: object, top_k: int, **options: Any
     ) -> VQAExplanation:
         """Pixel-space maps `[B, k, 3, H, W]` of the top-k answers, a row per (image, answer)."""
         batch = images.shape[0]
         best, answers, probabilities = self._top_answers(images, tokens, top_k)
-        gradients, scores = rule_gradients(
-            RULE_METHODS[method],
+        gradients, scores = rule_attributions(
+            record.function,
+            record.times,
             self.model,
             images.repeat_interleave(top_k, dim=0),
             ClassLogit(best.flatten()),
-            forward_args=(repeat_rows(tokens, top_k),),
+            self.model if record.times else None,
+            self.layer if record.times else None,
+            (repeat_rows(tokens, top_k),),
         )
-        self._check_answers(images, tokens, best, scores.view(batch, top_k), answers)
+        self.verify(images, tokens, best, scores.view(batch, top_k), answers)
         maps = pixel_explanation(
             gradients.view(batch, top_k, *gradients.shape[1:]),
             scores.view(batch, top_k),
-            method,
+            record.id,
             answers,
         )
         return VQAExplanation(answers, probabilities, maps, None)
-
-
-def repeat_rows(questions: Tensor | Mapping | Sequence, times: int) -> Tensor | dict | list:
-    """Each question's input `times` times in a row, matching the tap's replica order.
-
-    A mapping (a tokenizer's `BatchEncoding`: input ids, attention mask, ...) has each of its
-    values repeated."""
-    rows = torch.arange(_row_count(questions)).repeat_interleave(times)
-    return question_rows(questions, rows)
-
-
-def question_rows(questions: Tensor | Mapping | Sequence, rows: Tensor) -> Tensor | dict | list:
-    """The question input of rows `rows` `[R]` of the batch, in that order (rows may repeat):
-    a tensor indexed along dim 0, a mapping's values alike, a list's entries."""
-    if isinstance(questions, Tensor):
-        return questions[rows.to(questions.device)]
-    if isinstance(questions, Mapping):
-        return {key: question_rows(value, rows) for key, value in questions.items()}
-    if isinstance(questions, Sequence) and not isinstance(questions, str):
-        return [questions[row] for row in rows.tolist()]
-    raise TypeError(
-        f"tokenize returned a {type(questions).__name__}; the explainer repeats each question's "
-        "input once per mapped answer, so tokenize must return a tensor [B, ...], a mapping of "
-        "such tensors (input ids, attention mask, ...) or a list with one entry per question"
-    )
-
-
-def _row_count(questions: object) -> int:
-    """The number of questions in a question input (a mapping: its first value's); 0 for what
-    `question_rows` refuses."""
-    if isinstance(questions, Mapping):
-        return _row_count(next(iter(questions.values()), None))
-    if isinstance(questions, Tensor):
-        return questions.shape[0]
-    return len(questions) if isinstance(questions, Sequence) else 0
-
-
-def _check_row_counts(questions: Tensor | Mapping | Sequence, batch: int) -> None:
-    """Every per-question input has one row per image, so replicas line up with their image."""
-    values = questions.values() if isinstance(questions, Mapping) else [questions]
-    for value in values:
-        rows = value.shape[0] if isinstance(value, Tensor) and value.dim() else None
-        if rows is None and isinstance(value, Sequence) and not isinstance(value, str):
-            rows = len(value)
-        if rows is not None and rows != batch:
-            raise ValueError(
-                f"tokenize gave {rows} rows for {batch} questions; each per-question input must "
-                "have one row per question (batch first), so it is replicated with its image"
-            )
-
-
-def move_to(questions: Tensor | Mapping | Sequence, device: torch.device) -> object:
-    """The question input on `device`: a tensor, or a mapping's tensor values, moved."""
-    if isinstance(questions, Tensor):
-        return questions.to(device)
-    if isinstance(questions, Mapping):
-        return {key: move_to(value, device) for key, value in questions.items()}
-    return questions

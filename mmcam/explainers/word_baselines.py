@@ -19,7 +19,7 @@ from torch import Tensor
 from mmcam.core.protocols import CaptionModel
 from mmcam.core.tap import find_layer
 from mmcam.core.targets import token_logprobs
-from mmcam.explainers.captioning import caption_tokens
+from mmcam.explainers.rows import caption_tokens
 from mmcam.methods.formulas import gradient_map
 
 

@@ -4,7 +4,6 @@ only."""
 
 from mmcam.methods.activation_maximization import activation_maximization, filter_grid
 from mmcam.methods.cam import class_activation_map, explain, fused_maps, grad_cam
-from mmcam.methods.formulas import GRADIENT_METHODS
 from mmcam.methods.perturbation import occlusion
 from mmcam.methods.pixel_space import (
     deconvnet,
@@ -15,7 +14,6 @@ from mmcam.methods.pixel_space import (
 from mmcam.methods.rise import rise
 
 __all__ = [
-    "GRADIENT_METHODS",
     "activation_maximization",
     "class_activation_map",
     "deconvnet",
@@ -29,3 +27,12 @@ __all__ = [
     "rise",
     "strongest_feature_map",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`GRADIENT_METHODS`, read from the registry (deprecated: use `registry.methods`)."""
+    if name == "GRADIENT_METHODS":
+        from mmcam.methods import formulas
+
+        return formulas.__getattr__(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,7 @@ from mmcam.core.explanation import (
 from mmcam.core.model_state import explaining
 from mmcam.core.tap import Tap
 from mmcam.core.targets import ClassLogit, Target
-from mmcam.methods.formulas import GRADIENT_METHODS, cam_weights, gradient_map, weighted_map
+from mmcam.methods.formulas import cam_weights, gradient_map, signed_map, weighted_map
 
 
 def grad_cam(
@@ -72,7 +72,7 @@ def negligible_maps(method: str, activations: Tensor, gradients: Tensor, raw: Te
     by Euler's theorem for a scale-invariant function)."""
     precise = torch.promote_types(raw.dtype, torch.float32)
     magnitudes = activations.abs().to(precise), gradients.abs().to(precise)
-    uncancelled = GRADIENT_METHODS[method](*magnitudes).abs().flatten(-2).amax(dim=-1)
+    uncancelled = signed_map(method)(*magnitudes).abs().flatten(-2).amax(dim=-1)
     peak = raw.flatten(-2).amax(dim=-1).to(precise)
     ratio = negligible_ratio(activations.dtype, gradients.dtype)
     return (peak > 0) & (peak <= ratio * uncancelled)

@@ -87,21 +87,29 @@ def layercam(activations: Tensor, gradients: Tensor) -> Tensor:
     return (gradients.clamp(min=0) * activations).sum(dim=1)
 
 
-GRADIENT_METHODS: dict[str, SignedMap] = {
-    "gradcam": gradcam,
-    "gradcam++": gradcam_plus_plus,
-    "counterfactual": counterfactual,
-    "hirescam": hirescam,
-    "layercam": layercam,
-}
+def signed_map(method: str) -> SignedMap:
+    """The signed-map formula of gradient method `method`, read from the method registry."""
+    from mmcam.methods import registry  # the registry imports the formulas
+
+    record = registry.METHODS.get(method)
+    if record is None or record.kind != "gradient":
+        raise ValueError(
+            f"unknown CAM method {method!r}; choose one of "
+            f"{', '.join(registry.ids(kind='gradient'))}"
+        )
+    return record.function
 
 
 def gradient_map(method: str, activations: Tensor, gradients: Tensor) -> Tensor:
-    """ReLU of the signed map of gradient method `method` (a key of `GRADIENT_METHODS`)."""
-    try:
-        signed = GRADIENT_METHODS[method]
-    except KeyError:
-        raise ValueError(
-            f"unknown CAM method {method!r}; choose one of {', '.join(GRADIENT_METHODS)}"
-        ) from None
-    return signed(activations, gradients).clamp(min=0)
+    """ReLU of the signed map of gradient method `method` (a gradient method of the registry)."""
+    return signed_map(method)(activations, gradients).clamp(min=0)
+
+
+def __getattr__(name: str) -> object:
+    """`GRADIENT_METHODS` (id -> formula), read from the registry, for a release."""
+    if name == "GRADIENT_METHODS":
+        from mmcam.methods import registry
+        from mmcam.methods.deprecated import deprecated_list
+
+        return deprecated_list(__name__, name, registry.methods(kind="gradient"), "function")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

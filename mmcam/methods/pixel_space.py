@@ -1,12 +1,9 @@
 """Pixel-space gradient methods: guided backpropagation, deconvnet, guided Grad-CAM and the
 strongest feature map, all from one modified ReLU backward rule.
 
-The rule is installed without touching the model: a `TorchFunctionMode` sees every ReLU-family
-call made during the forward pass — `nn.ReLU` / `nn.ReLU6` / `nn.LeakyReLU` modules (in place
-or not) and functional `torch.relu`, `F.relu`, `relu_`, `x.relu()`, `F.relu6`,
-`F.hardtanh(min_val=0)`, `F.leaky_relu` alike — and runs it through an autograd Function with
-the same forward output and the modified backward. No hook, no module swap, nothing to undo
-but leaving the `with` block, so the model is exactly as before on every exit.
+The rule is installed without touching the model (`mmcam.methods.relu_rules`): every
+ReLU-family call of the forward pass, modules and functional calls alike, backpropagates by it
+inside a `with` block, so the model is exactly as before on every exit.
 
 The rule applies to the activations whose negative side is flat or linear (ReLU, ReLU6 and
 other clipped ReLUs, LeakyReLU with slope >= 0). Smooth activations (GELU, SiLU, ELU, tanh,
@@ -21,170 +18,59 @@ so the magnitude is what a heat map should show.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
 from mmcam.core.explanation import Explanation, normalize_maps
 from mmcam.core.model_state import explaining
 from mmcam.core.tap import Tap, find_layer
 from mmcam.core.targets import Target
-from mmcam.methods.formulas import GRADIENT_METHODS, gradient_map
+from mmcam.methods import registry
+from mmcam.methods.deprecated import deprecated_list
+from mmcam.methods.formulas import gradient_map
 from mmcam.methods.layer_output import LayerReached
 from mmcam.methods.perturbation import ChunkSize, occlusion
-from mmcam.methods.rise import rise
+from mmcam.methods.relu_rules import RULES, ReluRule, relu_rule  # re-exported: their former home
+
+__all__ = [
+    "RULES",
+    "ReluRule",
+    "deconvnet",
+    "guided_backprop",
+    "guided_grad_cam",
+    "perturbation_maps",
+    "pixel_explanation",
+    "pixel_explanations",
+    "relu_rule",
+    "rule_attributions",
+    "rule_gradients",
+    "strongest_feature_map",
+]
 
 Forward = Callable[..., Any]
 
-# func -> (slope on the negative side or None for a clip, name); args decoded in `_decode`.
-_RELUS = {F.relu, torch.relu, torch.relu_, Tensor.relu, Tensor.relu_}
-_CLIPPED = {F.relu6, F.hardtanh, F.hardtanh_}
-_LEAKY = {F.leaky_relu, F.leaky_relu_}
-_OTHER_ACTIVATIONS = {
-    F.gelu: "gelu", F.silu: "silu", F.elu: "elu", F.selu: "selu", F.celu: "celu",
-    F.mish: "mish", F.hardswish: "hardswish", F.softplus: "softplus", F.prelu: "prelu",
-    torch.sigmoid: "sigmoid", torch.tanh: "tanh", Tensor.sigmoid: "sigmoid",
-    Tensor.tanh: "tanh",
-}  # fmt: skip
 
-
-RULES = ("guided", "deconvnet", "redirected")
-
-# The methods the caption and VQA explainers run with a ReLU rule, by name: their maps are
-# input gradients, one backward pass per explained score.
-RULE_METHODS = {"guided_backprop": "guided", "deconvnet": "deconvnet"}
-# The perturbation methods they run: no gradients, so no rule and any model; every target of an
-# image (each word, each top answer) is read from the same perturbed forwards.
-PERTURBATION_METHODS = {"occlusion": occlusion, "rise": rise}
-EXPLAINER_METHODS = (*GRADIENT_METHODS, *RULE_METHODS, *PERTURBATION_METHODS)  # the scripts' too
-PIXEL_SPACE_METHODS = (*RULE_METHODS, *PERTURBATION_METHODS)  # maps at the input, not a layer
-
-
-def check_method(method: str, options: Mapping[str, Any] | None = None) -> None:
-    """Refuse a method the caption and VQA explainers do not know, naming the ones they do, and
-    perturbation options for a method that takes none."""
-    if method not in EXPLAINER_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(EXPLAINER_METHODS)}")
-    if options and method not in PERTURBATION_METHODS:
-        raise ValueError(
-            f"perturbation options ({', '.join(options)}) are for "
-            f"{' and '.join(PERTURBATION_METHODS)}, not for {method}"
-        )
-
-
-class _RuleActivation(torch.autograd.Function):
-    """Forward: the original activation call, unchanged. Backward: the guided or deconvnet rule.
-
-    guided:     dR/dx = f'(x) * max(dR/dy, 0)   (Springenberg et al. 2015)
-    deconvnet:  dR/dx = max(dR/dy, 0)           (Zeiler & Fergus 2014)
-    redirected: dR/dx = dR/dy where the unit is active, else only the part that would wake it
-                (max(dR/dy, 0) below, min(dR/dy, 0) above a clip): Lucid's "redirected ReLU",
-                so gradient ascent from a start where the unit is dead still moves.
-    f'(x) is read from the output y (same sign as x), so in-place calls work too.
-    """
-
-    @staticmethod
-    def forward(ctx, x, call, rule, low, high, slope):  # noqa: ANN001 (autograd signature)
-        out = call()
-        if out is x:  # in place
-            ctx.mark_dirty(x)
-        ctx.rule, ctx.low, ctx.high, ctx.slope = rule, low, high, slope
-        if rule != "deconvnet":
-            ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: ANN001
-        if ctx.rule == "deconvnet":
-            return grad.clamp(min=0), None, None, None, None, None
-        (out,) = ctx.saved_tensors
-        if ctx.rule == "guided" and not ctx.slope:  # two passes, as Captum's hook + ReLU backward
-            passed = torch.ops.aten.threshold_backward(grad, out, ctx.low).clamp_(min=0)
-            if ctx.high is not None:
-                passed = torch.where(out < ctx.high, passed, torch.zeros((), dtype=grad.dtype))
-            return passed, None, None, None, None, None
-        positive = grad.clamp(min=0)
-        if ctx.rule == "redirected":
-            if ctx.slope:  # leaky: never dead, the ordinary gradient
-                return grad * torch.where(out > 0, 1.0, ctx.slope).to(grad.dtype), *[None] * 5
-            passed = torch.where(out > ctx.low, grad, positive)
-            if ctx.high is not None:
-                passed = torch.where(out < ctx.high, passed, grad.clamp(max=0))
-            return passed, None, None, None, None, None
-        # guided, leaky: slope on the negative side
-        passed = positive * torch.where(out > 0, 1.0, ctx.slope).to(grad.dtype)
-        return passed, None, None, None, None, None
-
-
-class ReluRule(TorchFunctionMode):
-    """While active, every ReLU-family call backpropagates by `rule` ("guided", "deconvnet" or
-    "redirected").
-
-    Counts the calls it changed (`applied`) and names the other activations it saw (`others`).
-    """
-
-    def __init__(self, rule: str) -> None:
-        super().__init__()
-        if rule not in RULES:
-            raise ValueError(f"unknown ReLU rule {rule!r}; choose one of {', '.join(RULES)}")
-        self.rule = rule
-        self.applied = 0
-        self.others: set[str] = set()
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        kwargs = kwargs or {}
-        decoded = _decode(func, args, kwargs)
-        if decoded is None:
-            if func in _OTHER_ACTIVATIONS:
-                self.others.add(_OTHER_ACTIVATIONS[func])
-            return func(*args, **kwargs)
-        x, low, high, slope = decoded
-        if not (torch.is_grad_enabled() and isinstance(x, Tensor) and x.requires_grad):
-            return func(*args, **kwargs)
-        self.applied += 1
-        return _RuleActivation.apply(x, lambda: func(*args, **kwargs), self.rule, low, high, slope)
-
-
-def _decode(
-    func: Any, args: tuple, kwargs: dict
-) -> tuple[Tensor, float, float | None, float] | None:
-    """(input, low, high, slope) of a ReLU-family call, or None when the rule does not apply."""
-    if func not in _RELUS and func not in _CLIPPED and func not in _LEAKY:
-        return None
-    names = ("input", "min_val", "max_val") if func in _CLIPPED else ("input", "negative_slope")
-    given = dict(zip(names, args, strict=False)) | kwargs  # F.relu(input=x) spells it by name
-    x = given.get("input", given.get("self"))
-    if func in _RELUS:
-        return x, 0.0, None, 0.0
-    if func is F.relu6:
-        return x, 0.0, 6.0, 0.0
-    if func in _CLIPPED:
-        low, high = float(given.get("min_val", -1.0)), float(given.get("max_val", 1.0))
-        return (x, low, high, 0.0) if low == 0.0 else None  # hardtanh(-1, 1) is no ReLU
-    slope = float(given.get("negative_slope", 0.01))
-    return (x, 0.0, None, slope) if slope >= 0 else None
-
-
-@contextmanager
-def relu_rule(rule: str) -> Iterator[ReluRule]:
-    """Run the forward inside this block to backpropagate by `rule`; warns when nothing changed."""
-    mode = ReluRule(rule)
-    with mode:
-        yield mode
-    if mode.applied == 0:
-        seen = f" (activations seen: {', '.join(sorted(mode.others))})" if mode.others else ""
-        warnings.warn(
-            f"{rule} backprop: the forward pass called no ReLU, ReLU6, clipped ReLU or "
-            f"LeakyReLU{seen}, so the rule changed nothing and the result is the plain input "
-            "gradient",
-            stacklevel=3,
-        )
+def __getattr__(name: str) -> object:
+    """The method lists of earlier releases, read from the registry (deprecated): RULE_METHODS
+    (id -> rule), PERTURBATION_METHODS (id -> sweep), EXPLAINER_METHODS and PIXEL_SPACE_METHODS
+    (ids), with the contents they had (guided Grad-CAM, a rule method with a `times`, was in
+    none of them)."""
+    rules = [m for m in registry.methods(kind="rule") if m.times is None]
+    sweeps = registry.methods(kind="perturbation")
+    lists = {
+        "RULE_METHODS": (rules, "function"),
+        "PERTURBATION_METHODS": (sweeps, "function"),
+        "EXPLAINER_METHODS": ([*registry.methods(kind="gradient"), *rules, *sweeps], None),
+        "PIXEL_SPACE_METHODS": ([*rules, *sweeps], None),
+    }
+    if name not in lists:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return deprecated_list(__name__, name, *lists[name])
 
 
 def rule_gradients(
@@ -210,7 +96,7 @@ def rule_gradients(
 
 
 def perturbation_maps(
-    method: str,
+    method: registry.Method,
     forward: Forward,
     images: Tensor,
     target: Target,
@@ -219,15 +105,18 @@ def perturbation_maps(
     labels: list,
     options: Mapping[str, Any] | None = None,
 ) -> Explanation:
-    """`method` ("occlusion" or "rise") of a target with T scores per image `[n, T]`, all from
-    one sweep: raw `[B, T, H, W]` (occlusion's drop once, not per channel), maps `[B, T, H, W]`,
-    scores `[B, T]`. `options` are the method's keyword arguments (occlusion: window, stride,
-    fill, batch_size; RISE: n_masks, cell, p, batch_size, seed, fill)."""
-    explained = PERTURBATION_METHODS[method](
+    """Perturbation `method` (a registry record: occlusion, RISE) of a target with T scores per
+    image `[n, T]`, all from one sweep: raw `[B, T, H, W]` (occlusion's drop once, not per
+    channel), maps `[B, T, H, W]`, scores `[B, T]`. `options` are the method's keyword arguments
+    (occlusion: window, stride, fill, batch_size; RISE: n_masks, cell, p, batch_size, seed,
+    fill)."""
+    explained = method.function(
         forward, images, target, model=model, forward_args=forward_args, **(options or {})
     )
-    raw = explained.raw[:, :, 0] if method == "occlusion" else explained.raw
-    return Explanation(raw, explained.maps, explained.empty, explained.scores, method, labels)
+    raw = explained.raw
+    if raw.dim() > explained.maps.dim():  # a drop per channel, the same in every channel
+        raw = raw[:, :, 0]
+    return Explanation(raw, explained.maps, explained.empty, explained.scores, method.id, labels)
 
 
 def pixel_explanation(
@@ -284,16 +173,41 @@ def guided_grad_cam(
 ) -> Explanation:
     """Guided Grad-CAM (Selvaraju et al. 2017): guided backprop times the Grad-CAM map of `layer`
     upsampled to the input (`mode` "bilinear", or "nearest" as Captum's default)."""
+    raw, scores = rule_attributions(
+        "guided", "gradcam", forward, images, target, model, layer, forward_args, mode=mode
+    )
+    return pixel_explanation(raw, scores, "guided_grad_cam")
+
+
+def rule_attributions(
+    rule: str,
+    times: str | None,
+    forward: Forward,
+    images: Tensor,
+    target: Target,
+    model: nn.Module | None = None,
+    layer: str | nn.Module | None = None,
+    forward_args: Sequence[Any] = (),
+    *,
+    mode: str = "bilinear",
+) -> tuple[Tensor, Tensor]:
+    """A rule method's signed attributions `[B, 3, H, W]` and scores `[B]`: the input gradient
+    under `rule`, times the map of gradient method `times` at `layer` upsampled to the input
+    when given (guided Grad-CAM: rule "guided", times "gradcam")."""
+    if times is None:
+        return rule_gradients(rule, forward, images, target, model, forward_args)
+    if model is None or layer is None:
+        raise ValueError(f"{rule} x {times} needs the model and the layer {times} reads")
     with explaining(model, images.device):
         with Tap(model, layer) as tap:
             scores = target(forward(images, *forward_args))
             _check_scores(scores, images)
         activations, grads = tap.gradients(scores)  # [B, K, h, w] each
         tap.release()
-        cam = gradient_map("gradcam", activations, grads)  # [B, h, w]
-        guided, _ = rule_gradients("guided", forward, images, target, None, forward_args)
+        cam = gradient_map(times, activations, grads)  # [B, h, w]
+        ruled, _ = rule_gradients(rule, forward, images, target, None, forward_args)
     upsampled = F.interpolate(cam[:, None], size=images.shape[-2:], mode=mode)  # [B, 1, H, W]
-    return pixel_explanation(guided * upsampled, scores, "guided_grad_cam")
+    return ruled * upsampled, scores.detach()
 
 
 def strongest_feature_map(

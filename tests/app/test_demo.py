@@ -267,8 +267,8 @@ def test_a_request_naming_no_method_gets_the_default_at_its_chosen_layer(demo, s
     default = demo.default
     layers = [default.layer_for(m, default.method) for m in (demo.captioner, demo.vqa_model)]
     assert all(layers), "the shipped table names a layer for both bundled models"
-    assert f"reads {layers[0]}" in demo.layers_note("captioning")  # the page says which layer
-    assert f"reads {layers[1]}" in demo.layers_note("VQA")
+    assert f"reads {layers[0]}" in demo.layers_note("captions")  # the page says which layer
+    assert f"reads {layers[1]}" in demo.layers_note("vqa")
     path, question = samples[0].image, samples[0].questions[0]
     images = model_input(path)
     shown = demo.caption(path, None, 1)
@@ -355,8 +355,9 @@ def test_pixel_method_maps_equal_the_library_calls(demo, samples):
     expected = guided_backprop(
         vqa, images, ClassLogit([index]), forward_args=(vqa.tokenize([question]),)
     )
-    assert answered.mapped == [answered.selected]
-    np.testing.assert_allclose(answered.maps[0], expected.maps[0], atol=1e-5)
+    assert answered.mapped == answered.choices  # a row per top answer, the explainer's
+    selected = answered.mapped.index(answered.selected)
+    np.testing.assert_allclose(answered.maps[selected], expected.maps[0], atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- load

@@ -408,7 +408,7 @@ def test_demo_explains_hugging_face_models_by_the_gradient_and_perturbation_meth
         processed = vilt.preprocess([image])
         logits = vilt(processed.pixel_values, vilt.tokenize([QUESTIONS[0]]))
     assert answered.selected == ANSWERS[int(logits.argmax())]
-    assert "Guided backprop" not in demo.methods("VQA") and "RISE" in demo.methods("captioning")
+    assert "guided_backprop" not in demo.methods("vqa") and "rise" in demo.methods("captions")
     with pytest.raises(InputError, match="Guided Grad-CAM is offered for the convolutional"):
         demo.answer(image, QUESTIONS[0], "Guided Grad-CAM")
     occluded = demo.answer(image, QUESTIONS[0], "Occlusion")  # needs no ReLU: offered here

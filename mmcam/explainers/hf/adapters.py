@@ -12,11 +12,30 @@ import torch
 from torch import Tensor, nn
 
 from mmcam.core.explanation import Explanation
-from mmcam.explainers.cross_attention import METHOD as CROSS_ATTENTION
+from mmcam.explainers.captioning import CaptionExplainer
 from mmcam.explainers.vqa import VQAExplainer, VQAExplanation
-from mmcam.methods.registry import resolve
+from mmcam.methods import registry
 
-__all__ = ["PatchGrid", "ProcessedImages", "original_pixels"]
+__all__ = [
+    "PatchGrid",
+    "PatchTokenCaptionExplainer",
+    "PatchTokenVQAExplainer",
+    "ProcessedImages",
+    "original_pixels",
+]
+
+
+class PatchTokenCaptionExplainer(CaptionExplainer):
+    """The caption explainer on a transformer's patch tokens (a `to_grid` such as `PatchGrid`):
+    the gradient and perturbation methods; the ReLU rules need a convolutional network."""
+
+    explainer_id = "hf_captions"
+
+
+class PatchTokenVQAExplainer(VQAExplainer):
+    """The VQA explainer on a transformer's patch tokens (see `PatchTokenCaptionExplainer`)."""
+
+    explainer_id = "hf_vqa"
 
 
 class PatchGrid:
@@ -140,16 +159,19 @@ class VQAImages(HFAdapter):
         """
         processed = self.preprocess(image)
         images = processed.pixel_values
-        if resolve(method) == CROSS_ATTENTION:
-            result = self._cross_attention(images, question, top_k)
+        record = registry.get(method)
+        if record.kind == "attention":
+            result = self._cross_attention(images, question, top_k, record.id)
         else:
-            explainer = VQAExplainer(self, self.layer, to_grid=self.to_grid)
+            explainer = PatchTokenVQAExplainer(self, self.layer, to_grid=self.to_grid)
             result = explainer.explain(
-                images, [question], top_k=top_k, method=method, counterfactual=counterfactual
+                images, [question], top_k=top_k, method=record.id, counterfactual=counterfactual
             )
         return vqa_in_original_pixels(result, processed)
 
-    def _cross_attention(self, images: Tensor, question: str, top_k: int) -> VQAExplanation:
+    def _cross_attention(
+        self, images: Tensor, question: str, top_k: int, method: str
+    ) -> VQAExplanation:
         raise NotImplementedError
 
 

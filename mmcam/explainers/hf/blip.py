@@ -10,15 +10,15 @@ from torch import Tensor, nn
 
 from mmcam.core.targets import token_logprobs
 from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation
-from mmcam.explainers.cross_attention import METHOD as CROSS_ATTENTION
-from mmcam.explainers.cross_attention import explain_caption_attention, explain_vqa_attention
+from mmcam.explainers.cross_attention import CaptionAttentionExplainer, VQAAttentionExplainer
 from mmcam.explainers.hf.adapters import (
     BlipLayers,
+    PatchTokenCaptionExplainer,
     VQAImages,
     original_pixels,
 )
 from mmcam.explainers.vqa import VQAExplanation
-from mmcam.methods.registry import resolve
+from mmcam.methods import registry
 
 __all__ = ["BlipCaptioner", "BlipVQA"]
 
@@ -96,18 +96,18 @@ class BlipCaptioner(BlipLayers):
         processed = self.preprocess(image)
         images = processed.pixel_values
         captions = None if caption is None else [self.caption_ids(caption)]
-        if resolve(method) == CROSS_ATTENTION:
+        record = registry.get(method)
+        if record.kind == "attention":
             if captions is None:
                 captions = CaptionExplainer(self, self.layer).generate(
                     images, max_length, beam_size
                 )
-            result = explain_caption_attention(
-                self, images, captions, self.attention_layer, self.grid
-            )
+            attention = CaptionAttentionExplainer(self, self.attention_layer, self.grid)
+            result = attention.explain(images, captions, method=record.id)
         else:
-            explainer = CaptionExplainer(self, self.layer, to_grid=self.to_grid)
+            explainer = PatchTokenCaptionExplainer(self, self.layer, to_grid=self.to_grid)
             result = explainer.explain(
-                images, captions, method=method, max_length=max_length, beam_size=beam_size
+                images, captions, method=record.id, max_length=max_length, beam_size=beam_size
             )
         result.words = original_pixels(result.words, processed)
         result.caption = original_pixels(result.caption, processed)
@@ -178,13 +178,9 @@ class BlipVQA(BlipLayers, VQAImages):
         ).logits
         return token_logprobs(logits, answer_ids, lengths).sum(dim=1).view(rows, count)
 
-    def _cross_attention(self, images: Tensor, question: str, top_k: int) -> VQAExplanation:
-        return explain_vqa_attention(
-            self,
-            images,
-            [question],
-            self.attention_layer,
-            self.grid,
-            self.question_tokens([question]),
-            top_k=top_k,
-        )
+    def _cross_attention(
+        self, images: Tensor, question: str, top_k: int, method: str
+    ) -> VQAExplanation:
+        explainer = VQAAttentionExplainer(self, self.attention_layer, self.grid)
+        queries = self.question_tokens([question])
+        return explainer.explain(images, [question], queries, top_k=top_k, method=method)

@@ -14,7 +14,7 @@ from mmcam.explainers.hf.adapters import (
     layer_index,
 )
 from mmcam.explainers.vqa import VQAExplanation
-from mmcam.methods.formulas import GRADIENT_METHODS
+from mmcam.methods import registry
 
 __all__ = ["ViltVQA"]
 
@@ -105,10 +105,12 @@ class ViltVQA(VQAImages):
         image_mask = torch.cat([token_mask[:, :1], cells], dim=1)
         return image_embeds, image_mask
 
-    def _cross_attention(self, images: Tensor, question: str, top_k: int) -> VQAExplanation:
+    def _cross_attention(
+        self, images: Tensor, question: str, top_k: int, method: str
+    ) -> VQAExplanation:
         raise ValueError(
             "ViLT has no cross-attention (text and image share one encoder); use one of "
-            f"{', '.join(GRADIENT_METHODS)}"
+            f"{', '.join(registry.ids(explainer='hf_vqa'))}"
         )
 
     def to_grid(self, tokens: Tensor) -> Tensor:
