@@ -17,7 +17,10 @@ ALLOWED = {
     "visualize": {"core", "visualize"},
     # activation maximisation's filter_grid draws the images it made
     "methods": {"core", "visualize", "methods"},
-    "evaluation": {"core", "evaluation"},
+    # the former box names (mmcam.evaluation.boxes_from_map, ...) resolve through mmcam._moved
+    "evaluation": {"core", "evaluation", "_moved"},
+    # a box's evidence is scored by the pointing and energy measures of evaluation
+    "boxes": {"core", "evaluation", "boxes"},
     "explainers": {"core", "methods", "explainers"},
     "zoo": {"core", "data", "evaluation", "zoo"},
 }

@@ -51,13 +51,13 @@ from mmcam.app.results import (
     save_npz,
     slug,
 )
+from mmcam.boxes.refine import RefineSettings
+from mmcam.boxes.settings import box_settings, default_method
 from mmcam.core.explanation import Explanation
 from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Grid
 from mmcam.core.targets import ClassLogit
 from mmcam.data.images import preprocess
-from mmcam.evaluation.box_settings import box_settings, default_method
-from mmcam.evaluation.refine import RefineSettings
 from mmcam.explainers.captioning import CaptionExplainer, WordReplicas, teacher_forced
 from mmcam.explainers.vqa import VQAExplainer
 from mmcam.methods.formulas import GRADIENT_METHODS

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from mmcam.boxes.evidence import BOX_FLAGS
 from mmcam.data.vocab import tokenize
-from mmcam.evaluation.box_evidence import BOX_FLAGS
 from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS
 from mmcam.evaluation.caption_metrics import SPICE_UNAVAILABLE, caption_bleu, coco_caption_scores
 from mmcam.evaluation.vqa_accuracy import vqa_evaluate

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
+from mmcam.boxes.from_maps import boxes_from_map, resize_map
+from mmcam.boxes.settings import MapBoxes, map_boxes
 from mmcam.core.explanation import Explanation
 from mmcam.core.model_state import explaining
 from mmcam.core.targets import CaptionLogProb
@@ -24,8 +26,6 @@ from mmcam.evaluation.box_metrics import (
     max_box_acc,
     pointing_game,
 )
-from mmcam.evaluation.box_settings import MapBoxes, map_boxes
-from mmcam.evaluation.localize import boxes_from_map, resize_map
 from mmcam.explainers.captioning import caption_tokens
 from mmcam.explainers.vqa import move_to, repeat_rows
 from mmcam.methods.pixel_space import PIXEL_SPACE_METHODS
