@@ -2,8 +2,8 @@
 
 The package's layers, each importing only the ones below it: `core` (Tap, targets,
 Explanation), `methods` (CAM formulas, pixel-space and perturbation methods), `explainers`
-(captioning, VQA, Hugging Face adapters), `evaluation` (boxes and metrics), `data` (formats),
-`zoo` (reference models), `runs` (dataset runs) and `app` (the demo's logic).
+(captioning, VQA, Hugging Face adapters), `evaluation` (metrics), `boxes` (boxes from maps),
+`data` (formats), `zoo` (reference models), `runs` (dataset runs) and `app` (the demo's logic).
 """
 
 import importlib

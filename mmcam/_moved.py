@@ -26,11 +26,15 @@ MOVED = {
     "mmcam.dataset_report": "mmcam.runs.report",
     "mmcam.dataset_runs": "mmcam.runs.run",
     "mmcam.datasets": "mmcam.data.annotations",
+    "mmcam.evaluation.box_evidence": "mmcam.boxes.evidence",
+    "mmcam.evaluation.box_settings": "mmcam.boxes.settings",
+    "mmcam.evaluation.localize": "mmcam.boxes.from_maps",
+    "mmcam.evaluation.refine": "mmcam.boxes.refine",
     "mmcam.explanation": "mmcam.core.explanation",
     "mmcam.hf": "mmcam.explainers.hf",
     "mmcam.interactive": "mmcam.app.demo",
     "mmcam.layer_output": "mmcam.methods.layer_output",
-    "mmcam.localize": "mmcam.evaluation.localize",
+    "mmcam.localize": "mmcam.boxes.from_maps",
     "mmcam.metrics": "mmcam.evaluation.box_metrics",
     "mmcam.model_state": "mmcam.core.model_state",
     "mmcam.perturbation": "mmcam.methods.perturbation",
@@ -49,6 +53,16 @@ MOVED = {
     "mmcam.word_baselines": "mmcam.explainers.word_baselines",
     "mmcam.word_categories": "mmcam.evaluation.word_categories",
 }
+
+# the names mmcam.evaluation re-exported until box making moved to mmcam.boxes
+_BOX_NAMES = (
+    "Box", "BoxEvidence", "BoxSettings", "DefaultMethod", "MapBoxes", "RefineSettings",
+    "box_evidence", "box_settings", "boxes_from_map", "boxes_from_maps", "default_method",
+    "is_flat", "map_boxes", "refined_box", "refined_boxes", "resize_map", "smooth_maps",
+)  # fmt: skip
+
+# package -> {former name: the package that holds it now}; `MovedNames` answers for them
+MOVED_NAMES = {"mmcam.evaluation": dict.fromkeys(_BOX_NAMES, "mmcam.boxes")}
 
 
 class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -70,6 +84,38 @@ class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             stacklevel=2,
         )
         sys.modules[module.__name__] = importlib.import_module(new)
+
+
+class MovedNames(ModuleType):
+    """A package some of whose names moved: `package.name` gives the name from its new package
+    with a DeprecationWarning naming it, and a former submodule path (`MOVED`) is imported on first
+    use. A moved name that is also a former submodule's name (`mmcam.evaluation.box_settings`, the
+    function and the module) stays the function, as it was before the move: importing the old
+    module path does not rebind it."""
+
+    def __getattr__(self, name: str) -> object:
+        new = MOVED_NAMES.get(self.__name__, {}).get(name)
+        if new is not None:
+            warnings.warn(
+                f"{self.__name__}.{name} moved to {new}.{name}; the old name goes in a later "
+                "release",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return getattr(importlib.import_module(new), name)
+        if f"{self.__name__}.{name}" in MOVED:
+            return importlib.import_module(f"{self.__name__}.{name}")
+        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, ModuleType) and name in MOVED_NAMES.get(self.__name__, {}):
+            return  # the import system binding a former submodule path: the moved name wins
+        super().__setattr__(name, value)
+
+
+def keep_moved_names(package: str) -> None:
+    """Make `package` (already in `sys.modules`) answer for its names in `MOVED_NAMES`."""
+    sys.modules[package].__class__ = MovedNames
 
 
 def install() -> None:

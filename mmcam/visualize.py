@@ -1,4 +1,5 @@
-"""Drawing maps: heat-map overlays on the image, and grids of titled panels saved as PNG."""
+"""Drawing maps: heat-map overlays on the image, and grids of titled panels saved as PNG. Imports
+core only."""
 
 from __future__ import annotations
 

@@ -19,10 +19,10 @@ import torch
 from PIL import Image
 
 from mmcam.app.sample_figures import SAMPLES
+from mmcam.boxes.from_maps import boxes_from_map
+from mmcam.boxes.refine import refined_box
+from mmcam.boxes.settings import box_settings
 from mmcam.data.images import preprocess
-from mmcam.evaluation.box_settings import box_settings
-from mmcam.evaluation.localize import boxes_from_map
-from mmcam.evaluation.refine import refined_box
 from mmcam.evaluation.word_categories import WordCategories
 from mmcam.explainers.captioning import CaptionExplainer
 from mmcam.runs.benchmarking import report, time_side_by_side

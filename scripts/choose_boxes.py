@@ -23,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from mmcam.evaluation.box_settings import BOX_SETTINGS
+from mmcam.boxes.settings import BOX_SETTINGS
 from mmcam.methods.pixel_space import PERTURBATION_METHODS
 from mmcam.runs.box_choice import Candidates, choose_default, choose_settings, score_run
 from mmcam.runs.captions import explain_captions

@@ -21,7 +21,7 @@ import json
 import time
 from pathlib import Path
 
-from mmcam.evaluation.box_settings import box_settings, default_method
+from mmcam.boxes.settings import box_settings, default_method
 from mmcam.runs.captions import explain_captions
 from mmcam.runs.inputs import read_split
 from mmcam.runs.models import (

@@ -23,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from mmcam.evaluation.box_settings import default_method
+from mmcam.boxes.settings import default_method
 from mmcam.runs.captions import explain_captions
 from mmcam.runs.command_line import fraction_list
 from mmcam.runs.faithfulness import FAITHFULNESS_KEYS

@@ -38,11 +38,11 @@ from pathlib import Path
 
 import torch
 
+from mmcam.boxes.settings import box_settings, default_method
 from mmcam.core.model_state import explaining
 from mmcam.data.annotations import split_paths
 from mmcam.data.files import write_json
 from mmcam.data.images import load_image
-from mmcam.evaluation.box_settings import box_settings, default_method
 from mmcam.evaluation.map_similarity import map_similarity
 from mmcam.runs.inputs import read_caption_data, read_vqa_data
 from mmcam.runs.models import ExplainedModel, load_run_captioner, load_run_vqa, run_device

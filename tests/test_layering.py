@@ -1,13 +1,16 @@
-"""The package layering of DESIGN.md holds: no module imports from a package above it."""
+"""The package layering of the README's "Layout" section holds: no module imports from a package
+above it, and that section names every package."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mmcam"
+README = PACKAGE.parent / "README.md"
 
 # package -> the mmcam packages its modules may import (itself included)
 ALLOWED = {
@@ -17,7 +20,10 @@ ALLOWED = {
     "visualize": {"core", "visualize"},
     # activation maximisation's filter_grid draws the images it made
     "methods": {"core", "visualize", "methods"},
-    "evaluation": {"core", "evaluation"},
+    # the former box names (mmcam.evaluation.boxes_from_map, ...) resolve through mmcam._moved
+    "evaluation": {"core", "evaluation", "_moved"},
+    # a box's evidence is scored by the pointing and energy measures of evaluation
+    "boxes": {"core", "evaluation", "boxes"},
     "explainers": {"core", "methods", "explainers"},
     "zoo": {"core", "data", "evaluation", "zoo"},
 }
@@ -87,3 +93,15 @@ def test_no_module_is_much_over_four_hundred_lines():
         if (n := len(path.read_text().splitlines())) > 450
     }
     assert long == {}
+
+
+def layout_section(readme: str) -> str:
+    """The README's "## Layout" section, up to the next section."""
+    match = re.search(r"^## Layout\n(.*?)(?=^## )", readme, re.M | re.S)
+    assert match, "README.md has no '## Layout' section"
+    return match.group(1)
+
+
+def test_the_readme_layout_names_every_package():
+    rows = re.findall(r"^\| `([\w.]+?)(?:/|\.py)?` \|", layout_section(README.read_text()), re.M)
+    assert set(ALLOWED) <= set(rows), f"missing from README's Layout: {set(ALLOWED) - set(rows)}"

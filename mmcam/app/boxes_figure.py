@@ -16,9 +16,9 @@ import numpy as np
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
+from mmcam.boxes.from_maps import Box
+from mmcam.boxes.settings import MapBoxes
 from mmcam.evaluation.box_metrics import box_iou
-from mmcam.evaluation.box_settings import MapBoxes
-from mmcam.evaluation.localize import Box
 from mmcam.visualize import new_figure, overlay, save_figure
 
 __all__ = ["BoxedWord", "boxes_figure"]

@@ -12,7 +12,7 @@ wrong and what to do (the page shows it as an error message):
 Maps are computed at the model's input resolution (128 x 128 for the reference models) and
 drawn over the image at its own aspect ratio; boxes are COCO `[x, y, w, h]` in the pixels of
 the image as uploaded. The downloadable `.npz` holds the maps at input resolution (resize them
-with `mmcam.evaluation.localize.resize_map(maps, image_size)` to get original pixels).
+with `mmcam.core.box.resize_map(maps, image_size)` to get original pixels).
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ from mmcam.app.results import (
     save_npz,
     slug,
 )
+from mmcam.boxes.refine import RefineSettings
+from mmcam.boxes.settings import box_settings, default_method
 from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Grid
 from mmcam.data.images import preprocess
-from mmcam.evaluation.box_settings import box_settings, default_method
-from mmcam.evaluation.refine import RefineSettings
 from mmcam.explainers.captioning import CaptionExplainer
 from mmcam.explainers.hf.adapters import PatchTokenCaptionExplainer, PatchTokenVQAExplainer
 from mmcam.explainers.vqa import VQAExplainer

@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from mmcam.evaluation.localize import Box, boxes_from_map
-from mmcam.evaluation.refine import RefineSettings, is_flat, refined_box
+from mmcam.boxes.from_maps import Box, boxes_from_map
+from mmcam.boxes.refine import RefineSettings, is_flat, refined_box
 from mmcam.visualize import overlay
 
 __all__ = ["AnswerResult", "CaptionResult", "box_text"]

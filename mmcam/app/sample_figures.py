@@ -21,13 +21,13 @@ from torch import Tensor
 
 from mmcam.app.boxes_figure import BoxedWord, boxes_figure
 from mmcam.app.inputs import checked_method
+from mmcam.boxes.from_maps import boxes_from_map, resize_map
+from mmcam.boxes.refine import refined_box
+from mmcam.boxes.settings import box_settings, default_method, map_boxes
 from mmcam.core.targets import CaptionLogProb, ClassLogit
 from mmcam.data.files import write_json
 from mmcam.data.images import image_to_uint8, preprocess
 from mmcam.evaluation.box_metrics import pointing_game
-from mmcam.evaluation.box_settings import box_settings, default_method, map_boxes
-from mmcam.evaluation.localize import boxes_from_map, resize_map
-from mmcam.evaluation.refine import refined_box
 from mmcam.evaluation.word_categories import CategoryMention, WordCategories
 from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation
 from mmcam.explainers.rows import caption_tokens

@@ -1,5 +1,6 @@
 """The engine every method stands on: Tap (hook one layer), targets (what scalar is explained),
-Explanation (the result), model state and the model protocols. Imports torch only."""
+Explanation (the result), model state, the model protocols, and `box` (the Box and the map-to-pixels
+steps that box making and the box metrics share). Imports nothing of mmcam (torch, numpy, scipy)."""
 
 from mmcam.core.explanation import Explanation
 from mmcam.core.protocols import CaptionModel, VQAModel

@@ -1,13 +1,13 @@
 """Metrics that judge maps, boxes, captions and answers.
 
-Boxes are COCO ``[x, y, w, h]`` pixels with the pixel convention of :mod:`mmcam.evaluation.localize`
+Boxes are COCO ``[x, y, w, h]`` pixels with the pixel convention of :mod:`mmcam.core.box`
 (pixel ``(r, c)`` covers ``[c, c+1) x [r, r+1)``; a box over columns 10..19 has x=10, w=10).
-A box argument may be a :class:`~mmcam.evaluation.localize.Box`, four numbers, or a tensor ``[4]``;
+A box argument may be a :class:`~mmcam.core.box.Box`, four numbers, or a tensor ``[4]``;
 a boxes argument may also be a sequence of those or a tensor ``[K, 4]``.
 
 Maps are ``[H, W]`` (or ``[N, H, W]``) tensors, normally in [0, 1]; an all-zero map is
 "empty". Functions taking ``image_size(s)`` resize maps to the original image first,
-exactly as :func:`mmcam.evaluation.localize.boxes_from_map` does.
+exactly as :func:`mmcam.boxes.from_maps.boxes_from_map` does.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torchvision import ops
 
-from mmcam.evaluation.localize import Box, _as_array, _boxes_from_array, _per_map_sizes, resize_map
+from mmcam.core.box import Box, component_boxes, map_array, per_map_sizes, resize_map
 
 __all__ = [
     "LocalizationAccuracy",
@@ -170,14 +170,14 @@ def max_box_acc(
     thresholds = [float(t) for t in thresholds]
     if not thresholds or not all(0 <= t < 1 for t in thresholds):
         raise ValueError(f"thresholds must be a non-empty list in [0, 1), got {thresholds}")
-    sizes = _per_map_sizes(image_sizes, maps.shape[0])
+    sizes = per_map_sizes(image_sizes, maps.shape[0])
     hits = np.zeros(len(thresholds))
     for i, m in enumerate(maps):
-        heat = _as_array(resize_map(m, None if sizes is None else sizes[i]))  # resized once
+        heat = map_array(resize_map(m, None if sizes is None else sizes[i]))  # resized once
         gt = _as_boxes(gt_boxes[i])
         if len(gt) == 0:
             raise ValueError(f"image {i} has no ground-truth box; leave such images out")
-        boxes = [_boxes_from_array(heat, t, "largest", 1) for t in thresholds]
+        boxes = [component_boxes(heat, t, "largest", 1) for t in thresholds]
         found = [j for j, box in enumerate(boxes) if box]  # an empty map has no box
         if found:
             ious = box_iou_matrix([boxes[j][0] for j in found], gt).amax(dim=1)  # [found]
@@ -251,7 +251,7 @@ def pointing_game(
         raise ValueError(f"{len(per_map_gt)} ground-truth entries for {maps.shape[0]} maps")
     if tolerance is not None and tolerance < 0:
         raise ValueError(f"tolerance is a distance in pixels >= 0, got {tolerance}")
-    sizes = _per_map_sizes(image_sizes, maps.shape[0])
+    sizes = per_map_sizes(image_sizes, maps.shape[0])
     per_map: list[bool] = []
     points: list[tuple[int, int] | None] = []
     tolerances: list[float] = []

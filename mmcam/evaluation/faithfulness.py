@@ -123,7 +123,7 @@ def check_saliency(image: torch.Tensor, saliency: torch.Tensor) -> None:
     if saliency.shape != image.shape[-2:]:
         raise ValueError(
             f"saliency map {tuple(saliency.shape)} must match the image's [H, W] "
-            f"{tuple(image.shape[-2:])}; resize it first (mmcam.evaluation.localize.resize_map)"
+            f"{tuple(image.shape[-2:])}; resize it first (mmcam.core.box.resize_map)"
         )
     if not torch.isfinite(saliency).all():
         raise ValueError("the saliency map holds NaN or inf values")

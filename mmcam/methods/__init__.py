@@ -1,6 +1,6 @@
 """How a map is made: the CAM formulas and `grad_cam` / `explain`, pixel-space rules (guided
-backprop, deconvnet, guided Grad-CAM), occlusion and RISE, activation maximisation. Imports core
-only."""
+backprop, deconvnet, guided Grad-CAM), occlusion and RISE, activation maximisation. Imports core,
+and visualize for activation maximisation's filter grid."""
 
 from mmcam.methods.activation_maximization import activation_maximization, filter_grid
 from mmcam.methods.cam import class_activation_map, explain, fused_maps, grad_cam

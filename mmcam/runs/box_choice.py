@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from mmcam.boxes.refine import RefineSettings, refined_box
+from mmcam.boxes.settings import BoxSettings
 from mmcam.data.images import load_image
 from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS, box_iou
-from mmcam.evaluation.box_settings import BoxSettings
-from mmcam.evaluation.refine import RefineSettings, refined_box
 from mmcam.runs.outputs import read_map
 from mmcam.runs.report import SWEEP
 

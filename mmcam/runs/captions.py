@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmcam.boxes.from_maps import resize_map, smooth_maps
 from mmcam.data.images import load_image
-from mmcam.evaluation.localize import resize_map, smooth_maps
 from mmcam.explainers.captioning import CaptionExplainer
 from mmcam.runs.chunks import (
     LoadedChunk,

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mmcam.boxes.settings import box_settings, default_method
 from mmcam.data.files import Refusal
-from mmcam.evaluation.box_settings import box_settings, default_method
 from mmcam.methods.pixel_space import EXPLAINER_METHODS
 from mmcam.runs.models import ExplainedModel
 from mmcam.runs.options import RunOptions

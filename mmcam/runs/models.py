@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from mmcam.boxes.settings import default_method
 from mmcam.core.tap import Grid, find_layer, layers
 from mmcam.data.files import RefusedInput, file_digest
-from mmcam.evaluation.box_settings import default_method
 
 __all__ = [
     "COMPARED_CAMS",

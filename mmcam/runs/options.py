@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mmcam.evaluation.box_settings import BoxSettings
+from mmcam.boxes.settings import BoxSettings
 from mmcam.methods.perturbation import chunking_policy
 
 __all__ = ["RunOptions"]

@@ -17,7 +17,7 @@ of a large run cost little memory. `metrics.json` holds:
   IoU >= 0.5 with a ground-truth box; `sweep` over thresholds 0.10 .. 0.50; the refined boxes
   flagged as guesses, `refined_flagged` and by flag `refined_flags`, and the refined boxes'
   accuracy without them, `refined_unflagged_accuracy` over `refined_unflagged_count` maps, and
-  of them, `refined_flagged_accuracy`: see `mmcam.evaluation.box_evidence`), `maxboxacc`
+  of them, `refined_flagged_accuracy`: see `mmcam.boxes.evidence`), `maxboxacc`
   (best accuracy over thresholds 0.00 .. 0.99), `pointing` (the pointing game at the run's
   tolerance: by default 15/224 of each image's shorter side) and `pointing_0px` (the peak
   inside the box), `per_category`, all over the maps whose category has a ground-truth object
@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from mmcam.boxes.evidence import BOX_FLAGS
 from mmcam.data.vocab import tokenize
-from mmcam.evaluation.box_evidence import BOX_FLAGS
 from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS
 from mmcam.evaluation.caption_metrics import SPICE_UNAVAILABLE, caption_bleu, coco_caption_scores
 from mmcam.evaluation.vqa_accuracy import vqa_evaluate

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from mmcam.boxes.settings import BoxSettings, map_boxes
 from mmcam.data.vocab import tokenize
 from mmcam.evaluation.box_metrics import localization_accuracy
-from mmcam.evaluation.box_settings import BoxSettings, map_boxes
 from mmcam.evaluation.randomization import parameter_layers, randomized_models
 from mmcam.evaluation.word_categories import WordCategories
 from mmcam.runs.sanity import ExplainedRows, signed_maps

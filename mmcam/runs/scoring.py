@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
+from mmcam.boxes.from_maps import boxes_from_map, resize_map
+from mmcam.boxes.settings import MapBoxes, map_boxes
 from mmcam.core.explanation import Explanation
 from mmcam.core.model_state import explaining
 from mmcam.core.targets import CaptionLogProb
@@ -24,8 +26,6 @@ from mmcam.evaluation.box_metrics import (
     max_box_acc,
     pointing_game,
 )
-from mmcam.evaluation.box_settings import MapBoxes, map_boxes
-from mmcam.evaluation.localize import boxes_from_map, resize_map
 from mmcam.explainers.captioning import caption_tokens
 from mmcam.explainers.vqa import move_to, repeat_rows
 from mmcam.methods.pixel_space import PIXEL_SPACE_METHODS
@@ -63,7 +63,7 @@ def score_map(
     """One map (input resolution) judged in the original image's pixels: its own box at the box
     threshold, the refined box (map + image, when `image`, the original 8-bit RGB, is given),
     the default of the two (`options.boxes`) as `box`, the refined box's flags (why it is a
-    guess, `mmcam.evaluation.box_evidence`; its score is the map's evidence inside it), and, when
+    guess, `mmcam.boxes.evidence`; its score is the map's evidence inside it), and, when
     the ground truth has boxes,
     pointing (at the run's tolerance, None: 15/224 of the image's shorter side, and at 0 px),
     each box's IoU and the hits of the threshold sweep (`DEFAULT_THRESHOLDS`, IoU >= 0.5)."""

@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmcam.boxes.from_maps import resize_map, smooth_maps
 from mmcam.data.annotations import (
     VQAItem,
 )
 from mmcam.data.images import load_image
 from mmcam.data.vocab import tokenize
-from mmcam.evaluation.localize import resize_map, smooth_maps
 from mmcam.evaluation.vqa_accuracy import vqa_accuracy
 from mmcam.explainers.vqa import VQAExplainer
 from mmcam.runs.chunks import (

@@ -29,11 +29,11 @@ from mmcam.app import (  # noqa: E402
 )
 from mmcam.app.demo import PERTURBATION  # noqa: E402
 from mmcam.app.inputs import checked_method, checked_threshold  # noqa: E402
+from mmcam.boxes.from_maps import boxes_from_map  # noqa: E402
+from mmcam.boxes.refine import refined_box  # noqa: E402
+from mmcam.boxes.settings import box_settings  # noqa: E402
 from mmcam.core.targets import CaptionLogProb, ClassLogit, WordLogProb  # noqa: E402
 from mmcam.data.images import load_image, preprocess  # noqa: E402
-from mmcam.evaluation.box_settings import box_settings  # noqa: E402
-from mmcam.evaluation.localize import boxes_from_map  # noqa: E402
-from mmcam.evaluation.refine import refined_box  # noqa: E402
 from mmcam.explainers.captioning import CaptionExplainer, caption_tokens  # noqa: E402
 from mmcam.explainers.vqa import VQAExplainer  # noqa: E402
 from mmcam.methods.perturbation import occlusion  # noqa: E402

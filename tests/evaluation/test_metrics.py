@@ -6,6 +6,7 @@ import pytest
 import torch
 from nltk.translate.bleu_score import SmoothingFunction
 
+from mmcam.core.box import Box
 from mmcam.evaluation.box_metrics import (
     box_iou,
     box_iou_matrix,
@@ -23,7 +24,6 @@ from mmcam.evaluation.faithfulness import (
     insertion_auc,
     random_map,
 )
-from mmcam.evaluation.localize import Box
 from mmcam.evaluation.vqa_accuracy import normalize_answer, vqa_accuracy, vqa_evaluate
 
 # ----------------------------------------------------------------------------- boxes

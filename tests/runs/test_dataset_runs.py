@@ -20,6 +20,8 @@ from pause_after_chunks import kill_after_chunks
 from PIL import Image
 from repo_files import script
 
+from mmcam.boxes.from_maps import smooth_maps
+from mmcam.boxes.settings import default_method
 from mmcam.data.annotations import CocoInstance, read_coco_captions, read_vqa, split_paths
 from mmcam.data.files import read_json, write_json
 from mmcam.data.images import load_image
@@ -27,10 +29,8 @@ from mmcam.data.shapes import write_shapes
 from mmcam.data.training_sets import top_answers
 from mmcam.data.vocab import Vocabulary, tokenize
 from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS
-from mmcam.evaluation.box_settings import default_method
 from mmcam.evaluation.caption_metrics import caption_bleu, coco_caption_scores
 from mmcam.evaluation.faithfulness import blur_image
-from mmcam.evaluation.localize import smooth_maps
 from mmcam.evaluation.vqa_accuracy import vqa_accuracy
 from mmcam.explainers.captioning import CaptionExplainer
 from mmcam.explainers.vqa import VQAExplainer

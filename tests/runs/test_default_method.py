@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mmcam.evaluation.box_settings import BOX_SETTINGS, DefaultMethod, default_method
+from mmcam.boxes.settings import BOX_SETTINGS, DefaultMethod, default_method
 from mmcam.runs import command_line
 from mmcam.runs.box_choice import choose_default
 from mmcam.runs.command_line import add_run_arguments, chosen_method

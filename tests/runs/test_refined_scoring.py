@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mmcam.evaluation.box_evidence import LOW_EXCESS
+from mmcam.boxes.evidence import LOW_EXCESS
 from mmcam.runs.options import RunOptions
 from mmcam.runs.readout import report_text, summary
 from mmcam.runs.report import caption_metrics

@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from mmcam.evaluation.box_settings import BoxSettings
+from mmcam.boxes.settings import BoxSettings
 from mmcam.runs.sanity import classifier_rows
 from mmcam.runs.sanity_boxes import BoxedRow, BoxSanity, box_randomization
 from mmcam.runs.sanity_report import box_table

@@ -6,16 +6,16 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mmcam.evaluation.box_evidence import LOW_EXCESS, box_evidence
-from mmcam.evaluation.box_settings import BoxSettings, box_settings, map_boxes
-from mmcam.evaluation.localize import Box
-from mmcam.evaluation.refine import (
+from mmcam.boxes.evidence import LOW_EXCESS, box_evidence
+from mmcam.boxes.from_maps import Box
+from mmcam.boxes.refine import (
     MIN_IMAGE_SIDE,
     RefineSettings,
     is_flat,
     refined_box,
     refined_boxes,
 )
+from mmcam.boxes.settings import BoxSettings, box_settings, map_boxes
 
 
 def noise_with_shape(kind: str) -> tuple[np.ndarray, list[int]]:

@@ -20,8 +20,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from mmcam.evaluation.localize import Box, boxes_from_map, resize_map
-from mmcam.evaluation.refine import RefineSettings, is_flat, refined_box
+from mmcam.boxes.from_maps import Box, boxes_from_map, resize_map
+from mmcam.boxes.refine import RefineSettings, is_flat, refined_box
 
 __all__ = [
     "BOX_SETTINGS", "BoxSettings", "DefaultMethod", "MapBoxes", "box_settings", "default_method",
@@ -36,7 +36,7 @@ BoxKind = Literal["threshold", "refined"]
 @dataclass(frozen=True)
 class BoxSettings:
     """threshold: the map's own box surrounds the largest region above this fraction of its
-    maximum; boxes: which box is the default ("refined": map + image, `mmcam.evaluation.refine`);
+    maximum; boxes: which box is the default ("refined": map + image, `mmcam.boxes.refine`);
     seed, support: the refinement's seeds (`RefineSettings`)."""
 
     threshold: float = 0.15

@@ -15,7 +15,7 @@ GrabCut fits a colour model to each side and cuts the image along colour edges; 
 one around the foreground's connected component that holds the seed. A refined box is labelled
 (``Box.refined``): its extent comes from the image, so it must never be shown as the map's own.
 GrabCut grows whatever the seed touches, so the box is also judged by the map alone
-(`mmcam.evaluation.box_evidence`): its score is the map's mass inside it beyond its share of the
+(`mmcam.boxes.evidence`): its score is the map's mass inside it beyond its share of the
 image, and ``Box.flags`` says when it is a guess (it covers most of the image, the map's peak
 lies outside it, the map's mass inside it is low, or the image shows no edge around it).
 """
@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from mmcam.evaluation.box_evidence import edge_contrast, with_evidence
-from mmcam.evaluation.localize import _EIGHT_CONNECTED, Box, resize_map
+from mmcam.boxes.evidence import edge_contrast, with_evidence
+from mmcam.core.box import EIGHT_CONNECTED, Box, resize_map
 
 __all__ = ["MIN_IMAGE_SIDE", "RefineSettings", "is_flat", "refined_box", "refined_boxes"]
 
@@ -90,7 +90,7 @@ def _as_image(image: object) -> np.ndarray:
 def _seed_mask(heat: np.ndarray, settings: RefineSettings) -> tuple[np.ndarray, np.ndarray]:
     """GrabCut's initial labels `[H, W]` and the sure-foreground mask, from a map `[H, W]`."""
     peak = float(heat.max())
-    labels, _ = ndimage.label(heat >= settings.seed * peak, structure=_EIGHT_CONNECTED)
+    labels, _ = ndimage.label(heat >= settings.seed * peak, structure=EIGHT_CONNECTED)
     sure = labels == labels.flat[int(np.argmax(heat))]  # the peak's own region
     support = heat > settings.support * peak
     mask = np.where(support, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
@@ -113,7 +113,7 @@ def refined_box(
 
     Returns:
         A `Box` with ``refined=True`` in the image's pixels, scored by the map's evidence inside
-        it and flagged when it is a guess (`mmcam.evaluation.box_evidence`: a flagged box
+        it and flagged when it is a guess (`mmcam.boxes.evidence`: a flagged box
         scores below every box with no flag); None for a flat map (no peak, also once resized
         to the image: see `is_flat`), which callers flag.
 
@@ -138,7 +138,7 @@ def refined_box(
         cv2.GC_INIT_WITH_MASK,
     )  # fmt: skip
     segment = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
-    labels, _ = ndimage.label(segment, structure=_EIGHT_CONNECTED)
+    labels, _ = ndimage.label(segment, structure=EIGHT_CONNECTED)
     kept = np.isin(labels, np.unique(labels[sure]))  # the segment that holds the seed
     rows, cols = np.nonzero(kept)
     box = Box(

@@ -1,6 +1,6 @@
 """How much of a map's evidence a box holds, and the flags of a box the map does not support.
 
-A refined box (`mmcam.evaluation.refine`) takes its extent from the image: GrabCut grows
+A refined box (`mmcam.boxes.refine`) takes its extent from the image: GrabCut grows
 whatever the map's seed touches, so a box on a plain background, one covering the whole image,
 or one seeded by a map with almost no contrast looks as tidy as a right one. What tells them
 apart is the map itself, read as it was given (clipped at 0, never stretched to [0, 1]):
@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from mmcam.boxes.from_maps import Box
 from mmcam.evaluation.box_metrics import energy_in_box, pointing_game
-from mmcam.evaluation.localize import Box
 
 __all__ = [
     "BOX_FLAGS", "COVERS_IMAGE", "LOW_EXCESS", "NO_EDGE", "BoxEvidence", "box_evidence",

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mmcam.evaluation.localize import Box, boxes_from_map, boxes_from_maps, resize_map, smooth_maps
+from mmcam.boxes.from_maps import Box, boxes_from_map, boxes_from_maps, resize_map, smooth_maps
 
 
 def two_blob_map() -> torch.Tensor:
