@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mmcam.core.bundled import BUNDLED
 from mmcam.core.protocols import VQAModel
 from mmcam.data.files import read_json
 from mmcam.data.images import BOMB_ERRORS, bomb_limit_enforced, to_rgb
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
+MODELS = BUNDLED
 DEFAULT_SAMPLES = MODELS / "samples"
 MAX_IMAGE_SIDE = 4096  # pixels: a larger image is refused (the models see 128 x 128 anyway)
 MAX_UPLOAD = "20mb"  # Gradio's own upload limit (launch(max_file_size=...)), checked first

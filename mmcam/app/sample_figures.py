@@ -24,6 +24,7 @@ from mmcam.app.inputs import checked_method
 from mmcam.boxes.from_maps import boxes_from_map, resize_map
 from mmcam.boxes.refine import refined_box
 from mmcam.boxes.settings import box_settings, default_method, map_boxes
+from mmcam.core.bundled import BUNDLED
 from mmcam.core.targets import CaptionLogProb, ClassLogit
 from mmcam.data.files import write_json
 from mmcam.data.images import image_to_uint8, preprocess
@@ -39,7 +40,7 @@ from mmcam.zoo.captioner import load_captioner
 from mmcam.zoo.vqa_model import EXPLAINED_LAYER as VQA_LAYER
 from mmcam.zoo.vqa_model import load_vqa_model
 
-SAMPLES = Path(__file__).resolve().parents[2] / "models" / "samples"
+SAMPLES = BUNDLED / "samples"
 CAPTION_METHODS = {
     "Grad-CAM": "gradcam",
     "Grad-CAM++": "gradcam++",

@@ -22,13 +22,14 @@ import torch
 
 from mmcam.boxes.from_maps import Box, boxes_from_map, resize_map
 from mmcam.boxes.refine import RefineSettings, is_flat, refined_box
+from mmcam.core.bundled import BUNDLED
 
 __all__ = [
     "BOX_SETTINGS", "BoxSettings", "DefaultMethod", "MapBoxes", "box_settings", "default_method",
-    "map_boxes",
+    "map_boxes", "read_table",
 ]  # fmt: skip
 
-BOX_SETTINGS = Path(__file__).resolve().parents[2] / "models" / "box_settings.json"
+BOX_SETTINGS = BUNDLED / "box_settings.json"
 
 BoxKind = Literal["threshold", "refined"]
 
@@ -58,13 +59,22 @@ class BoxSettings:
         return asdict(self)
 
 
-def box_settings(method: str, path: str | Path = BOX_SETTINGS) -> BoxSettings:
-    """The chosen settings of `method` from the table at `path`; `BoxSettings()` when the table
-    or the method is missing."""
+def read_table(path: str | Path = BOX_SETTINGS) -> dict:
+    """The box settings table at `path`; a missing table is an error, never a silent switch to
+    other defaults."""
     path = Path(path)
     if not path.is_file():
-        return BoxSettings()
-    table = json.loads(path.read_text())["methods"]
+        raise FileNotFoundError(
+            f"no box settings table at {path}: write one with `python scripts/choose_boxes.py "
+            f"--table {path}`, or use the bundled one, {BOX_SETTINGS}"
+        )
+    return json.loads(path.read_text())
+
+
+def box_settings(method: str, path: str | Path = BOX_SETTINGS) -> BoxSettings:
+    """The chosen settings of `method` from the table at `path`; `BoxSettings()` for a method
+    the table does not list (one registered after the choice was made)."""
+    table = read_table(path)["methods"]
     return BoxSettings(**table[method]) if method in table else BoxSettings()
 
 
@@ -73,7 +83,7 @@ class DefaultMethod:
     """The method a user gets when they name none, and the layer it is read at for each
     architecture (a model class's name) it was chosen on; other models use their own layer."""
 
-    method: str = "gradcam"
+    method: str
     layers: dict[str, str] = field(default_factory=dict)
 
     def layer_for(self, model: object, method: str) -> str | None:
@@ -83,13 +93,14 @@ class DefaultMethod:
 
 
 def default_method(path: str | Path = BOX_SETTINGS) -> DefaultMethod:
-    """The default method of the table at `path` (Grad-CAM at each model's own layer when the
-    table or its entry is missing)."""
-    path = Path(path)
-    if not path.is_file():
-        return DefaultMethod()
-    entry = json.loads(path.read_text()).get("default")
-    return DefaultMethod(**entry) if entry else DefaultMethod()
+    """The default method of the table at `path`; a table without one is an error."""
+    entry = read_table(path).get("default")
+    if not entry:
+        raise ValueError(
+            f"the box settings table {path} names no default method; `python "
+            "scripts/choose_boxes.py` writes one"
+        )
+    return DefaultMethod(**entry)
 
 
 @dataclass(frozen=True)

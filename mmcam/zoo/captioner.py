@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmcam.core.bundled import BUNDLED
 from mmcam.data.files import MissingInput, read_json, write_json
 from mmcam.data.images import preprocess
 from mmcam.data.vocab import Vocabulary
@@ -35,7 +36,7 @@ __all__ = [
     "save_captioner",
 ]
 
-DEFAULT_CAPTIONER = Path(__file__).resolve().parents[2] / "models" / "captioner"
+DEFAULT_CAPTIONER = BUNDLED / "captioner"
 EXPLAINED_LAYER = "encoder.features"
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from mmcam.core.bundled import BUNDLED
 from mmcam.data.files import MissingInput, read_json, write_json
 from mmcam.data.images import preprocess
 from mmcam.data.vocab import Vocabulary
@@ -28,7 +29,7 @@ from mmcam.zoo.captioner import ConvEncoder, add_coordinates, save_state_dict
 
 __all__ = ["DEFAULT_VQA", "VQAConfig", "VQANet", "load_vqa_model", "preprocess", "save_vqa_model"]
 
-DEFAULT_VQA = Path(__file__).resolve().parents[2] / "models" / "vqa"
+DEFAULT_VQA = BUNDLED / "vqa"
 EXPLAINED_LAYER = "encoder.features"
 
 

@@ -95,7 +95,8 @@ def test_box_settings_are_read_from_the_table(tmp_path):
     )
     assert box_settings("hirescam", table) == BoxSettings(0.3, "refined", 0.7, 0.05)
     assert box_settings("gradcam", table) == BoxSettings()
-    assert box_settings("gradcam", tmp_path / "missing.json") == BoxSettings()
+    with pytest.raises(FileNotFoundError, match="no box settings table at .*missing.json"):
+        box_settings("gradcam", tmp_path / "missing.json")
 
 
 # ----------------------------------------------------------------------------- flagged guesses

@@ -41,7 +41,11 @@ def test_the_chosen_layer_belongs_to_the_default_method_and_the_architectures_it
     assert default.layer_for("any string", "hirescam") == "a.b"
     assert default.layer_for("any string", "gradcam") is None
     assert default.layer_for(3, "hirescam") is None
-    assert default_method(tmp_path / "missing.json") == DefaultMethod("gradcam", {})
+    with pytest.raises(FileNotFoundError, match="choose_boxes.py"):
+        default_method(tmp_path / "missing.json")
+    table.write_text(json.dumps({"methods": {}}))
+    with pytest.raises(ValueError, match="names no default method"):
+        default_method(table)
 
 
 def parse(*argv: str) -> argparse.Namespace:
