@@ -25,7 +25,7 @@ from mmcam.evaluation.localize import boxes_from_map
 from mmcam.evaluation.refine import refined_box
 from mmcam.evaluation.word_categories import WordCategories
 from mmcam.explainers.captioning import CaptionExplainer
-from mmcam.runs.benchmarking import report, time_side_by_side
+from mmcam.studies.benchmarking import report, time_side_by_side
 from mmcam.zoo.captioner import load_captioner
 
 

@@ -25,12 +25,12 @@ from pathlib import Path
 
 from mmcam.evaluation.box_settings import BOX_SETTINGS
 from mmcam.methods.pixel_space import PERTURBATION_METHODS
-from mmcam.runs.box_choice import Candidates, choose_default, choose_settings, score_run
 from mmcam.runs.captions import explain_captions
 from mmcam.runs.inputs import read_split
 from mmcam.runs.models import load_run_captioner, load_run_vqa
 from mmcam.runs.options import RunOptions
 from mmcam.runs.vqa import explain_vqa
+from mmcam.studies.box_choice import Candidates, choose_default, choose_settings, score_run
 
 CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
 LAYERS = ("encoder.features", "encoder.stem")

@@ -16,7 +16,7 @@ quick enough for a larger --limit): the default method's default boxes (models/b
 HiResCAM at encoder.stem, refined, on the bundled models) of the targets naming an object in
 the image, from the trained model and from the cascading copies with the top layer and with
 every layer re-initialised; boxes that stay as accurate with a random model do not depend on
-the model (mmcam.runs.sanity_boxes states the criterion).
+the model (mmcam.studies.sanity_boxes states the criterion).
 
     python scripts/sanity_check.py --root data/shapes --split test --limit 100 --boxes-only
 
@@ -46,7 +46,7 @@ from mmcam.evaluation.box_settings import box_settings, default_method
 from mmcam.evaluation.map_similarity import map_similarity
 from mmcam.runs.inputs import read_caption_data, read_vqa_data
 from mmcam.runs.models import ExplainedModel, load_run_captioner, load_run_vqa, run_device
-from mmcam.runs.sanity import (
+from mmcam.studies.sanity import (
     SANITY_METHODS,
     ExplainedRows,
     caption_rows,
@@ -54,13 +54,13 @@ from mmcam.runs.sanity import (
     signed_maps,
     vqa_rows,
 )
-from mmcam.runs.sanity_boxes import (
+from mmcam.studies.sanity_boxes import (
     BoxSanity,
     box_randomization,
     caption_boxed_rows,
     vqa_boxed_rows,
 )
-from mmcam.runs.sanity_report import (
+from mmcam.studies.sanity_report import (
     box_table,
     full_randomization,
     map_grids,

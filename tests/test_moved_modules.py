@@ -34,3 +34,12 @@ def test_a_name_that_never_existed_is_still_an_import_error():
         importlib.import_module("mmcam.no_such_module")
     with pytest.raises(AttributeError, match="no attribute 'no_such_module'"):
         _ = mmcam.no_such_module
+
+
+def test_the_studies_import_from_their_former_place_in_runs():
+    sys.modules.pop("mmcam.runs.sanity", None)
+    with pytest.warns(DeprecationWarning, match="mmcam.runs.sanity moved to mmcam.studies.sanity"):
+        from mmcam.runs.sanity import classifier_rows
+    from mmcam.studies.sanity import classifier_rows as moved
+
+    assert classifier_rows is moved

@@ -14,7 +14,7 @@ from torch import nn
 from mmcam.core.explanation import upsample_maps
 from mmcam.core.targets import ClassLogit
 from mmcam.methods import explain, guided_backprop, guided_grad_cam, occlusion
-from mmcam.runs.sanity import (
+from mmcam.studies.sanity import (
     caption_rows,
     classifier_rows,
     model_randomization,

@@ -16,8 +16,8 @@ from PIL import Image  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from mmcam.evaluation.map_similarity import MapSimilarity  # noqa: E402
-from mmcam.runs.sanity import SanityResult  # noqa: E402
-from mmcam.runs.sanity_boxes import BoxSanity  # noqa: E402
+from mmcam.studies.sanity import SanityResult  # noqa: E402
+from mmcam.studies.sanity_boxes import BoxSanity  # noqa: E402
 from mmcam.visualize import PanelRow, map_grid, save_figure  # noqa: E402
 
 
