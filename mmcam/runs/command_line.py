@@ -13,8 +13,7 @@ from typing import Any
 
 from mmcam.data.files import Refusal
 from mmcam.evaluation.box_settings import box_settings, default_method
-from mmcam.runs.method_flags import add_method_arguments as _add_method_arguments
-from mmcam.runs.method_flags import method_options
+from mmcam.runs.method_flags import add_method_arguments, method_options
 from mmcam.runs.models import ExplainedModel
 from mmcam.runs.options import RunOptions
 from mmcam.runs.readout import report_text, summary
@@ -119,7 +118,7 @@ def add_run_arguments(
         help="the layer whose output is explained (default: the model's own: encoder.features "
         "for the bundled models, a late vision layer for BLIP and ViLT)",
     )
-    _add_method_arguments(group)
+    add_method_arguments(group)
     group.add_argument(
         "--smooth",
         type=float,
