@@ -44,6 +44,7 @@ from mmcam.data.files import write_json
 from mmcam.data.images import load_image
 from mmcam.evaluation.box_settings import box_settings, default_method
 from mmcam.evaluation.map_similarity import map_similarity
+from mmcam.methods import registry
 from mmcam.runs.models import ExplainedModel, run_device
 from mmcam.runs.tasks import TASKS, Task, chosen
 from mmcam.studies.sanity import (
@@ -88,7 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="explained (CAM) layer (default: the model's)")
     p.add_argument("--layers", nargs="+", help="layers to randomise, input to output "
                    "(default: every module owning parameters, in forward order)")  # fmt: skip
-    p.add_argument("--methods", nargs="+", default=checked_methods(), choices=sanity_methods())
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=checked_methods(),
+        choices=sanity_methods(),
+        type=registry.resolve,
+    )  # a former id (guided_grad_cam) with a warning
     p.add_argument("--top-k", type=int, default=3, help="answers per question (default: 3)")
     p.add_argument("--occlusion", type=int, nargs=2, default=[32, 32], metavar=("WINDOW", "STRIDE"))
     p.add_argument("--seed", type=int, default=0, help="re-initialisation seed")

@@ -131,7 +131,7 @@ def signed_maps(
     summed over colour channels (times the upsampled map of its `times` method: guided Grad-CAM,
     Selvaraju et al. 2017), a perturbation's score drop (window, stride = `occlusion_grid` for
     the methods that take them, the method's defaults otherwise)."""
-    methods = checked_methods() if methods is None else list(methods)
+    methods = checked_methods() if methods is None else [registry.resolve(m) for m in methods]
     offered = sanity_methods()
     unknown = sorted(set(methods) - set(offered))
     if unknown:
@@ -226,7 +226,7 @@ def model_randomization(
     forward order) re-initialised, cascading from the output and one at a time. `model` itself
     is never changed (each step works on a deep copy). The maps of `keep_rows` are kept for
     figures; `trained_maps` (from `signed_maps` of the same rows) saves computing them again."""
-    methods = checked_methods() if methods is None else list(methods)
+    methods = checked_methods() if methods is None else [registry.resolve(m) for m in methods]
     if layers is None:
         layers = parameter_layers(model, rows.run)
     layers = list(layers)
