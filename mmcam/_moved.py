@@ -18,7 +18,7 @@ from types import ModuleType
 # old path -> new path; the paths the 0.2 layout named (README, model cards, tests) and later moves
 MOVED = {
     "mmcam.activation_maximization": "mmcam.methods.activation_maximization",
-    "mmcam.benchmarking": "mmcam.runs.benchmarking",
+    "mmcam.benchmarking": "mmcam.studies.benchmarking",
     "mmcam.cam": "mmcam.methods.cam",
     "mmcam.captioner": "mmcam.zoo.captioner",
     "mmcam.captioning": "mmcam.explainers.captioning",
@@ -41,6 +41,12 @@ MOVED = {
     "mmcam.pixel_methods": "mmcam.methods.pixel_space",
     "mmcam.protocols": "mmcam.core.protocols",
     "mmcam.runner": "mmcam.runs.chunks",
+    "mmcam.runs.benchmarking": "mmcam.studies.benchmarking",
+    "mmcam.runs.box_choice": "mmcam.studies.box_choice",
+    "mmcam.runs.sanity": "mmcam.studies.sanity",
+    "mmcam.runs.sanity_boxes": "mmcam.studies.sanity_boxes",
+    "mmcam.runs.sanity_report": "mmcam.studies.sanity_report",
+    "mmcam.runs.shapes_report": "mmcam.studies.shapes_report",
     "mmcam.sample_figures": "mmcam.app.sample_figures",
     "mmcam.shapes": "mmcam.data.shapes",
     "mmcam.show_and_tell": "mmcam.zoo.show_and_tell",

@@ -25,7 +25,7 @@ from mmcam.boxes.settings import box_settings
 from mmcam.data.images import preprocess
 from mmcam.evaluation.word_categories import WordCategories
 from mmcam.explainers.captioning import CaptionExplainer
-from mmcam.runs.benchmarking import report, time_side_by_side
+from mmcam.studies.benchmarking import report, time_side_by_side
 from mmcam.zoo.captioner import load_captioner
 
 

@@ -21,7 +21,7 @@ from mmcam.data.vocab import Vocabulary
 from mmcam.explainers.captioning import CaptionExplainer, caption_tokens
 from mmcam.explainers.vqa import VQAExplainer
 from mmcam.explainers.word_baselines import maps_forward_backward_per_word, maps_retained_graph
-from mmcam.runs.benchmarking import report, time_side_by_side
+from mmcam.studies.benchmarking import report, time_side_by_side
 from mmcam.zoo.captioner import EXPLAINED_LAYER, Captioner, CaptionerConfig
 from mmcam.zoo.show_and_tell import EXPLAINED_LAYER as SHOW_AND_TELL_LAYER
 from mmcam.zoo.show_and_tell import ShowAndTell

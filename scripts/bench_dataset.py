@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mmcam.runs.tasks import TASKS, chosen
+
 HERE = Path(__file__).resolve().parent
 MEASURE = """
 import json, resource, runpy, sys
@@ -40,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--task",
-        choices=["captions", "vqa", "both"],
+        choices=[*TASKS, "both"],
         default="both",
         help="which script to measure (default: %(default)s)",
     )
@@ -70,7 +72,7 @@ def measure(task: str, size: int, args: argparse.Namespace) -> dict:
     """One fresh run of a script on `size` images, in its own process."""
     out = Path(args.out) / f"{task}-{size}"
     shutil.rmtree(out, ignore_errors=True)
-    script = HERE / ("explain_captions.py" if task == "captions" else "explain_vqa.py")
+    script = HERE / f"explain_{task}.py"  # each task's script: explain_captions, explain_vqa
     arguments = ["--root", args.root, "--split", args.split, "--limit", str(size)]
     arguments += ["--out", str(out), "--no-progress", *args.extra.split()]
     done = subprocess.run(
@@ -93,7 +95,7 @@ def measure(task: str, size: int, args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    tasks = ["captions", "vqa"] if args.task == "both" else [args.task]
+    tasks = [task.id for task in chosen(args.task)]
     rows = [measure(task, size, args) for task in tasks for size in args.sizes]
     print(f"{'task':<9} {'images':>6} {'img/s':>7} {'seconds':>8} {'peak MiB':>9} {'workers':>8}")
     for row in rows:

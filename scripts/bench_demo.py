@@ -17,7 +17,7 @@ import torch
 from mmcam.app.demo import Demo
 from mmcam.app.inputs import bundled_examples
 from mmcam.data.images import load_image, preprocess
-from mmcam.runs.benchmarking import report, time_side_by_side
+from mmcam.studies.benchmarking import report, time_side_by_side
 
 
 def main() -> None:

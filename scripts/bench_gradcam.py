@@ -15,7 +15,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from mmcam.core.targets import ClassLogit
 from mmcam.methods.cam import explain
-from mmcam.runs.benchmarking import report, time_side_by_side
+from mmcam.studies.benchmarking import report, time_side_by_side
 
 
 def main() -> None:

@@ -46,8 +46,8 @@ from mmcam.explainers.captioning import CaptionExplainer, caption_tokens
 from mmcam.explainers.vqa import VQAExplainer
 from mmcam.methods.perturbation import chunk_bounds, occlusion
 from mmcam.methods.pixel_space import guided_backprop
-from mmcam.runs.benchmarking import report, time_side_by_side
 from mmcam.runs.models import load_run_captioner, load_run_vqa
+from mmcam.studies.benchmarking import report, time_side_by_side
 from mmcam.zoo.show_and_tell import EXPLAINED_LAYER as SHOW_AND_TELL_LAYER
 from mmcam.zoo.show_and_tell import ShowAndTell
 

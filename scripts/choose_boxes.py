@@ -24,20 +24,18 @@ import time
 from pathlib import Path
 
 from mmcam.boxes.settings import BOX_SETTINGS
-from mmcam.methods.pixel_space import PERTURBATION_METHODS
-from mmcam.runs.box_choice import Candidates, choose_default, choose_settings, score_run
-from mmcam.runs.captions import explain_captions
+from mmcam.methods import registry
 from mmcam.runs.inputs import read_split
-from mmcam.runs.models import load_run_captioner, load_run_vqa
 from mmcam.runs.options import RunOptions
-from mmcam.runs.vqa import explain_vqa
+from mmcam.runs.tasks import TASKS
+from mmcam.studies.box_choice import Candidates, choose_default, choose_settings, score_run
+from mmcam.studies.comparisons import compared_cams
 
-CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
 LAYERS = ("encoder.features", "encoder.stem")
 FUSION = "encoder.stem,encoder.body,encoder.features"  # LayerCAM's fusion of every conv stage
 # Their maps change when the model's weights are randomised (README, "Which method can I
 # trust?"); Grad-CAM++, LayerCAM and guided backprop keep much of theirs.
-TRUSTED = ("gradcam", "hirescam")
+TRUSTED = tuple(m.id for m in registry.methods(kind="gradient") if m.sanity)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -68,28 +66,27 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     data = read_split(args.root, args.split, args.limit)
     few = read_split(args.root, args.split, min(args.perturbation_limit, args.limit))
-    explain = {"captions": explain_captions, "vqa": explain_vqa}
-    load = {"captions": load_run_captioner, "vqa": load_run_vqa}
-    runs = [(m, layer) for m in CAM_METHODS for layer in LAYERS]
+    runs = [(m, layer) for m in compared_cams() for layer in LAYERS]
     runs += [("layercam", FUSION), ("guided_backprop", None), ("occlusion", None), ("rise", None)]
     candidates = Candidates()
     scored: dict[str, list] = {}
     rows = []
     architectures = {}
     for method, layer in runs:
-        for task in ("captions", "vqa"):
-            out = Path(args.out) / task / f"{method}@{layer or 'input'}"
-            model = load[task](layer=layer)
-            architectures[task] = type(model.model).__name__
+        for task in TASKS.values():
+            out = Path(args.out) / task.id / f"{method}@{layer or 'input'}"
+            model = task.load_model(layer=layer)
+            architectures[task.id] = type(model.model).__name__
             options = RunOptions(
                 method=method, boxes="threshold", deletion_steps=0, road_fractions=(),
                 workers=args.workers, progress=False,
             )  # fmt: skip
-            items = few[task] if method in PERTURBATION_METHODS else data[task]
-            explain[task](model, items, out, options)
-            result = score_run(out, task, items.files.__getitem__, candidates)
+            perturbation = registry.get(method).kind == "perturbation"
+            items = (few if perturbation else data)[task.id]
+            task.explain(model, items, out, options)
+            result = score_run(out, task.id, items.files.__getitem__, candidates)
             scored.setdefault(method, []).append(result)
-            rows.append((method, layer or "input", task, result))
+            rows.append((method, layer or "input", task.id, result))
     table, figures = {}, {}
     for method, results in scored.items():
         settings, means = choose_settings(results)

@@ -22,19 +22,13 @@ import time
 from pathlib import Path
 
 from mmcam.boxes.settings import box_settings, default_method
-from mmcam.runs.captions import explain_captions
+from mmcam.methods import registry
 from mmcam.runs.inputs import read_split
-from mmcam.runs.models import (
-    COMPARED_CAMS,
-    COMPARED_PERTURBATIONS,
-    compared_methods,
-    compared_model,
-)
 from mmcam.runs.options import RunOptions
 from mmcam.runs.readout import number_text, summary
-from mmcam.runs.vqa import explain_vqa
+from mmcam.runs.tasks import TASKS
+from mmcam.studies.comparisons import compared_methods, compared_model
 
-CAM_METHODS, PERTURBATION = COMPARED_CAMS, COMPARED_PERTURBATIONS
 FIGURES = (
     "loc_accuracy_threshold", "loc_accuracy_refined", "corloc_threshold", "corloc_refined",
     "coco_ap50_threshold", "coco_ap50_refined", "pointing",
@@ -63,29 +57,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2, help="image-reading processes")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    explain = {"captions": explain_captions, "vqa": explain_vqa}
     default = default_method()
     perturbation_limit = min(args.perturbation_limit, args.limit or args.perturbation_limit)
-    figures: dict[str, list[dict]] = {"captions": [], "vqa": []}
+    figures: dict[str, list[dict]] = {task: [] for task in TASKS}
     data = {
         limit: read_split(args.root, args.split, limit)
         for limit in {args.limit, perturbation_limit}
     }
-    for task in ("captions", "vqa"):
+    for task in TASKS.values():
         for method, layer in compared_methods(args.fusion):
-            model = compared_model(task, method, layer)
+            model = compared_model(task.id, method, layer)
             if model is None:
                 continue  # no layer was chosen for this model: the row above is the default
-            limit = perturbation_limit if method in PERTURBATION else args.limit
+            kind = registry.get(method).kind
+            limit = perturbation_limit if kind == "perturbation" else args.limit
             options = RunOptions.with_boxes(
                 box_settings(method), method=method, deletion_steps=0, road_fractions=(),
                 workers=args.workers, progress=False,
             )  # fmt: skip
-            where = model.layer if method in CAM_METHODS else "input"
-            out = Path(args.out) / task / f"{method}@{where}"
-            metrics = explain[task](model, data[limit][task], out, options).metrics
+            where = model.layer if kind == "gradient" else "input"
+            out = Path(args.out) / task.id / f"{method}@{where}"
+            metrics = task.explain(model, data[limit][task.id], out, options).metrics
             found = summary(metrics)
-            figures[task].append(
+            figures[task.id].append(
                 {"method": method, "layer": where, "images": metrics["images"],
                  "maps": metrics["loc_accuracy"]["count"],
                  **{name: found[name] for name in FIGURES},

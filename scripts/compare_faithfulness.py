@@ -24,19 +24,14 @@ import time
 from pathlib import Path
 
 from mmcam.boxes.settings import default_method
-from mmcam.runs.captions import explain_captions
+from mmcam.methods import registry
 from mmcam.runs.command_line import fraction_list
 from mmcam.runs.faithfulness import FAITHFULNESS_KEYS
 from mmcam.runs.inputs import read_split
-from mmcam.runs.models import (
-    COMPARED_CAMS,
-    COMPARED_PERTURBATIONS,
-    compared_methods,
-    compared_model,
-)
 from mmcam.runs.options import RunOptions
 from mmcam.runs.readout import number_text
-from mmcam.runs.vqa import explain_vqa
+from mmcam.runs.tasks import TASKS
+from mmcam.studies.comparisons import compared_methods, compared_model
 
 LOWER_IS_BETTER = {"deletion_auc": True, "insertion_auc": False, "road_morf": True,
                    "road_lerf": False}  # fmt: skip
@@ -69,11 +64,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=0, help="image-reading processes")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    explain = {"captions": explain_captions, "vqa": explain_vqa}
     default = default_method()
     small = min(args.perturbation_limit, args.limit)
     runs = [
-        (method, layer, small if method in COMPARED_PERTURBATIONS else args.limit)
+        (method, layer, small if registry.get(method).kind == "perturbation" else args.limit)
         for method, layer in compared_methods()
     ]
     data = {limit: read_split(args.root, args.split, limit) for limit in {args.limit, small}}
@@ -85,26 +79,29 @@ def main(argv: list[str] | None = None) -> dict:
         "deletion_steps": args.deletion_steps, "tie_orders": args.tie_orders,
         "road_fractions": args.road_fractions, "workers": args.workers, "progress": False,
     }  # fmt: skip
-    figures: dict[str, list[dict]] = {"captions": [], "vqa": []}
-    for task in ("captions", "vqa"):
+    figures: dict[str, list[dict]] = {task: [] for task in TASKS}
+    for task in TASKS.values():
         baselines: dict[int, dict] = {}
         for method, layer, limit in runs:
-            model = compared_model(task, method, layer)
+            model = compared_model(task.id, method, layer)
             if model is None:
                 continue  # no layer was chosen for this model: the row above is the default
             first = limit not in baselines  # the baselines, once per set of items
             options = RunOptions(
-                method=method, n_masks=args.masks, baselines=first, **measured
+                method=method,
+                method_options=_options(method, args.masks),
+                baselines=first,
+                **measured,
             )
-            where = model.layer if method in COMPARED_CAMS or layer else "input"
+            where = model.layer if registry.get(method).kind == "gradient" or layer else "input"
             name = f"{method}@{where}_{limit}_{args.questions_per_image}q"
-            metrics = explain[task](model, data[limit][task], Path(args.out) / task / name,
-                                    options).metrics  # fmt: skip
+            metrics = task.explain(model, data[limit][task.id], Path(args.out) / task.id / name,
+                                   options).metrics  # fmt: skip
             if first:
                 baselines[limit] = metrics
                 for kind in ("random", "center"):
-                    figures[task].append(_row(metrics, kind, kind, "-", limit))
-            figures[task].append(
+                    figures[task.id].append(_row(metrics, kind, kind, "-", limit))
+            figures[task.id].append(
                 _row(metrics, "map", method, where, limit, baselines[limit], layer == "chosen")
             )
     for task, rows in figures.items():
@@ -116,6 +113,11 @@ def main(argv: list[str] | None = None) -> dict:
     line.pop("workers"), line.pop("progress")
     print(json.dumps(line))
     return line
+
+
+def _options(method: str, masks: int) -> dict:
+    """`--masks` for the methods that take a number of masks (RISE)."""
+    return {"n_masks": masks} if "n_masks" in registry.get(method).option_fields() else {}
 
 
 def _row(metrics: dict, key: str, method: str, layer: str, limit: int,

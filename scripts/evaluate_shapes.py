@@ -40,8 +40,8 @@ from mmcam.runs.command_line import (
 from mmcam.runs.inputs import read_split
 from mmcam.runs.models import load_run_captioner, load_run_vqa, run_device
 from mmcam.runs.readout import summary
-from mmcam.runs.shapes_report import shapes_evaluation, shapes_table
 from mmcam.runs.vqa import explain_vqa
+from mmcam.studies.shapes_report import shapes_evaluation, shapes_table
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ quick enough for a larger --limit): the default method's default boxes (models/b
 HiResCAM at encoder.stem, refined, on the bundled models) of the targets naming an object in
 the image, from the trained model and from the cascading copies with the top layer and with
 every layer re-initialised; boxes that stay as accurate with a random model do not depend on
-the model (mmcam.runs.sanity_boxes states the criterion).
+the model (mmcam.studies.sanity_boxes states the criterion).
 
     python scripts/sanity_check.py --root data/shapes --split test --limit 100 --boxes-only
 
@@ -44,23 +44,25 @@ from mmcam.data.annotations import split_paths
 from mmcam.data.files import write_json
 from mmcam.data.images import load_image
 from mmcam.evaluation.map_similarity import map_similarity
-from mmcam.runs.inputs import read_caption_data, read_vqa_data
-from mmcam.runs.models import ExplainedModel, load_run_captioner, load_run_vqa, run_device
-from mmcam.runs.sanity import (
-    SANITY_METHODS,
+from mmcam.methods import registry
+from mmcam.runs.models import ExplainedModel, run_device
+from mmcam.runs.tasks import TASKS, Task, chosen
+from mmcam.studies.sanity import (
     ExplainedRows,
     caption_rows,
+    checked_methods,
     model_randomization,
+    sanity_methods,
     signed_maps,
     vqa_rows,
 )
-from mmcam.runs.sanity_boxes import (
+from mmcam.studies.sanity_boxes import (
     BoxSanity,
     box_randomization,
     caption_boxed_rows,
     vqa_boxed_rows,
 )
-from mmcam.runs.sanity_report import (
+from mmcam.studies.sanity_report import (
     box_table,
     full_randomization,
     map_grids,
@@ -81,13 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--split", default="val", help="split (default: val)")
     p.add_argument("--limit", type=int, default=4, help="first N images (default: %(default)s)")
-    p.add_argument("--task", choices=["both", "captions", "vqa"], default="both")
+    p.add_argument("--task", choices=["both", *TASKS], default="both")
     p.add_argument("--checkpoint", help="model folder for --task captions or vqa")
     p.add_argument("--hf", metavar="NAME_OR_PATH", help="Hugging Face model for --task")
     p.add_argument("--layer", help="explained (CAM) layer (default: the model's)")
     p.add_argument("--layers", nargs="+", help="layers to randomise, input to output "
                    "(default: every module owning parameters, in forward order)")  # fmt: skip
-    p.add_argument("--methods", nargs="+", default=list(SANITY_METHODS), choices=SANITY_METHODS)
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=checked_methods(),
+        choices=sanity_methods(),
+        type=registry.resolve,
+    )  # a former id (guided_grad_cam) with a warning
     p.add_argument("--top-k", type=int, default=3, help="answers per question (default: 3)")
     p.add_argument("--occlusion", type=int, nargs=2, default=[32, 32], metavar=("WINDOW", "STRIDE"))
     p.add_argument("--seed", type=int, default=0, help="re-initialisation seed")
@@ -104,35 +112,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _task_rows(task: str, loaded: ExplainedModel, args: argparse.Namespace) -> tuple:
+def _task_rows(task: Task, loaded: ExplainedModel, args: argparse.Namespace) -> tuple:
     """The rows of fixed targets, the images drawn, their titles, and the rows naming an object
     with a ground-truth box (`BoxedRow`s; empty without an instances file)."""
-    paths = split_paths(args.root, args.split)
-    device = loaded.device
+    paths = {**split_paths(args.root, args.split), "vqa_annotations": None}  # no answers needed
     instances = paths["instances"] if Path(paths["instances"]).is_file() else None
-    if task == "captions":
-        data = read_caption_data(paths["captions"], paths["images"], instances, limit=args.limit)
-    else:
-        data = read_vqa_data(paths["questions"], paths["images"], None, instances, limit=args.limit)
+    data = task.read_split(paths, instances, args.limit)
     ids = list(data.files)
     pictures = [load_image(data.files[i]) for i in ids]
-    images = torch.stack([loaded.preprocess(p) for p in pictures]).to(device)
+    images = torch.stack([loaded.preprocess(p) for p in pictures]).to(loaded.device)
+    return TASK_ROWS[task.id](loaded, data, ids, images, pictures, args)
+
+
+def _caption_rows(loaded: ExplainedModel, data, ids, images, pictures, args) -> tuple:
+    """Each image's generated caption: the whole caption and each word."""
     model = loaded.model
-    if task == "captions":
-        with explaining(model, device), torch.no_grad():
-            captions = model.generate(images)
-        rows = caption_rows(model, images, captions, loaded.layer, loaded.to_grid)
-        caption_row = [rows.kinds.index("caption") + i for i in range(len(captions))]
-        titles = [f"caption: {rows.labels[r]}" for r in caption_row]
-        words = [model.words(caption) for caption in captions]
-        boxed = (
-            caption_boxed_rows(words, ids, pictures, data.categories, data.instances)
-            if data.instances is not None
-            else []
-        )
-        return rows, pictures, caption_row, titles, boxed
+    with explaining(model, loaded.device), torch.no_grad():
+        captions = model.generate(images)
+    rows = caption_rows(model, images, captions, loaded.layer, loaded.to_grid)
+    caption_row = [rows.kinds.index("caption") + i for i in range(len(captions))]
+    titles = [f"caption: {rows.labels[r]}" for r in caption_row]
+    words = [model.words(caption) for caption in captions]
+    boxed = (
+        caption_boxed_rows(words, ids, pictures, data.categories, data.instances)
+        if data.instances is not None
+        else []
+    )
+    return rows, pictures, caption_row, titles, boxed
+
+
+def _vqa_rows(loaded: ExplainedModel, data, ids, images, pictures, args) -> tuple:
+    """Each image's first question: its top answers."""
     questions = [data.questions[i][0].question for i in ids]
-    rows = vqa_rows(model, images, questions, loaded.layer, args.top_k, loaded.to_grid)
+    rows = vqa_rows(loaded.model, images, questions, loaded.layer, args.top_k, loaded.to_grid)
     best = [i * args.top_k for i in range(len(questions))]
     titles = [f"{q} -> {rows.labels[r]}" for q, r in zip(questions, best, strict=True)]
     boxed = (
@@ -141,6 +153,10 @@ def _task_rows(task: str, loaded: ExplainedModel, args: argparse.Namespace) -> t
         else []
     )
     return rows, pictures, best, titles, boxed
+
+
+# the sanity check's targets of each task (`mmcam.runs.tasks`), by its id
+TASK_ROWS = {"captions": _caption_rows, "vqa": _vqa_rows}
 
 
 def _box_measure(rows, boxed, loaded: ExplainedModel, args) -> BoxSanity:
@@ -161,7 +177,7 @@ def _twin_similarity(rows: ExplainedRows, trained: dict, twin: ExplainedModel, a
     return {m: map_similarity(trained[m], maps[m]).means() for m in args.methods}
 
 
-def _similarity_check(task, loaded, rows, pictures, kept, titles, args, line) -> tuple:
+def _similarity_check(task: Task, loaded, rows, pictures, kept, titles, args, line) -> tuple:
     """The parameter (and data) randomisation check of every method: its result, its metrics
     (also added to the JSON `line`) and its timing against one plain pass."""
     images = len(pictures)
@@ -178,30 +194,29 @@ def _similarity_check(task, loaded, rows, pictures, kept, titles, args, line) ->
         )  # fmt: skip
     check, check_cpu = time.perf_counter() - start, time.process_time() - cpu
     for order in ("cascading", "independent"):
-        print(f"\n[{task}: {len(rows.kinds)} targets of {images} images]")
+        print(f"\n[{task.id}: {len(rows.kinds)} targets of {images} images]")
         print(similarity_table(result, order), end="")
     metrics = {"targets": len(rows.kinds), **result_metrics(result)}
-    line["spearman_full_randomisation"][task] = full_randomization(result)
-    line["spearman_abs_full_randomisation"][task] = full_randomization(result, "spearman_abs")
-    twin_folder = {"captions": args.captioner_twin, "vqa": args.vqa_twin}[task]
+    line["spearman_full_randomisation"][task.id] = full_randomization(result)
+    line["spearman_abs_full_randomisation"][task.id] = full_randomization(result, "spearman_abs")
+    twin_folder = {"captions": args.captioner_twin, "vqa": args.vqa_twin}[task.id]
     if twin_folder:
-        loader = {"captions": load_run_captioner, "vqa": load_run_vqa}[task]
-        twin = loader(twin_folder, device=loaded.device, layer=args.layer)
+        twin = task.load_model(twin_folder, device=loaded.device, layer=args.layer)
         similarity = _twin_similarity(rows, result.trained_maps, twin, args)
         metrics["label_randomised_twin"] = {"model": twin_folder, **similarity}
-        line["spearman_label_randomised_twin"][task] = {
+        line["spearman_label_randomised_twin"][task.id] = {
             m: s["spearman"] for m, s in similarity.items()
         }
         print(f"label-randomised twin ({twin_folder}), mean spearman / ssim:")
         for m, s in similarity.items():
             print(f"  {m:>16}: {s['spearman']:+.3f}  {s['ssim']:+.3f}")
-    map_grids(result, pictures, titles, Path(args.out), task)
+    map_grids(result, pictures, titles, Path(args.out), task.id)
     timing = {
         "plain_pass_s": round(plain, 2), "check_s": round(check, 2),
         "ratio": round(check / plain, 1), "plain_pass_cpu_s": round(plain_cpu, 2),
         "check_cpu_s": round(check_cpu, 2), "cpu_ratio": round(check_cpu / plain_cpu, 1),
     }  # fmt: skip
-    print(f"{task}: check {check:.1f} s = {check / plain:.1f} x one plain pass of all "
+    print(f"{task.id}: check {check:.1f} s = {check / plain:.1f} x one plain pass of all "
           f"methods over the same targets ({plain:.2f} s); CPU time {check_cpu:.1f} s = "
           f"{check_cpu / plain_cpu:.1f} x {plain_cpu:.2f} s")  # fmt: skip
     return result, metrics, timing
@@ -215,19 +230,17 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("--boxes-only and --no-boxes leave nothing to check: give one")
     device = run_device(args.device)
     out = Path(args.out)
-    tasks = ["captions", "vqa"] if args.task == "both" else [args.task]
-    loaders = {"captions": load_run_captioner, "vqa": load_run_vqa}
     results, metrics, line = {}, {}, {"spearman_full_randomisation": {}}
     line["spearman_abs_full_randomisation"] = {}
     line["spearman_label_randomised_twin"] = {}
     line["boxes"] = {}
     timing = {}
-    for task in tasks:
-        loaded = loaders[task](args.checkpoint, device=device, layer=args.layer, hf=args.hf)
+    for task in chosen(args.task):
+        loaded = task.load_model(args.checkpoint, device=device, layer=args.layer, hf=args.hf)
         rows, pictures, kept, titles, boxed = _task_rows(task, loaded, args)
-        metrics[task] = {}
+        metrics[task.id] = {}
         if not args.boxes_only:
-            results[task], metrics[task], timing[task] = _similarity_check(
+            results[task.id], metrics[task.id], timing[task.id] = _similarity_check(
                 task, loaded, rows, pictures, kept, titles, args, line
             )
         if boxed and not args.no_boxes:
@@ -235,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
                 warnings.simplefilter("ignore", UserWarning)  # as above
                 boxes = _box_measure(rows, boxed, loaded, args)
             print(box_table(boxes), end="")
-            metrics[task]["boxes"] = line["boxes"][task] = boxes.metrics()
+            metrics[task.id]["boxes"] = line["boxes"][task.id] = boxes.metrics()
     if results:
         plot_curves(results, out / "sanity_curves.png")
     metrics["timing"] = timing

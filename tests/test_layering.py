@@ -28,7 +28,8 @@ ALLOWED = {
     "zoo": {"core", "data", "evaluation", "zoo"},
 }
 ALLOWED["runs"] = set(ALLOWED) | {"runs"}  # everything below
-ALLOWED["app"] = ALLOWED["runs"] | {"app"}
+ALLOWED["studies"] = ALLOWED["runs"] | {"studies"}  # experiments built on the engine
+ALLOWED["app"] = ALLOWED["studies"] | {"app"}
 
 
 def package_of(module: str) -> str | None:

@@ -81,3 +81,12 @@ def test_a_name_that_never_existed_in_a_package_with_moved_names_is_still_an_att
 
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         _ = ev.no_such_name
+
+
+def test_the_studies_import_from_their_former_place_in_runs():
+    sys.modules.pop("mmcam.runs.sanity", None)
+    with pytest.warns(DeprecationWarning, match="mmcam.runs.sanity moved to mmcam.studies.sanity"):
+        from mmcam.runs.sanity import classifier_rows
+    from mmcam.studies.sanity import classifier_rows as moved
+
+    assert classifier_rows is moved

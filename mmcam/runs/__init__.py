@@ -1,5 +1,7 @@
-"""Dataset runs: resumable, shardable (torchrun) explanation of a whole COCO captions or VQA v2
-set, their output files and reports. Imports everything below it."""
+"""Dataset runs, the engine only: resumable, shardable (torchrun) explanation of a whole COCO
+captions or VQA v2 set, their output files and reports; a `Task` per task (`mmcam.runs.tasks`:
+"captions", "vqa") says what differs between them. Imports everything below it, never the
+studies built on it (`mmcam.studies`)."""
 
 from mmcam.runs.captions import explain_captions
 from mmcam.runs.inputs import (

@@ -3,6 +3,7 @@ category."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +18,12 @@ from mmcam.runs.chunks import (
     Shard,
 )
 from mmcam.runs.faithfulness import faithfulness_scores
-from mmcam.runs.inputs import (
-    CaptionData,
-    image_batches,
-    image_notes,
-)
-from mmcam.runs.models import (
-    ExplainedModel,
-)
+from mmcam.runs.inputs import CaptionData, image_batches, image_notes, read_caption_split
+from mmcam.runs.models import ExplainedModel, load_run_captioner
 from mmcam.runs.options import RunOptions
-from mmcam.runs.run import RunResult, run_dataset
+from mmcam.runs.readout import caption_bad_data, caption_report_lines, caption_summary
+from mmcam.runs.report import caption_metrics
+from mmcam.runs.run import Records, RunResult, Task
 from mmcam.runs.scoring import (
     caption_score,
     ground_truth_boxes,
@@ -36,7 +33,7 @@ from mmcam.runs.scoring import (
 )
 from mmcam.visualize import PanelRow
 
-__all__ = ["explain_captions"]
+__all__ = ["CAPTIONS", "explain_captions"]
 
 
 # ----------------------------------------------------------------------------- captions
@@ -126,6 +123,39 @@ def _caption_chunk(
     return records, arrays
 
 
+def _caption_metrics(records: Records, data: CaptionData, options: RunOptions) -> dict:
+    metrics = caption_metrics(records(), data.references, options, data.instances is not None)
+    metrics["bad_data"]["unknown_images"] = {
+        "count": len(data.unknown_images),
+        "ids": list(data.unknown_images),
+        "captions": sum(data.unknown_images.values()),
+    }
+    return metrics
+
+
+def _mentions(records: Iterable[dict]) -> Iterator[tuple[int, int, dict]]:
+    """Every word that names a category, with its image and category."""
+    return ((r["image_id"], m["category_id"], m) for r in records for m in r.get("mentions", []))
+
+
+CAPTIONS = Task(
+    id="captions",
+    read_split=read_caption_split,
+    load_model=load_run_captioner,
+    items=lambda data: list(data.files),
+    chunk=_caption_chunk,
+    results_file="captions_results.json",
+    result=lambda r: None if "error" in r else {"image_id": r["image_id"], "caption": r["caption"]},
+    metrics=_caption_metrics,
+    detected=_mentions,
+    named=lambda records: {(image, category) for image, category, _ in _mentions(records)},
+    scored_maps=lambda r: ((r["image_id"], m["word"], m) for m in r.get("mentions", [])),
+    report_lines=caption_report_lines,
+    summary=caption_summary,
+    bad_data_summary=caption_bad_data,
+)
+
+
 def explain_captions(
     model: ExplainedModel,
     data: CaptionData,
@@ -135,5 +165,4 @@ def explain_captions(
 ) -> RunResult | None:
     """Caption, explain and score every image of `data` into `out`; resumable and shardable
     (module docstring). Returns the metrics on the main process, None on the others."""
-    ids = list(data.files)
-    return run_dataset("captions", _caption_chunk, model, data, ids, out, options, shard)
+    return CAPTIONS.explain(model, data, out, options, shard)

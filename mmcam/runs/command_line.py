@@ -13,7 +13,7 @@ from typing import Any
 
 from mmcam.boxes.settings import box_settings, default_method
 from mmcam.data.files import Refusal
-from mmcam.methods.pixel_space import EXPLAINER_METHODS
+from mmcam.runs.method_flags import add_method_arguments, method_options
 from mmcam.runs.models import ExplainedModel
 from mmcam.runs.options import RunOptions
 from mmcam.runs.readout import report_text, summary
@@ -118,49 +118,7 @@ def add_run_arguments(
         help="the layer whose output is explained (default: the model's own: encoder.features "
         "for the bundled models, a late vision layer for BLIP and ViLT)",
     )
-    group.add_argument(
-        "--method",
-        choices=EXPLAINER_METHODS,
-        help="how maps are made: a CAM method at --layer, guided_backprop / deconvnet in "
-        "pixel space, or the perturbation methods occlusion / rise (every word or top answer "
-        "from one sweep of perturbed copies; any model) (default: models/box_settings.json's, "
-        "chosen on val among the methods that pass the sanity checks, at the layer chosen "
-        "there for the bundled architectures: hirescam at encoder.stem)",
-    )
-    group.add_argument(
-        "--window",
-        type=int,
-        default=16,
-        help="occlusion: window side in model-input pixels (default: %(default)s)",
-    )
-    group.add_argument(
-        "--stride", type=int, help="occlusion: stride in model-input pixels (default: window / 2)"
-    )
-    group.add_argument(
-        "--masks",
-        type=int,
-        default=2000,
-        help="RISE: number of random masks, one forward pass each (default: %(default)s)",
-    )
-    group.add_argument(
-        "--cell",
-        type=int,
-        help="RISE: mask cell side in model-input pixels (default: a 7 x 7 grid, as the paper)",
-    )
-    group.add_argument(
-        "--keep-probability",
-        type=float,
-        default=0.5,
-        help="RISE: probability a cell is kept (default: %(default)s)",
-    )
-    group.add_argument(
-        "--sweep-batch",
-        type=int,
-        metavar="N",
-        help="occlusion / RISE: perturbed copies per forward pass; a restart must use the same "
-        "value (default: 32, fewer when they pass 64 MiB: fixed by the image size, never by a "
-        "timing, so a rerun writes the same bits on a busy machine and an idle one)",
-    )
+    add_method_arguments(group)
     group.add_argument(
         "--smooth",
         type=float,
@@ -304,12 +262,7 @@ def options_from_arguments(args: Any) -> RunOptions:
         max_length=getattr(args, "max_length", 20),
         beam_size=getattr(args, "beam_size", 1),
         top_k=getattr(args, "top_k", 3),
-        window=args.window,
-        stride=args.stride,
-        n_masks=args.masks,
-        cell=args.cell,
-        keep_probability=args.keep_probability,
-        sweep_batch=args.sweep_batch,
+        method_options=method_options(args),
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
         save_figures=args.save_figures,

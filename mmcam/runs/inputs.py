@@ -3,7 +3,7 @@ optional instances), and the images as DataLoader workers load them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ from mmcam.data.images import bomb_limit_enforced, load_image
 from mmcam.evaluation.word_categories import WordCategories
 
 __all__ = [
-    "CaptionData", "LoadedImage", "VQAData", "read_caption_data", "read_split", "read_vqa_data",
+    "CaptionData", "LoadedImage", "VQAData", "read_caption_data", "read_caption_split",
+    "read_split", "read_vqa_data", "read_vqa_split",
 ]  # fmt: skip
 
 
@@ -127,6 +128,23 @@ def read_vqa_data(
     return VQAData({i: by_image[i] for i in ids}, files, words, sources, boxes, sizes)
 
 
+def read_caption_split(
+    paths: Mapping[str, Any], instances: str | Path | None, limit: int | None = None
+) -> CaptionData:
+    """A captions run's data from a split's `split_paths`, with `instances` (or None)."""
+    return read_caption_data(paths["captions"], paths["images"], instances, limit=limit)
+
+
+def read_vqa_split(
+    paths: Mapping[str, Any], instances: str | Path | None, limit: int | None = None
+) -> VQAData:
+    """A VQA run's data from a split's `split_paths` (its answers: `vqa_annotations`, None for
+    none), with `instances` (or None)."""
+    return read_vqa_data(
+        paths["questions"], paths["images"], paths["vqa_annotations"], instances, limit=limit
+    )
+
+
 def read_split(
     root: str | Path, split: str, limit: int | None = None
 ) -> dict[str, CaptionData | VQAData]:
@@ -134,14 +152,9 @@ def read_split(
     `{"captions": CaptionData, "vqa": VQAData}`, the first `limit` images of each."""
     paths = split_paths(root, split)
     return {
-        "captions": read_caption_data(
-            paths["captions"], paths["images"], paths["instances"], limit=limit
-        ),
-        "vqa": read_vqa_data(
-            paths["questions"], paths["images"], paths["vqa_annotations"], paths["instances"],
-            limit=limit,
-        ),
-    }  # fmt: skip
+        "captions": read_caption_split(paths, paths["instances"], limit),
+        "vqa": read_vqa_split(paths, paths["instances"], limit),
+    }
 
 
 def _annotated_sizes(infos: dict[int, ImageInfo], ids: list[int]) -> dict[int, tuple[int, int]]:

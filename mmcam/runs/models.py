@@ -3,7 +3,6 @@ theirs, or a Hugging Face model, with their layer and preprocessing; and the dev
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,16 +13,11 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from mmcam.boxes.settings import default_method
 from mmcam.core.tap import Grid, find_layer, layers
 from mmcam.data.files import RefusedInput, file_digest
 
 __all__ = [
-    "COMPARED_CAMS",
-    "COMPARED_PERTURBATIONS",
     "ExplainedModel",
-    "compared_methods",
-    "compared_model",
     "load_run_captioner",
     "load_run_vqa",
 ]
@@ -172,33 +166,3 @@ def run_device(requested: str = "auto") -> str:
     if chosen.type == "cuda" and chosen.index is not None:  # NCCL's barrier uses the current
         torch.cuda.set_device(chosen)  # device: make it this rank's
     return device
-
-
-# ----------------------------------------------------------------------------- comparisons
-
-COMPARED_CAMS = ("gradcam", "gradcam++", "hirescam", "layercam")
-COMPARED_PERTURBATIONS = ("occlusion", "rise")
-
-
-def compared_methods(fusion: str | None = None) -> list[tuple[str, str | None]]:
-    """(method, layer) of every method the comparison scripts run side by side: the CAMs at the
-    bundled models' own layer (None), the default method at the layer chosen for it
-    ("chosen"), LayerCAM fused over `fusion` when given, guided backprop, the perturbations."""
-    runs: list[tuple[str, str | None]] = [(method, None) for method in COMPARED_CAMS]
-    runs.append((default_method().method, "chosen"))
-    if fusion:
-        runs.append(("layercam", fusion))
-    runs.append(("guided_backprop", None))
-    return runs + [(method, None) for method in COMPARED_PERTURBATIONS]
-
-
-def compared_model(task: str, method: str, layer: str | None) -> ExplainedModel | None:
-    """The bundled model of `task` ("captions", "vqa") read at `layer` (None: its own; "chosen":
-    the default method's layer for it); None when no layer was chosen for this model, where its
-    own-layer row is the default's."""
-    load = {"captions": load_run_captioner, "vqa": load_run_vqa}[task]
-    if layer != "chosen":
-        return load(layer=layer)
-    model = load()
-    chosen = default_method().layer_for(model.model, method)
-    return None if chosen is None else dataclasses.replace(model, layer=chosen)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mmcam.boxes.settings import BoxSettings
+from mmcam.methods import registry
 from mmcam.methods.perturbation import chunking_policy
 
 __all__ = ["RunOptions"]
@@ -33,15 +34,12 @@ class RunOptions:
     max_length: int = 20
     beam_size: int = 1
     top_k: int = 3
-    window: int = 16  # occlusion: window side and stride in model-input pixels
-    stride: int | None = None  # (None: half the window)
-    n_masks: int = 2000  # RISE: masks, cell side in pixels (None: a 7 x 7 grid), keep chance
-    cell: int | None = None
-    keep_probability: float = 0.5
-    sweep_batch: int | None = None  # perturbed copies per forward (None: the default chunking)
     batch_size: int = 16
     chunk_size: int = 64
     save_figures: int = 0  # figures of the first N items
+    # the method's options by the names of its options dataclass's fields (the registry's
+    # `Method.options`), e.g. {"window": 8} for occlusion; the others take their defaults
+    method_options: dict[str, Any] = field(default_factory=dict)
     workers: int = 2
     progress: bool = True
     overwrite: bool = False  # start afresh over a run of other settings in the same folder
@@ -59,30 +57,29 @@ class RunOptions:
         return BoxSettings(self.box_threshold, self.boxes, self.refine_seed, self.refine_support)
 
     def stamp(self) -> dict:
-        """The fields that change the outputs (a perturbation method's settings only for it)."""
+        """The fields that change the outputs, with the method's options (all of them, defaults
+        filled in) after `top_k`, as run.json has always kept them."""
         kept = asdict(self)
         kept["road_fractions"] = list(self.road_fractions)  # as run.json reads it back
-        for name in ("workers", "progress", "overwrite"):
+        for name in ("workers", "progress", "overwrite", "method_options"):
             kept.pop(name)
-        used = _PERTURBATION_FIELDS.get(self.method, ())
-        for name in {name for fields in _PERTURBATION_FIELDS.values() for name in fields}:
-            if name not in used:
-                kept.pop(name)
-        if self.method in _PERTURBATION_FIELDS and self.sweep_batch is None:
+        record = registry.get(self.method)
+        chosen = record.stamp(record.make_options(self.method_options))
+        names = list(kept)
+        at = names.index("top_k") + 1
+        kept = (
+            {name: kept[name] for name in names[:at]}
+            | chosen
+            | {name: kept[name] for name in names[at:]}
+        )
+        if "sweep_batch" in chosen and chosen["sweep_batch"] is None:
             kept["sweep_chunking"] = chunking_policy()  # what decides the copies' batches
         return kept
 
     def perturbation(self) -> dict[str, Any] | None:
-        """The explainers' `perturbation` options for occlusion or RISE, else None."""
-        chunk = {"batch_size": self.sweep_batch}
-        if self.method == "occlusion":
-            return {"window": self.window, "stride": self.stride, **chunk}
-        if self.method == "rise":
-            return {"n_masks": self.n_masks, "cell": self.cell, "p": self.keep_probability, **chunk}
-        return None
-
-
-_PERTURBATION_FIELDS = {
-    "occlusion": ("window", "stride", "sweep_batch"),
-    "rise": ("n_masks", "cell", "keep_probability", "sweep_batch"),
-}
+        """The explainers' `perturbation` options of a method that takes options (occlusion,
+        RISE: its options dataclass's `kwargs()`), else None."""
+        record = registry.get(self.method)
+        if record.options is None:
+            return None
+        return record.make_options(self.method_options).kwargs()

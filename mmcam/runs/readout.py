@@ -22,16 +22,9 @@ def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
             value = value[key]
         return value
 
+    task = _task(metrics)
     out: dict[str, Any] = {"task": metrics["task"], "images": metrics["images"]}
-    if metrics["task"] == "captions":
-        for name in ("bleu4", "meteor", "rouge_l", "cider", "spice"):
-            out[name] = metrics[name]
-        out["nltk_bleu4"] = pick("nltk_bleu", "bleu4")
-        out["word_pointing"] = pick("word_pointing", "accuracy")
-        out["word_pointing_0px"] = pick("word_pointing", "accuracy_0px")
-    else:
-        out["questions"] = metrics["questions"]
-        out["vqa_accuracy"] = metrics["vqa_accuracy"]
+    out.update(task.summary(metrics))
     out["loc_accuracy"] = pick("loc_accuracy", "accuracy")
     out["loc_accuracy_threshold"] = pick("loc_accuracy", "threshold_accuracy")
     out["loc_accuracy_refined"] = pick("loc_accuracy", "refined_accuracy")
@@ -51,10 +44,7 @@ def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
     out["map_support"] = metrics.get("map_support")
     bad = metrics["bad_data"]
     out["failed_images"] = bad["failed_images"]["count"]
-    if metrics["task"] == "vqa":
-        out["skipped_questions"] = bad["skipped_questions"]["count"]
-    else:
-        out["unknown_images"] = bad.get("unknown_images", {}).get("count", 0)
+    out.update(task.bad_data_summary(bad))
     out["size_mismatches"] = bad.get("size_mismatch", {}).get("count", 0)
     return out
 
@@ -68,53 +58,10 @@ def report_text(metrics: Mapping[str, Any]) -> str:
     where = f"at layer {metrics['layer']}" if metrics["layer"] else "in pixel space"
     blur = f", blurred by a Gaussian of sigma {metrics['smooth']:g} px" if metrics["smooth"] else ""
     lines = [f"maps: {metrics['method']} {where}{blur}"]
-    if metrics["task"] == "captions":
-        lines.append(f"captions: {metrics['images']} images, {metrics['captioned']} captioned")
-        bleu = metrics["bleu"]
-        if bleu:
-            lines += [
-                f"COCO caption metrics (pycocoevalcap, PTB tokens, all references, "
-                f"{metrics['scored_captions']} captions):",
-                "  BLEU-1..4 "
-                + "  ".join(number_text(bleu[f"bleu{n}"]) for n in range(1, 5))
-                + f"  METEOR {number_text(metrics['meteor'])}  ROUGE-L "
-                f"{number_text(metrics['rouge_l'])}  CIDEr-D {number_text(metrics['cider'])}",
-                f"  SPICE unavailable: {metrics['spice_unavailable']}",
-                "nltk corpus BLEU-1..4 (mmcam's tokens): "
-                + "  ".join(number_text(metrics["nltk_bleu"][f"bleu{n}"]) for n in range(1, 5)),
-            ]
-        lines.append(f"words naming a category: {metrics['category_words']}")
-        pointing = metrics["word_pointing"]
-        if pointing:
-            lines.append(
-                f"word pointing (peak in that object's box, {_tolerance_text(pointing)}; words "
-                f"with no such object are misses): {number_text(pointing['accuracy'])} "
-                f"({pointing['hits']} / {pointing['words']}, {pointing['unmatched']} with no "
-                f"such object); at 0 px: {number_text(pointing['accuracy_0px'])} "
-                f"({pointing['hits_0px']} / {pointing['words']})"
-            )
-    else:
-        lines.append(
-            f"VQA: {metrics['questions']} questions on {metrics['images']} images, "
-            f"{metrics['answered']} answered"
-        )
-        if metrics["vqa_accuracy"] is not None:
-            lines.append(
-                f"VQA accuracy: {number_text(metrics['vqa_accuracy'])} (answered questions only: "
-                f"{number_text(metrics['vqa_accuracy_answered'])})"
-            )
-            for name, value in sorted(metrics["vqa_accuracy_per_answer_type"].items()):
-                lines.append(f"  {name:<12} {number_text(value)}")
-        lines.append(f"questions naming a category: {metrics['questions_naming_a_category']}")
+    task = _task(metrics)
+    lines += task.report_lines(metrics)
     lines += _box_lines(metrics)
-    if metrics["task"] == "vqa" and metrics["pointing_by_question_type"]:
-        lines.append("pointing by question type:")
-        lines.append(f"  {'question type':<24} {'scaled':>6} {'0 px':>6}  questions")
-        for name, row in metrics["pointing_by_question_type"].items():
-            lines.append(
-                f"  {name:<24} {number_text(row['accuracy']):>6} "
-                f"{number_text(row['accuracy_0px']):>6}  {row['count']}"
-            )
+    lines += task.report_after_boxes(metrics)
     lines += _faithfulness_lines(metrics)
     lines += _bad_data_lines(metrics["bad_data"])
     return "\n".join(lines) + "\n"
@@ -264,3 +211,100 @@ def _bad_data_lines(bad: Mapping[str, Any]) -> list[str]:
         lines.append(f"questions skipped: {row['count']}")
         lines += [f"  {qid}: {reason}" for qid, reason in row["reasons"].items()]
     return lines
+
+
+# ----------------------------------------------------------------------------- the tasks' lines
+
+
+def _task(metrics: Mapping[str, Any]) -> Any:
+    """The `Task` whose run wrote `metrics` (imported here: the tasks' modules import this one)."""
+    from mmcam.runs.tasks import get
+
+    return get(metrics["task"])
+
+
+def caption_summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """A captions run's headline figures (`summary`)."""
+    out = {name: metrics[name] for name in ("bleu4", "meteor", "rouge_l", "cider", "spice")}
+    pointing = metrics.get("word_pointing") or {}
+    out["nltk_bleu4"] = (metrics.get("nltk_bleu") or {}).get("bleu4")
+    out["word_pointing"] = pointing.get("accuracy")
+    out["word_pointing_0px"] = pointing.get("accuracy_0px")
+    return out
+
+
+def vqa_summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """A VQA run's headline figures (`summary`)."""
+    return {"questions": metrics["questions"], "vqa_accuracy": metrics["vqa_accuracy"]}
+
+
+def caption_report_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """A captions run's lines of the report above the boxes."""
+    lines: list[str] = []
+    lines.append(f"captions: {metrics['images']} images, {metrics['captioned']} captioned")
+    bleu = metrics["bleu"]
+    if bleu:
+        lines += [
+            f"COCO caption metrics (pycocoevalcap, PTB tokens, all references, "
+            f"{metrics['scored_captions']} captions):",
+            "  BLEU-1..4 "
+            + "  ".join(number_text(bleu[f"bleu{n}"]) for n in range(1, 5))
+            + f"  METEOR {number_text(metrics['meteor'])}  ROUGE-L "
+            f"{number_text(metrics['rouge_l'])}  CIDEr-D {number_text(metrics['cider'])}",
+            f"  SPICE unavailable: {metrics['spice_unavailable']}",
+            "nltk corpus BLEU-1..4 (mmcam's tokens): "
+            + "  ".join(number_text(metrics["nltk_bleu"][f"bleu{n}"]) for n in range(1, 5)),
+        ]
+    lines.append(f"words naming a category: {metrics['category_words']}")
+    pointing = metrics["word_pointing"]
+    if pointing:
+        lines.append(
+            f"word pointing (peak in that object's box, {_tolerance_text(pointing)}; words "
+            f"with no such object are misses): {number_text(pointing['accuracy'])} "
+            f"({pointing['hits']} / {pointing['words']}, {pointing['unmatched']} with no "
+            f"such object); at 0 px: {number_text(pointing['accuracy_0px'])} "
+            f"({pointing['hits_0px']} / {pointing['words']})"
+        )
+    return lines
+
+
+def vqa_report_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """A VQA run's lines of the report above the boxes."""
+    lines: list[str] = []
+    lines.append(
+        f"VQA: {metrics['questions']} questions on {metrics['images']} images, "
+        f"{metrics['answered']} answered"
+    )
+    if metrics["vqa_accuracy"] is not None:
+        lines.append(
+            f"VQA accuracy: {number_text(metrics['vqa_accuracy'])} (answered questions only: "
+            f"{number_text(metrics['vqa_accuracy_answered'])})"
+        )
+        for name, value in sorted(metrics["vqa_accuracy_per_answer_type"].items()):
+            lines.append(f"  {name:<12} {number_text(value)}")
+    lines.append(f"questions naming a category: {metrics['questions_naming_a_category']}")
+    return lines
+
+
+def vqa_pointing_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """A VQA run's pointing game by question type, below the boxes."""
+    lines: list[str] = []
+    if metrics["pointing_by_question_type"]:
+        lines.append("pointing by question type:")
+        lines.append(f"  {'question type':<24} {'scaled':>6} {'0 px':>6}  questions")
+        for name, row in metrics["pointing_by_question_type"].items():
+            lines.append(
+                f"  {name:<24} {number_text(row['accuracy']):>6} "
+                f"{number_text(row['accuracy_0px']):>6}  {row['count']}"
+            )
+    return lines
+
+
+def caption_bad_data(bad: Mapping[str, Any]) -> dict[str, Any]:
+    """A captions run's count of bad data beside the failed images (`summary`)."""
+    return {"unknown_images": bad.get("unknown_images", {}).get("count", 0)}
+
+
+def vqa_bad_data(bad: Mapping[str, Any]) -> dict[str, Any]:
+    """A VQA run's count of bad data beside the failed images (`summary`)."""
+    return {"skipped_questions": bad["skipped_questions"]["count"]}

@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from tqdm import tqdm
 from mmcam.data.annotations import CocoInstance
 from mmcam.data.files import RefusedInput, RefusedRun, write_atomically, write_json
 from mmcam.evaluation.detection_metrics import box_detection_metrics
-from mmcam.methods.pixel_space import PIXEL_SPACE_METHODS, RULE_METHODS
+from mmcam.methods import registry
 from mmcam.runs.chunks import (
     ChunkedRun,
     LoadedChunk,
@@ -76,9 +76,9 @@ from mmcam.runs.options import RunOptions
 from mmcam.runs.output_folder import claim, ids_digest
 from mmcam.runs.outputs import write_json_list, write_npz_stream
 from mmcam.runs.readout import report_text
-from mmcam.runs.report import caption_metrics, vqa_metrics
+from mmcam.runs.scoring import PIXEL_SPACE_KINDS
 
-__all__ = ["RunResult"]
+__all__ = ["RunResult", "Task"]
 
 # The layout of the records a run's parts hold. Raised when it changes (2: deletion AUC keyed
 # "map", both boxes' scores kept; 3: refined boxes' flags and evidence score, ties in random
@@ -99,9 +99,51 @@ class RunResult:
     timing: dict
 
 
+Records = Callable[[], Iterator[dict]]  # a run's merged records, read afresh on each call
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the engine needs of a task (captions, VQA; `mmcam.runs.tasks` holds them by id): its
+    inputs (`read_split(split_paths, instances, limit)`; `items`: the ids a run explains) and
+    model (`load_model`), its chunk (`chunk(model, data, chunk, positions, options, out)` ->
+    records and raw maps), the line of its results file each record gives (`result`, None for
+    none), its metrics, the records' boxes as detections (`detected`: (image id, category id,
+    record holding the boxes)) and the image-category pairs they are scored over (`named`),
+    where a record's maps and their scores are (`scored_maps`), and its lines of the report and
+    the summary (`mmcam.runs.readout`)."""
+
+    id: str
+    read_split: Callable[..., Any]
+    load_model: Callable[..., ExplainedModel]
+    items: Callable[[Any], list[int]]
+    chunk: Callable[..., tuple[list[dict], dict[str, np.ndarray]]]
+    results_file: str
+    result: Callable[[dict], dict | None]
+    metrics: Callable[[Records, Any, RunOptions], dict]
+    detected: Callable[[Iterable[dict]], Iterator[tuple[int, int, dict]]]
+    named: Callable[[Iterable[dict]], set[tuple[int, int]]]
+    report_lines: Callable[[Mapping[str, Any]], list[str]]  # above the box lines
+    summary: Callable[[Mapping[str, Any]], dict[str, Any]]  # the headline figures of the task
+    bad_data_summary: Callable[[Mapping[str, Any]], dict[str, Any]]
+    scored_maps: Callable[[dict], Iterator[tuple[int, Any, dict]]]  # (maps.npz key, row, scores)
+    report_after_boxes: Callable[[Mapping[str, Any]], list[str]] = lambda metrics: []
+
+    def explain(
+        self,
+        model: ExplainedModel,
+        data: Any,
+        out: str | Path,
+        options: RunOptions | None = None,
+        shard: Shard | None = None,
+    ) -> RunResult | None:
+        """Explain and score every item of `data` into `out`; resumable and shardable (module
+        docstring). Returns the metrics on the main process, None on the others."""
+        return run_dataset(self, model, data, self.items(data), out, options, shard)
+
+
 def run_dataset(
-    task: str,
-    explain_chunk: Callable[..., tuple[list[dict], dict[str, np.ndarray]]],
+    task: Task,
     model: ExplainedModel,
     data: CaptionData | VQAData,
     ids: list[int],
@@ -109,10 +151,11 @@ def run_dataset(
     options: RunOptions | None,
     shard: Shard | None,
 ) -> RunResult | None:
-    """The chunks of `ids` this process has left, explained by `explain_chunk`; then, on the
+    """The chunks of `ids` this process has left, explained by `task.chunk`; then, on the
     main process once every rank is done, the merged outputs."""
     out, options = Path(out), options or RunOptions()
-    if options.method in RULE_METHODS and not model.pixel_space:
+    kind = registry.get(options.method).kind
+    if kind == "rule" and not model.pixel_space:
         raise RefusedInput(
             f"{options.method} needs ReLUs for its backward rule, and {model.name} (a "
             "transformer) has GELUs; use a CAM method (--method gradcam, gradcam++, hirescam) "
@@ -121,7 +164,7 @@ def run_dataset(
     shard = join_process_group() if shard is None else shard
     fingerprint = {
         "records": RECORDS_LAYOUT,
-        "task": task,
+        "task": task.id,
         "model": model.source,
         "layer": model.layer,
         "options": options.stamp(),
@@ -130,15 +173,14 @@ def run_dataset(
     }
     lock = claim(out, fingerprint, options.overwrite, shard.is_main)
     try:
-        return _run(task, explain_chunk, model, data, ids, out, options, shard)
+        return _run(task, model, data, ids, out, options, shard)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _run(
-    task: str,
-    explain_chunk: Callable[..., tuple[list[dict], dict[str, np.ndarray]]],
+    task: Task,
     model: ExplainedModel,
     data: CaptionData | VQAData,
     ids: list[int],
@@ -151,7 +193,7 @@ def _run(
     loader = ImageLoader(data.files, model.preprocess)
     started, explained = time.perf_counter(), 0
     for chunk in _progress(run, loader, options, shard):
-        records, arrays = explain_chunk(model, data, chunk, positions, options, out)
+        records, arrays = task.chunk(model, data, chunk, positions, options, out)
         run.write_chunk(chunk.index, records, arrays)
         explained += len(chunk.items) + len(chunk.failures)
     seconds = time.perf_counter() - started
@@ -164,7 +206,8 @@ def _run(
     wait_for_all_ranks()
     if not shard.is_main:
         return None
-    layer = None if options.method in PIXEL_SPACE_METHODS else model.layer  # pixel space
+    pixel_space = registry.get(options.method).kind in PIXEL_SPACE_KINDS
+    layer = None if pixel_space else model.layer
     metrics = _finish(run, out, task, data, options, layer)
     write_json(out / "timing.json", timing)
     _check_some_image_loaded(run)
@@ -203,34 +246,16 @@ def _progress(
 
 
 def _finish(
-    run: ChunkedRun, out: Path, task: str, data: Any, options: RunOptions, layer: str | None
+    run: ChunkedRun, out: Path, task: Task, data: Any, options: RunOptions, layer: str | None
 ) -> dict:
     """Merge the parts into the output files, metrics and report (`layer`: the explained one,
     None for a pixel-space method)."""
     for stale in run.parts.glob(".*.tmp"):  # left by a process killed mid-write; every rank
         stale.unlink(missing_ok=True)  # is past the barrier, so none is being written now
     records = run.merged_records  # re-read from disk on each pass: memory stays flat
-    if task == "captions":
-        results = (
-            {"image_id": r["image_id"], "caption": r["caption"]}
-            for r in records()
-            if "error" not in r
-        )
-        write_json_list(out / "captions_results.json", results)
-        metrics = caption_metrics(records(), data.references, options, data.instances is not None)
-        metrics["bad_data"]["unknown_images"] = {
-            "count": len(data.unknown_images),
-            "ids": list(data.unknown_images),
-            "captions": sum(data.unknown_images.values()),
-        }
-    else:
-        results = (
-            {"question_id": r["question_id"], "answer": r["answer"]}
-            for r in records()
-            if "answer" in r
-        )
-        write_json_list(out / "vqa_results.json", results)
-        metrics = vqa_metrics(records(), options, data.instances is not None)
+    results = (line for line in map(task.result, records()) if line is not None)
+    write_json_list(out / task.results_file, results)
+    metrics = task.metrics(records, data, options)
     write_json_list(out / "boxes_results.json", _detections(records(), task, options.boxes))
     if data.instances is not None:
         for kind in ("threshold", "refined"):  # both boxes; the default's are the top figures
@@ -285,19 +310,11 @@ def _size_text(size: list[int]) -> str:
     return f"{width}x{height}"
 
 
-def _detections(records: Iterable[dict], task: str, kind: str) -> Iterator[dict]:
+def _detections(records: Iterable[dict], task: Task, kind: str) -> Iterator[dict]:
     """COCO detection results of a run's records: each shape word's (captions) or question's
     (VQA) box of `kind` ("threshold": the map's own, "refined": map + image)."""
     box, score = f"{kind}_box", f"{kind}_box_score"
-    if task == "captions":
-        scored = (
-            (r["image_id"], m["category_id"], m) for r in records for m in r.get("mentions", [])
-        )
-    else:
-        scored = (
-            (r["image_id"], r["category_ids"][0], r) for r in records if r.get("category_ids")
-        )
-    for image_id, category_id, found in scored:
+    for image_id, category_id, found in task.detected(records):
         if found.get(box):
             yield {"image_id": image_id, "category_id": category_id, "bbox": found[box],
                    "score": found[score]}  # fmt: skip
@@ -307,20 +324,12 @@ def _box_detection(
     detections: list[dict],
     instances: dict[int, list[CocoInstance]],
     records: Iterable[dict],
-    task: str,
+    task: Task,
 ) -> dict:
     """COCO AP (pycocotools) and CorLoc of `detections` over the image-category pairs the
     captions' words or the questions named."""
-    if task == "captions":
-        named = {(r["image_id"], m["category_id"]) for r in records for m in r.get("mentions", [])}
-    else:
-        named = {
-            (r["image_id"], r["category_ids"][0])
-            for r in records
-            if r.get("category_ids") and "answer" in r
-        }
-    truth = [
-        {"image_id": i.image_id, "category_id": i.category_id, "bbox": list(i.bbox),
+    named = task.named(records)
+    truth = [        {"image_id": i.image_id, "category_id": i.category_id, "bbox": list(i.bbox),
          "area": i.area, "iscrowd": i.iscrowd}
         for image_id in sorted({image for image, _ in named})
         for i in instances.get(image_id, [])

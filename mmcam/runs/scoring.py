@@ -28,11 +28,15 @@ from mmcam.evaluation.box_metrics import (
 )
 from mmcam.explainers.captioning import caption_tokens
 from mmcam.explainers.vqa import move_to, repeat_rows
-from mmcam.methods.pixel_space import PIXEL_SPACE_METHODS
+from mmcam.methods import registry
 from mmcam.runs.options import RunOptions
 from mmcam.visualize import PanelRow, map_grid
 
 # ----------------------------------------------------------------------------- scoring
+
+
+# the kinds of method whose maps are at the input's pixels, not a layer's cells
+PIXEL_SPACE_KINDS = ("rule", "perturbation")
 
 
 def ground_truth_boxes(
@@ -107,7 +111,7 @@ def stored_maps(explained: Explanation, row: int, count: int | None = None) -> n
     resolution (float32), or for a pixel-space method (a ReLU rule's or a perturbation's) its
     [0, 1] maps at input resolution (float16: the signed [3, H, W] attributions would take six
     times the space)."""
-    if explained.method in PIXEL_SPACE_METHODS:
+    if registry.get(explained.method).kind in PIXEL_SPACE_KINDS:
         return explained.maps[row, :count].half().cpu().numpy()
     return explained.raw[row, :count].float().cpu().numpy()
 

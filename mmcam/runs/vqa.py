@@ -4,6 +4,7 @@ against the objects the question names."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +24,12 @@ from mmcam.runs.chunks import (
     Shard,
 )
 from mmcam.runs.faithfulness import faithfulness_scores
-from mmcam.runs.inputs import (
-    LoadedImage,
-    VQAData,
-    image_batches,
-    image_notes,
-)
-from mmcam.runs.models import (
-    ExplainedModel,
-)
+from mmcam.runs.inputs import LoadedImage, VQAData, image_batches, image_notes, read_vqa_split
+from mmcam.runs.models import ExplainedModel, load_run_vqa
 from mmcam.runs.options import RunOptions
-from mmcam.runs.run import RunResult, run_dataset
+from mmcam.runs.readout import vqa_bad_data, vqa_pointing_lines, vqa_report_lines, vqa_summary
+from mmcam.runs.report import vqa_metrics
+from mmcam.runs.run import Records, RunResult, Task
 from mmcam.runs.scoring import (
     answer_score,
     ground_truth_boxes,
@@ -43,7 +39,7 @@ from mmcam.runs.scoring import (
 )
 from mmcam.visualize import PanelRow
 
-__all__ = ["explain_vqa"]
+__all__ = ["VQA", "explain_vqa"]
 
 
 # ----------------------------------------------------------------------------- VQA
@@ -160,6 +156,38 @@ def _question_record(item: VQAItem) -> dict:
     return record
 
 
+def _vqa_metrics(records: Records, data: VQAData, options: RunOptions) -> dict:
+    return vqa_metrics(records(), options, data.instances is not None)
+
+
+def _named_objects(records: Iterable[dict]) -> Iterator[tuple[int, int, dict]]:
+    """Every question that names a category, with its image and first category."""
+    return ((r["image_id"], r["category_ids"][0], r) for r in records if r.get("category_ids"))
+
+
+VQA = Task(
+    id="vqa",
+    read_split=read_vqa_split,
+    load_model=load_run_vqa,
+    items=lambda data: list(data.questions),
+    chunk=_vqa_chunk,
+    results_file="vqa_results.json",
+    result=lambda r: (
+        {"question_id": r["question_id"], "answer": r["answer"]} if "answer" in r else None
+    ),
+    metrics=_vqa_metrics,
+    detected=_named_objects,
+    named=lambda records: {
+        (image, category) for image, category, r in _named_objects(records) if "answer" in r
+    },
+    scored_maps=lambda r: iter([(r["question_id"], 0, r)]),
+    report_lines=vqa_report_lines,
+    summary=vqa_summary,
+    bad_data_summary=vqa_bad_data,
+    report_after_boxes=vqa_pointing_lines,
+)
+
+
 def explain_vqa(
     model: ExplainedModel,
     data: VQAData,
@@ -169,4 +197,4 @@ def explain_vqa(
 ) -> RunResult | None:
     """Answer, explain and score every question of `data` into `out`; resumable and
     shardable (module docstring). Returns the metrics on the main process, None elsewhere."""
-    return run_dataset("vqa", _vqa_chunk, model, data, list(data.questions), out, options, shard)
+    return VQA.explain(model, data, out, options, shard)

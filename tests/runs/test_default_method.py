@@ -9,9 +9,9 @@ import pytest
 
 from mmcam.boxes.settings import BOX_SETTINGS, DefaultMethod, default_method
 from mmcam.runs import command_line
-from mmcam.runs.box_choice import choose_default
 from mmcam.runs.command_line import add_run_arguments, chosen_method
 from mmcam.runs.models import load_run_captioner, load_run_vqa
+from mmcam.studies.box_choice import choose_default
 
 
 def test_the_default_is_the_most_accurate_trusted_method_at_each_architectures_best_layer():

@@ -11,9 +11,9 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from mmcam.boxes.settings import BoxSettings
-from mmcam.runs.sanity import classifier_rows
-from mmcam.runs.sanity_boxes import BoxedRow, BoxSanity, box_randomization
-from mmcam.runs.sanity_report import box_table
+from mmcam.studies.sanity import classifier_rows
+from mmcam.studies.sanity_boxes import BoxedRow, BoxSanity, box_randomization
+from mmcam.studies.sanity_report import box_table
 
 CORNERS = [(4, 6), (30, 8), (10, 34), (36, 36)]  # each image's square: left, top
 

@@ -11,8 +11,8 @@ from PIL import Image
 from torch import Tensor
 
 from mmcam.evaluation.map_similarity import MapSimilarity
-from mmcam.runs.sanity import SanityResult
-from mmcam.runs.sanity_boxes import BoxSanity
+from mmcam.studies.sanity import SanityResult
+from mmcam.studies.sanity_boxes import BoxSanity
 from mmcam.visualize import PanelRow, map_grid, new_figure, save_figure
 
 

@@ -27,6 +27,7 @@ from mmcam.data.images import load_image
 from mmcam.evaluation.box_metrics import DEFAULT_THRESHOLDS, box_iou
 from mmcam.runs.outputs import read_map
 from mmcam.runs.report import SWEEP
+from mmcam.runs.tasks import get
 
 __all__ = ["Candidates", "Scored", "choose_default", "choose_settings", "score_run"]
 
@@ -70,12 +71,9 @@ def _scored_maps(out: Path, task: str) -> list[tuple[int, int, dict, dict]]:
     found = []
     for line in (out / "items.jsonl").read_text().splitlines():
         record = json.loads(line)
-        if task == "captions":
-            for mention in record.get("mentions", []):
-                if mention.get("gt_boxes"):
-                    found.append((record["image_id"], mention["word"], mention, record))
-        elif record.get("gt_boxes"):
-            found.append((record["question_id"], 0, record, record))
+        for key, row, scored in get(task).scored_maps(record):
+            if scored.get("gt_boxes"):
+                found.append((key, row, scored, record))
     return found
 
 

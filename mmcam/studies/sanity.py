@@ -30,14 +30,24 @@ from mmcam.evaluation.map_similarity import MapSimilarity, map_similarity
 from mmcam.evaluation.randomization import ORDERS, parameter_layers, randomized_models
 from mmcam.explainers.captioning import WordReplicas, teacher_forced
 from mmcam.explainers.vqa import move_to, repeat_rows
-from mmcam.methods.formulas import GRADIENT_METHODS, gradient_map
-from mmcam.methods.perturbation import occlusion
-from mmcam.methods.pixel_space import RULE_METHODS, rule_gradients
+from mmcam.methods import registry
+from mmcam.methods.pixel_space import rule_gradients
 
-SANITY_METHODS = (
-    "gradcam", "gradcam++", "hirescam", "layercam", "guided_backprop", "deconvnet",
-    "guided_grad_cam", "occlusion",
-)  # fmt: skip
+CHECKED_KINDS = ("gradient", "rule", "perturbation")  # the kinds the check runs on CNN models
+
+
+def sanity_methods() -> list[str]:
+    """The methods the check can run: every gradient, rule and perturbation method of the
+    caption and VQA explainers, in the registry's order."""
+    return [
+        m.id for m in registry.methods(kind=CHECKED_KINDS) if {"captions", "vqa"} <= m.explainers
+    ]
+
+
+def checked_methods() -> list[str]:
+    """The methods checked by default: those with a recorded verdict (`Method.sanity` True or
+    False; the README's tables)."""
+    return [m for m in sanity_methods() if registry.get(m).sanity is not None]
 
 
 @dataclass
@@ -112,19 +122,25 @@ def vqa_rows(
 def signed_maps(
     rows: ExplainedRows,
     model: nn.Module,
-    methods: Sequence[str] = SANITY_METHODS,
+    methods: Sequence[str] | None = None,
     occlusion_grid: tuple[int, int] = (32, 16),
     batch_size: int = 256,
 ) -> dict[str, Tensor]:
-    """Each method's signed map of every row at input size `[R, H, W]`: the CAM family's map
-    upsampled (bilinear), the pixel methods' attribution summed over colour channels, the
-    occlusion drop (window, stride = `occlusion_grid`)."""
-    unknown = sorted(set(methods) - set(SANITY_METHODS))
+    """Each method's signed map of every row at input size `[R, H, W]` (`methods`: default
+    `checked_methods()`): a gradient method's map upsampled (bilinear), a rule's attribution
+    summed over colour channels (times the upsampled map of its `times` method: guided Grad-CAM,
+    Selvaraju et al. 2017), a perturbation's score drop (window, stride = `occlusion_grid` for
+    the methods that take them, the method's defaults otherwise)."""
+    methods = checked_methods() if methods is None else [registry.resolve(m) for m in methods]
+    offered = sanity_methods()
+    unknown = sorted(set(methods) - set(offered))
     if unknown:
-        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(SANITY_METHODS)}")
+        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(offered)}")
+    records = {m: registry.get(m) for m in methods}
     forward, images, args = rows.forward_of(model), rows.images, rows.forward_args
     size = (images.shape[-2], images.shape[-1])
-    cams = [m for m in methods if m in GRADIENT_METHODS or m == "guided_grad_cam"]
+    weighting = {r.times for r in records.values() if r.times}
+    cams = {m for m, r in records.items() if r.kind == "gradient"} | weighting
     maps: dict[str, Tensor] = {}
     if cams:
         with explaining(model, images.device):
@@ -132,27 +148,44 @@ def signed_maps(
                 scores = rows.target(forward(images, *args))
             activations, gradients = tap.gradients(scores)  # [R, K, h, w]
             tap.release()
-        for method in {*cams, "gradcam"} - {"guided_grad_cam"}:
-            raw = gradient_map(method, activations, gradients)  # [R, h, w]
+        for method in cams:
+            raw = registry.get(method).function(activations, gradients).clamp(min=0)  # [R, h, w]
             maps[method] = upsample_maps(raw.detach(), size)
-    pixel = {}
-    for method in {m for m in methods if m in RULE_METHODS} | (
-        {"guided_backprop"} if "guided_grad_cam" in methods else set()
-    ):
-        pixel[method], _ = rule_gradients(
-            RULE_METHODS[method], forward, images, rows.target, model, args
-        )  # [R, C, H, W]
-        maps[method] = pixel[method].sum(dim=1)
-    if "guided_grad_cam" in methods:  # Selvaraju et al. 2017: guided backprop x Grad-CAM
-        maps["guided_grad_cam"] = (pixel["guided_backprop"] * maps["gradcam"][:, None]).sum(1)
-    if "occlusion" in methods:
-        window, stride = occlusion_grid
-        explained = occlusion(
-            forward, images, rows.target, window=window, stride=stride, batch_size=batch_size,
-            model=model, forward_args=args,
-        )  # fmt: skip
-        maps["occlusion"] = explained.raw[:, 0]
+    pixel: dict[str, Tensor] = {}  # rule -> [R, C, H, W]
+    for method, record in records.items():
+        if record.kind != "rule":
+            continue
+        if record.function not in pixel:
+            pixel[record.function], _ = rule_gradients(
+                record.function, forward, images, rows.target, model, args
+            )
+        weight = maps[record.times][:, None] if record.times else 1
+        maps[method] = (pixel[record.function] * weight).sum(dim=1)
+    for method, record in records.items():
+        if record.kind == "perturbation":
+            maps[method] = _perturbation_map(record, rows, model, occlusion_grid, batch_size)
     return {method: maps[method] for method in methods}
+
+
+def _perturbation_map(
+    record: registry.Method,
+    rows: ExplainedRows,
+    model: nn.Module,
+    grid: tuple[int, int],
+    batch_size: int,
+) -> Tensor:
+    """A perturbation method's map `[R, H, W]` of every row."""
+    window, stride = grid
+    given = {
+        k: v for k, v in (("window", window), ("stride", stride)) if k in record.option_fields()
+    }
+    options = record.make_options(given)
+    kwargs = {**(options.kwargs() if options is not None else {}), "batch_size": batch_size}
+    explained = record.function(
+        rows.forward_of(model), rows.images, rows.target, **kwargs, model=model,
+        forward_args=rows.forward_args,
+    )  # fmt: skip
+    return explained.raw[:, 0]
 
 
 @dataclass
@@ -180,7 +213,7 @@ def model_randomization(
     model: nn.Module,
     rows: ExplainedRows,
     *,
-    methods: Sequence[str] = SANITY_METHODS,
+    methods: Sequence[str] | None = None,
     layers: Sequence[str] | None = None,
     orders: Sequence[str] = ORDERS,
     seed: int = 0,
@@ -193,6 +226,7 @@ def model_randomization(
     forward order) re-initialised, cascading from the output and one at a time. `model` itself
     is never changed (each step works on a deep copy). The maps of `keep_rows` are kept for
     figures; `trained_maps` (from `signed_maps` of the same rows) saves computing them again."""
+    methods = checked_methods() if methods is None else [registry.resolve(m) for m in methods]
     if layers is None:
         layers = parameter_layers(model, rows.run)
     layers = list(layers)

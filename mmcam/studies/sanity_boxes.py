@@ -25,8 +25,8 @@ from mmcam.data.vocab import tokenize
 from mmcam.evaluation.box_metrics import localization_accuracy
 from mmcam.evaluation.randomization import parameter_layers, randomized_models
 from mmcam.evaluation.word_categories import WordCategories
-from mmcam.runs.sanity import ExplainedRows, signed_maps
 from mmcam.runs.scoring import ground_truth_boxes
+from mmcam.studies.sanity import ExplainedRows, signed_maps
 
 __all__ = [
     "MIN_DROP", "BoxSanity", "BoxedRow", "box_randomization", "caption_boxed_rows",

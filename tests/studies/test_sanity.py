@@ -14,7 +14,7 @@ from torch import nn
 from mmcam.core.explanation import upsample_maps
 from mmcam.core.targets import ClassLogit
 from mmcam.methods import explain, guided_backprop, guided_grad_cam, occlusion
-from mmcam.runs.sanity import (
+from mmcam.studies.sanity import (
     caption_rows,
     classifier_rows,
     model_randomization,
@@ -105,7 +105,7 @@ def test_a_map_that_provably_ignores_the_top_layer_scores_one_and_one_that_canno
     # not change, and the weight stays positive, so each map is a positive multiple of itself.
     single = ConvThenHead(1)
     rows = classifier_rows(images, [0, 0, 0], "conv")
-    methods = ["gradcam", "hirescam", "guided_backprop", "deconvnet", "guided_grad_cam"]
+    methods = ["gradcam", "hirescam", "guided_backprop", "deconvnet", "guided_gradcam"]
     result = model_randomization(single, rows, methods=methods, layers=["head"], seed=5)
     for method in methods:
         means = result.similarity["cascading"]["head"][method].means()
@@ -177,6 +177,6 @@ def test_signed_maps_are_the_public_methods_maps(tiny_classifier):
     guided = guided_backprop(model, images, target).raw.sum(dim=1)
     torch.testing.assert_close(maps["guided_backprop"], guided)
     both = guided_grad_cam(model, images, target, model, "features").raw.sum(dim=1)
-    torch.testing.assert_close(maps["guided_grad_cam"], both)
+    torch.testing.assert_close(maps["guided_gradcam"], both)
     drop = occlusion(model, images, target, window=4, stride=2).raw[:, 0]
     torch.testing.assert_close(maps["occlusion"], drop)
