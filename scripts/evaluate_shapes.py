@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from mmcam.data.files import write_json
+from mmcam.runs import tasks
 from mmcam.runs.captions import explain_captions
 from mmcam.runs.command_line import (
     add_run_arguments,
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     print(f"details in {out}/captions and {out}/vqa (report.txt, metrics.json)")
     line = {
         "split": args.split,
-        **{name: value for name, value in figures.items() if name not in ("captions", "vqa")},
+        **{name: value for name, value in figures.items() if name not in tasks.ids()},
         "captions": summary(captions.metrics),
         "vqa": summary(vqa.metrics),
     }

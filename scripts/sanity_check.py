@@ -45,8 +45,10 @@ from mmcam.data.files import write_json
 from mmcam.data.images import load_image
 from mmcam.evaluation.map_similarity import map_similarity
 from mmcam.methods import registry
+from mmcam.runs.captions import CAPTIONS
 from mmcam.runs.models import ExplainedModel, run_device
 from mmcam.runs.tasks import TASKS, Task, chosen
+from mmcam.runs.vqa import VQA
 from mmcam.studies.sanity import (
     ExplainedRows,
     caption_rows,
@@ -156,7 +158,7 @@ def _vqa_rows(loaded: ExplainedModel, data, ids, images, pictures, args) -> tupl
 
 
 # the sanity check's targets of each task (`mmcam.runs.tasks`), by its id
-TASK_ROWS = {"captions": _caption_rows, "vqa": _vqa_rows}
+TASK_ROWS = {CAPTIONS.id: _caption_rows, VQA.id: _vqa_rows}
 
 
 def _box_measure(rows, boxed, loaded: ExplainedModel, args) -> BoxSanity:

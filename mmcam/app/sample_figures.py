@@ -33,6 +33,7 @@ from mmcam.evaluation.word_categories import CategoryMention, WordCategories
 from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation
 from mmcam.explainers.rows import caption_tokens
 from mmcam.explainers.vqa import VQAExplainer
+from mmcam.methods import registry
 from mmcam.methods.pixel_space import pixel_explanations
 from mmcam.visualize import PanelRow, map_grid, panel_row
 from mmcam.zoo.captioner import EXPLAINED_LAYER as CAPTIONER_LAYER
@@ -47,7 +48,8 @@ CAPTION_METHODS = {
     "HiResCAM": "hirescam",
     "counterfactual": "counterfactual",
 }
-POINTING_METHODS = ("Grad-CAM", "Grad-CAM++", "HiResCAM")  # maps of evidence for the word
+# whose maps show evidence for the word: where the word's map peaks is a verdict on pointing
+POINTING_METHODS = tuple(n for n, m in CAPTION_METHODS.items() if registry.get(m).evidence)
 BOX_LEGEND = "boxes: white = the map's own, green = map + image (refined from the image)"
 
 
@@ -221,9 +223,8 @@ def _word_pointing(
     found = []
     for mention, obj in _named_objects(words, sample):
         inside = {}
-        for name, result in by_method.items():
-            if name in POINTING_METHODS:
-                heat = result.words.maps[index, mention.head]
-                inside[name] = pointing_game(heat, [obj["bbox"]], 0).per_map[0]
+        for name in POINTING_METHODS:
+            heat = by_method[name].words.maps[index, mention.head]
+            inside[name] = pointing_game(heat, [obj["bbox"]], 0).per_map[0]
         found.append({"word": f"{mention.color} {mention.category}", "peak_inside": inside})
     return found

@@ -101,6 +101,7 @@ class Method:
     times: str | None = None  # rule methods: the gradient method that weights the rule's map
     linear: bool = True  # gradient methods: the map of a sum of scores is the sum of the maps
     sanity: bool | None = None  # passed the sanity checks (README); None: not checked
+    evidence: bool = True  # the map shows evidence for the target (counterfactual: against it)
     aliases: tuple[str, ...] = ()  # former ids, still accepted with a DeprecationWarning
     summary: str = ""
 
@@ -214,7 +215,7 @@ for _record in (
     Method("gradcam++", "Grad-CAM++", "gradient", formulas.gradcam_plus_plus,
            _GRADIENT_EXPLAINERS, sanity=False, summary="higher-order channel weights"),
     Method("counterfactual", "Counterfactual", "gradient", formulas.counterfactual,
-           _GRADIENT_EXPLAINERS, summary="Grad-CAM of the negated score"),
+           _GRADIENT_EXPLAINERS, evidence=False, summary="Grad-CAM of the negated score"),
     Method("hirescam", "HiResCAM", "gradient", formulas.hirescam, _GRADIENT_EXPLAINERS,
            sanity=True, summary="element-wise gradient x activation"),
     Method("layercam", "LayerCAM", "gradient", formulas.layercam, _GRADIENT_EXPLAINERS,

@@ -40,7 +40,7 @@ def sanity_methods() -> list[str]:
     """The methods the check can run: every gradient, rule and perturbation method of the
     caption and VQA explainers, in the registry's order."""
     return [
-        m.id for m in registry.methods(kind=CHECKED_KINDS) if {"captions", "vqa"} <= m.explainers
+        m.id for m in registry.methods(kind=CHECKED_KINDS) if registry.CNN <= m.explainers
     ]
 
 

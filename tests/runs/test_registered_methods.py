@@ -4,13 +4,12 @@ runs it, with no other edit; an unknown task id is refused with the ids there ar
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import torch
-from repo_files import ROOT, script
+from repo_files import script
 
 from mmcam.methods import formulas, registry
 from mmcam.methods.perturbation import occlusion
@@ -86,18 +85,3 @@ def test_a_task_is_found_by_its_id_and_an_unknown_one_is_refused_naming_the_othe
     assert [task.id for task in tasks.chosen("both")] == ["captions", "vqa"]
     with pytest.raises(ValueError, match="unknown task 'nope'; choose one of captions, vqa"):
         tasks.get("nope")
-
-
-HAND_KEPT = ("EXPLAINER_METHODS", "GRADIENT_METHODS", "PERTURBATION_METHODS", "RULE_METHODS",
-             "PIXEL_SPACE_METHODS", "SANITY_METHODS")  # fmt: skip
-
-
-def test_the_engine_studies_and_scripts_test_no_task_name_and_import_no_method_list():
-    folders = [ROOT / "mmcam" / "runs", ROOT / "mmcam" / "studies", ROOT / "scripts"]
-    found = []
-    for path in sorted(p for folder in folders for p in folder.glob("*.py")):
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            switch = re.search(r"task\W*\s*==\s*\"(?!both)", line)
-            if switch or any(name in line for name in HAND_KEPT):
-                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
-    assert found == []
