@@ -13,7 +13,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PYTHON) -m pip install -q -e ".[dev]"
+	$(PYTHON) -m pip install -q -e ".[all,dev]"
 	touch $@
 
 # The browser tests drive Debian's chromium; install it when missing (never a tool's own download).

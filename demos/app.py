@@ -17,7 +17,6 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
 from mmcam.app import (  # noqa: E402
@@ -31,6 +30,9 @@ from mmcam.app import (  # noqa: E402
     bundled_examples,
 )
 from mmcam.app.inputs import MAX_UPLOAD, MODELS  # noqa: E402
+from mmcam.core.extras import require  # noqa: E402
+
+gr = require("gradio", "demo", "The demo")
 
 INTRO = """# mmcam: what did the model look at?
 Grad-CAM and friends for the bundled captioner and VQA model (trained on the synthetic *shapes*

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 from scipy import ndimage
 
 from mmcam.boxes.evidence import edge_contrast, with_evidence
 from mmcam.core.box import EIGHT_CONNECTED, Box, resize_map
+from mmcam.core.extras import require
+
+cv2 = require("cv2", "boxes", "Refined boxes (GrabCut)")
 
 __all__ = ["MIN_IMAGE_SIDE", "RefineSettings", "is_flat", "refined_box", "refined_boxes"]
 

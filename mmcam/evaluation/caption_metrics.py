@@ -19,6 +19,8 @@ from typing import Any
 
 from nltk.translate.bleu_score import corpus_bleu
 
+from mmcam.core.extras import require
+
 __all__ = [
     "COCO_CAPTION_KEYS",
     "SPICE_UNAVAILABLE",
@@ -55,6 +57,7 @@ class CocoCaptionScorer:
     """
 
     def __init__(self) -> None:
+        require("pycocoevalcap", "coco", "The COCO caption metrics")
         _require_java()
         self._meteor: Any = None
 

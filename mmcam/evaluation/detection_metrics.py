@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mmcam.core.extras import require
 from mmcam.evaluation.box_metrics import box_iou_matrix
 
 __all__ = ["box_detection_metrics", "corloc"]
@@ -69,6 +70,7 @@ def _coco_ap(
 ) -> list[float | None]:
     """AP, AP50, AP75 of `COCOeval` ("bbox", all areas, 100 detections) over the images and
     categories of `pairs`; None where there is no named object (COCOeval's -1)."""
+    require("pycocotools", "coco", "COCO AP")
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 

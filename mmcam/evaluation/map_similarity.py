@@ -17,9 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import rankdata
-from skimage.feature import hog
-from skimage.metrics import structural_similarity
 from torch import Tensor
+
+from mmcam.core.extras import require
+
+hog = require("skimage.feature", "sanity", "The sanity checks' HOG similarity").hog
+structural_similarity = require(
+    "skimage.metrics", "sanity", "The sanity checks' SSIM"
+).structural_similarity
 
 MEASURES = ("spearman", "spearman_abs", "ssim", "hog")
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from mmcam.core.extras import require
 from mmcam.explainers.hf.blip import BlipCaptioner, BlipVQA
 from mmcam.explainers.hf.vilt import ViltVQA
 
@@ -40,6 +41,7 @@ def load_hf_captioner(
 ) -> BlipCaptioner:
     """A BLIP captioner from a hub name or a local directory (`from_pretrained`), with its
     processor. Extra keyword arguments go to `from_pretrained` (e.g. `local_files_only=True`)."""
+    require("transformers", "hf", "The Hugging Face adapters")
     from transformers import AutoConfig, AutoProcessor, BlipForConditionalGeneration
 
     config = AutoConfig.from_pretrained(name_or_path, **kwargs)
@@ -66,6 +68,7 @@ def load_hf_vqa(
     ViLT answers from its classifier's labels; BLIP needs `answers`, the candidate list it
     scores. `layer` defaults to ViLT's second-to-last and BLIP's last vision layer.
     """
+    require("transformers", "hf", "The Hugging Face adapters")
     from transformers import (
         AutoConfig,
         AutoProcessor,
