@@ -42,3 +42,27 @@ def test_docs_example_runs_as_pasted(block, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()  # every example prints what it made
+
+
+def named_tests(design: str) -> list[tuple[str, str | None]]:
+    """(file, test) for each `tests/...py::name` or `::name` (of the file named before it) in
+    the Design page's "## Guarantees" table; (file, None) for a file named alone."""
+    table = design.split("## Guarantees", 1)[1].split("\n## ", 1)[0]
+    found, current = [], None
+    for path, name in re.findall(r"`(tests/[\w/]+\.py)?(?:::(\w+))?`", table):
+        current = path or current
+        if path or name:
+            found.append((current, name or None))
+    return found
+
+
+def test_every_test_the_guarantees_table_names_exists():
+    named = named_tests((ROOT / "docs" / "design.md").read_text())
+    assert len(named) > 40
+    missing = [
+        f"{path}::{name}" if name else path
+        for path, name in named
+        if not (ROOT / path).is_file()
+        or (name and not re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M))
+    ]
+    assert missing == []
