@@ -22,13 +22,39 @@ EXAMPLES = [
 ]
 
 
-def test_the_site_builds_strictly(tmp_path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The site built once, strictly: the completed build and its folder."""
+    folder = tmp_path_factory.mktemp("docs") / "site"
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(folder)],
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
+    return done, folder
+
+
+def test_the_site_builds_strictly(site):
+    done, folder = site
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "site" / "reference" / "core" / "index.html").exists()
+    assert (folder / "reference" / "core" / "index.html").exists()
+
+
+def test_every_name_in_mmcam_all_is_importable_and_rendered_in_the_api_reference(site):
+    """`import mmcam` exposes each name of `mmcam.__all__`, and the API reference renders it under
+    the module that defines it (mkdocstrings anchors an object by its full path; one without a
+    docstring, or in no `:::` page, would have no anchor)."""
+    import mmcam
+
+    done, folder = site
+    assert done.returncode == 0, done.stderr
+    rendered = "".join(page.read_text() for page in (folder / "reference").rglob("*.html"))
+    missing = []
+    for name in mmcam.__all__:
+        assert hasattr(mmcam, name), f"mmcam.__all__ names {name}, which import mmcam lacks"
+        path = f"{getattr(mmcam, name).__module__}.{name}"
+        if f'id="{path}"' not in rendered:
+            missing.append(path)
+    assert missing == []
 
 
 def test_the_docs_have_examples():
