@@ -21,7 +21,16 @@ EXPLAINED_MEMBERS = ("encode", "decode_logits", "words", "bos_index", "eos_index
 
 @runtime_checkable
 class CaptionModel(Protocol):
-    """A captioner: image encoder, teacher-forced decoder, caption generator, vocabulary."""
+    """A captioner: image encoder, teacher-forced decoder, caption generator, vocabulary.
+
+    Nothing needs to inherit from it: a model with these members is a `CaptionModel`
+    (`CaptionExplainer` checks them).
+
+    Attributes:
+        bos_index: the begin-of-sentence token id.
+        eos_index: the end-of-sentence token id.
+        pad_index: the padding token id.
+    """
 
     bos_index: int
     eos_index: int
@@ -38,6 +47,14 @@ class CaptionModel(Protocol):
         `tokens[b, :t + 1]` and row b's features, never on other rows. `lengths[b]` is the
         number of steps row b needs: steps `t >= lengths[b]` are never read, so a model may skip
         them (an LSTM over a packed sequence does), but it must still return all L steps.
+
+        Args:
+            features: what `encode` returned (the explainer may repeat its rows).
+            tokens: token ids `[B, L]`, BOS first, padded.
+            lengths: the steps each row needs `[B]`.
+
+        Returns:
+            The next-token logits `[B, L, V]`.
         """
 
     # Optional, not checked: `decode_last_logits(features, tokens, lengths) -> [B, V]`, the
@@ -55,7 +72,13 @@ class CaptionModel(Protocol):
 
 @runtime_checkable
 class VQAModel(Protocol):
-    """A VQA model: answer logits for images and tokenised questions, and the answer list."""
+    """A VQA model: answer logits for images and tokenised questions, and the answer list.
+
+    Nothing needs to inherit from it: a model with these members is a `VQAModel`.
+
+    Attributes:
+        answers: the answer of each logit, in order.
+    """
 
     answers: Sequence[str]
 
