@@ -27,3 +27,21 @@ def test_readme_example_runs_as_pasted(block, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()  # every example prints what it made
 
+
+
+VERDICTS = {True: "passes", False: "fails", None: "not checked"}
+
+
+def test_the_method_table_lists_every_registry_method_with_its_sanity_verdict():
+    from mmcam.methods import registry
+
+    section = README.read_text().split("## Methods", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| [^|]+ \| `([^`]+)` \|[^|]+\|[^|]+\| ([^|]+) \|$", section, re.M)
+    table = {method_id: verdict for method_id, verdict in rows}
+    assert sorted(table) == sorted(registry.ids())
+    wrong = {
+        method_id: verdict
+        for method_id, verdict in table.items()
+        if not verdict.startswith(VERDICTS[registry.get(method_id).sanity])
+    }
+    assert wrong == {}
