@@ -92,3 +92,23 @@ def test_every_test_the_guarantees_table_names_exists():
         or (name and not re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M))
     ]
     assert missing == []
+
+
+def test_every_public_function_and_class_documents_its_arguments():
+    """Each function of `mmcam.__all__` has Google-style Args and Returns sections, and each class
+    Args (its constructor's) or Attributes (a record or a protocol), as the API reference shows."""
+    import inspect
+
+    import mmcam
+
+    lacking = []
+    for name in mmcam.__all__:
+        thing = getattr(mmcam, name)
+        doc = inspect.getdoc(thing) or ""
+        wanted = ("Args:", "Returns:") if inspect.isfunction(thing) else ("Args:|Attributes:",)
+        lacking += [
+            f"{name}: {section}"
+            for section in wanted
+            if not any(option in doc for option in section.split("|"))
+        ]
+    assert lacking == []

@@ -99,7 +99,14 @@ class Explanation:
     negligible: Tensor | None = None  # [...] bool: empty because its terms cancelled out
 
     def empty_reason(self, *index: int) -> str | None:
-        """Why map `index` is empty (`FLAT` or `NEGLIGIBLE`), or None when it is not."""
+        """Why map `index` is empty (`FLAT` or `NEGLIGIBLE`), or None when it is not.
+
+        Args:
+            *index: the map's index in `scores` (one int per leading dimension).
+
+        Returns:
+            `FLAT`, `NEGLIGIBLE` or None.
+        """
         if not bool(self.empty[index]):
             return None
         if self.negligible is not None and bool(self.negligible[index]):

@@ -37,7 +37,14 @@ class CaptionModel(Protocol):
     pad_index: int
 
     def encode(self, images: Tensor) -> Any:
-        """Image features for the decoder; the explained layer runs in here."""
+        """Image features for the decoder; the explained layer runs in here.
+
+        Args:
+            images: the preprocessed images `[B, C, H, W]`.
+
+        Returns:
+            Whatever `decode_logits` takes as its features.
+        """
 
     def decode_logits(self, features: Any, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Teacher-forced next-token logits `[B, L, V]` for tokens `[B, L]`, rows in the
@@ -64,10 +71,26 @@ class CaptionModel(Protocol):
 
     def generate(self, images: Tensor, max_length: int = 20, beam_size: int = 1) -> list[list[int]]:
         """Token ids of each image's caption, without BOS and EOS (needed only when the
-        explainer has to caption the images itself)."""
+        explainer has to caption the images itself).
+
+        Args:
+            images: the preprocessed images `[B, C, H, W]`.
+            max_length: the longest caption, in tokens.
+            beam_size: the beam width (1: greedy).
+
+        Returns:
+            One list of token ids per image.
+        """
 
     def words(self, token_ids: Sequence[int]) -> list[str]:
-        """The text of each token id."""
+        """The text of each token id.
+
+        Args:
+            token_ids: a caption's token ids.
+
+        Returns:
+            One word per id.
+        """
 
 
 @runtime_checkable
@@ -83,10 +106,24 @@ class VQAModel(Protocol):
     answers: Sequence[str]
 
     def tokenize(self, questions: Sequence[str]) -> Tensor:
-        """Question texts to the model's question input (for example padded ids `[B, L]`)."""
+        """Question texts to the model's question input (for example padded ids `[B, L]`).
+
+        Args:
+            questions: the questions, as text.
+
+        Returns:
+            The model's question input, one row per question.
+        """
 
     def unknown_words(self, question: str) -> list[str]:
-        """Words of `question` the model has no embedding for."""
+        """Words of `question` the model has no embedding for.
+
+        Args:
+            question: one question, as text.
+
+        Returns:
+            Its unknown words (empty when it has none).
+        """
 
     def __call__(self, images: Tensor, questions: Tensor) -> Tensor:
         """Answer logits `[B, A]`, rows in the caller's order: row b from image b and question

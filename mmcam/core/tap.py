@@ -196,6 +196,17 @@ class Tap:
         `scores` holds one scalar per replica row: shape `[B]` when `replicas == 1`, `[B, R]`
         (or `[B*R]`) otherwise. Items must not interact (BatchNorm in eval mode), so the
         gradient of the sum is every score's own gradient.
+
+        Args:
+            scores: one scalar per tapped row, computed inside the `with` block.
+
+        Returns:
+            A and dY/dA, each `[N, K, h, w]`.
+
+        Raises:
+            RuntimeError: the layer did not run inside the `with` block.
+            ValueError: not one score per row, scores that do not depend on the layer, or a
+                layer output that is not a grid.
         """
         self.check_scores(scores)
         leaf = self.activations
@@ -266,7 +277,19 @@ class Taps:
 
     def gradients(self, scores: Tensor) -> list[tuple[Tensor, Tensor]]:
         """Each layer's A and dY/dA as `[N, K, h, w]` grids (see `Tap.gradients`), from one
-        backward pass."""
+        backward pass.
+
+        Args:
+            scores: one scalar per row of the first layer, computed inside the `with` block.
+
+        Returns:
+            Per layer, from the input up, the pair (A, dY/dA); a layer the scores do not
+            depend on gets zero gradients.
+
+        Raises:
+            RuntimeError: a layer did not run inside the `with` block.
+            ValueError: as for `Tap.gradients`.
+        """
         first = self.taps[0]
         first.check_scores(scores)
         for tap in self.taps[1:]:

@@ -32,7 +32,18 @@ class ClassLogit:
         self.classes = classes
 
     def indices(self, batch_size: int, device: torch.device | None = None) -> Tensor:
-        """The class index of every row, `[batch_size]`; a list of the wrong length raises."""
+        """The class index of every row, `[batch_size]`; a list of the wrong length raises.
+
+        Args:
+            batch_size: the number of rows.
+            device: where the indices go.
+
+        Returns:
+            The indices `[batch_size]`, long.
+
+        Raises:
+            ValueError: a sequence of classes that is not one per row.
+        """
         if isinstance(self.classes, int):
             return torch.full((batch_size,), self.classes, dtype=torch.long, device=device)
         indices = torch.as_tensor(self.classes, dtype=torch.long, device=device).flatten()

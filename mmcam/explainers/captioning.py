@@ -73,7 +73,14 @@ class CaptionExplanation:
     caption: Explanation
 
     def word_labels(self, index: int) -> list[str]:
-        """The words of image `index`, one per map in `words.maps[index]`."""
+        """The words of image `index`, one per map in `words.maps[index]`.
+
+        Args:
+            index: the image's position in the batch.
+
+        Returns:
+            Its words (the panels' titles of a figure).
+        """
         return self.words.labels[index]
 
 
@@ -175,7 +182,19 @@ class CaptionExplainer(Explainer):
         self.check = check
 
     def generate(self, images: Tensor, max_length: int = 20, beam_size: int = 1) -> list[list[int]]:
-        """The model's captions (token ids), decoded in eval mode without gradients."""
+        """The model's captions (token ids), decoded in eval mode without gradients.
+
+        Args:
+            images: the preprocessed images `[B, C, H, W]`.
+            max_length: the longest caption, in tokens.
+            beam_size: the beam width (1: greedy).
+
+        Returns:
+            Each image's caption as token ids, without BOS and EOS.
+
+        Raises:
+            TypeError: the model has no `generate`.
+        """
         if not hasattr(self.model, "generate"):
             raise TypeError(
                 f"{type(self.model).__name__} has no generate(images, max_length, beam_size): "
