@@ -39,7 +39,7 @@ test: install chromium java lint
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-# The README's demo screenshots (the tests write theirs to a temporary folder).
+# The demo page's screenshots (the tests write theirs to a temporary folder).
 screenshots: install chromium
 	MMCAM_SCREENSHOTS=$(CURDIR)/demos/screenshots $(VENV)/bin/pytest tests/app/test_browser.py
 

@@ -41,7 +41,21 @@ def image_array(image: ImageLike) -> np.ndarray:
 def overlay(
     image: ImageLike, heat_map: Tensor, alpha: float = 0.5, cmap: str = "jet"
 ) -> np.ndarray:
-    """The image with `heat_map` ([h, w] in [0, 1], any size) blended on top: uint8 `[H, W, 3]`."""
+    """The image with `heat_map` ([h, w] in [0, 1], any size) blended on top: uint8 `[H, W, 3]`.
+
+    Args:
+        image: a tensor `[3, H, W]` (or `[1, H, W]`) in [0, 1], a PIL image or an array.
+        heat_map: the map `[h, w]` in [0, 1]; resized (bilinear) to the image when its size
+            differs.
+        alpha: the map's weight in the blend.
+        cmap: the matplotlib colour map.
+
+    Returns:
+        The blended picture as a uint8 array `[H, W, 3]`.
+
+    Raises:
+        ValueError: an image tensor that is not `[3, H, W]` or `[1, H, W]`.
+    """
     base = image_array(image)
     height, width = base.shape[:2]
     heat = heat_map.detach().float()
@@ -55,7 +69,21 @@ def overlay(
 def save_overlay(
     path: str | Path, image: ImageLike, heat_map: Tensor, alpha: float = 0.5, cmap: str = "jet"
 ) -> Path:
-    """Write `overlay(image, heat_map)` as a PNG and return its path."""
+    """Write `overlay(image, heat_map)` as a PNG and return its path.
+
+    Args:
+        path: the PNG to write (its folders are made as needed).
+        image: the image, as for `overlay`.
+        heat_map: the map `[h, w]` in [0, 1], e.g. `explanation.maps[0]`.
+        alpha: the map's weight in the blend.
+        cmap: the matplotlib colour map.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: an image tensor that is not `[3, H, W]` or `[1, H, W]`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(overlay(image, heat_map, alpha, cmap)).save(path)
@@ -69,6 +97,16 @@ class PanelRow:
     `boxes[i]` (COCO [x, y, w, h] lists in image pixels) are drawn on panel i when given, in
     white; `refined[i]`, boxes refined from the image with the map as seeds (map + image), in
     green.
+
+    Args:
+        name: the row's title, over the image.
+        maps: one map per panel (`[h, w]` each, in [0, 1]).
+        titles: one title per map.
+        boxes: per panel, the map's own boxes to draw (white).
+        refined: per panel, the refined boxes to draw (green).
+
+    Raises:
+        ValueError: not one title per map.
     """
 
     name: str
@@ -92,7 +130,18 @@ def map_grid(
     suptitle: str | None = None,
     alpha: float = 0.5,
 ) -> Path:
-    """Save one figure with a row of panels per `PanelRow` (a method, a question, ...)."""
+    """Save one figure with a row of panels per `PanelRow` (a method, a question, ...).
+
+    Args:
+        image: the image every panel shows, as for `overlay`.
+        rows: the figure's rows.
+        path: the PNG to write (its folders are made as needed).
+        suptitle: a title over the whole figure.
+        alpha: the maps' weight in the blends.
+
+    Returns:
+        The path written.
+    """
     base = image_array(image)
     columns = 1 + max(len(row.maps) for row in rows)
     figure, axes = new_figure(len(rows), columns, (2.1 * columns, 2.3 * len(rows)))

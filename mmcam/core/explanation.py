@@ -77,6 +77,17 @@ class Explanation:
       `[B, (T,) 3, H, W]` at the input's pixels (`maps` show max_c |raw|);
     - perturbation (occlusion, RISE): `[B, (T,) H, W]` at the input's pixels;
     - attention (cross-attention methods): `[B, (T,) h, w]` on the patch grid.
+
+    Attributes:
+        raw: the unscaled maps, in the method kind's shape (above).
+        maps: `[..., H, W]`, upsampled to the input (bilinear) and scaled to [0, 1].
+        empty: `[...]` bool: the map was flat or negligible, so `maps` holds zeros
+            (`empty_reason` says which).
+        scores: `[...]`: the explained scores.
+        method: the method's id in the registry.
+        labels: the targets' names, nested as `scores`.
+        negligible: `[...]` bool: empty because the map's terms cancelled out; None when the
+            method does not check.
     """
 
     raw: Tensor  # the method kind's shape, see above
@@ -88,7 +99,14 @@ class Explanation:
     negligible: Tensor | None = None  # [...] bool: empty because its terms cancelled out
 
     def empty_reason(self, *index: int) -> str | None:
-        """Why map `index` is empty (`FLAT` or `NEGLIGIBLE`), or None when it is not."""
+        """Why map `index` is empty (`FLAT` or `NEGLIGIBLE`), or None when it is not.
+
+        Args:
+            *index: the map's index in `scores` (one int per leading dimension).
+
+        Returns:
+            `FLAT`, `NEGLIGIBLE` or None.
+        """
         if not bool(self.empty[index]):
             return None
         if self.negligible is not None and bool(self.negligible[index]):

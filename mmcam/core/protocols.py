@@ -21,14 +21,30 @@ EXPLAINED_MEMBERS = ("encode", "decode_logits", "words", "bos_index", "eos_index
 
 @runtime_checkable
 class CaptionModel(Protocol):
-    """A captioner: image encoder, teacher-forced decoder, caption generator, vocabulary."""
+    """A captioner: image encoder, teacher-forced decoder, caption generator, vocabulary.
+
+    Nothing needs to inherit from it: a model with these members is a `CaptionModel`
+    (`CaptionExplainer` checks them).
+
+    Attributes:
+        bos_index: the begin-of-sentence token id.
+        eos_index: the end-of-sentence token id.
+        pad_index: the padding token id.
+    """
 
     bos_index: int
     eos_index: int
     pad_index: int
 
     def encode(self, images: Tensor) -> Any:
-        """Image features for the decoder; the explained layer runs in here."""
+        """Image features for the decoder; the explained layer runs in here.
+
+        Args:
+            images: the preprocessed images `[B, C, H, W]`.
+
+        Returns:
+            Whatever `decode_logits` takes as its features.
+        """
 
     def decode_logits(self, features: Any, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Teacher-forced next-token logits `[B, L, V]` for tokens `[B, L]`, rows in the
@@ -38,6 +54,14 @@ class CaptionModel(Protocol):
         `tokens[b, :t + 1]` and row b's features, never on other rows. `lengths[b]` is the
         number of steps row b needs: steps `t >= lengths[b]` are never read, so a model may skip
         them (an LSTM over a packed sequence does), but it must still return all L steps.
+
+        Args:
+            features: what `encode` returned (the explainer may repeat its rows).
+            tokens: token ids `[B, L]`, BOS first, padded.
+            lengths: the steps each row needs `[B]`.
+
+        Returns:
+            The next-token logits `[B, L, V]`.
         """
 
     # Optional, not checked: `decode_last_logits(features, tokens, lengths) -> [B, V]`, the
@@ -47,23 +71,59 @@ class CaptionModel(Protocol):
 
     def generate(self, images: Tensor, max_length: int = 20, beam_size: int = 1) -> list[list[int]]:
         """Token ids of each image's caption, without BOS and EOS (needed only when the
-        explainer has to caption the images itself)."""
+        explainer has to caption the images itself).
+
+        Args:
+            images: the preprocessed images `[B, C, H, W]`.
+            max_length: the longest caption, in tokens.
+            beam_size: the beam width (1: greedy).
+
+        Returns:
+            One list of token ids per image.
+        """
 
     def words(self, token_ids: Sequence[int]) -> list[str]:
-        """The text of each token id."""
+        """The text of each token id.
+
+        Args:
+            token_ids: a caption's token ids.
+
+        Returns:
+            One word per id.
+        """
 
 
 @runtime_checkable
 class VQAModel(Protocol):
-    """A VQA model: answer logits for images and tokenised questions, and the answer list."""
+    """A VQA model: answer logits for images and tokenised questions, and the answer list.
+
+    Nothing needs to inherit from it: a model with these members is a `VQAModel`.
+
+    Attributes:
+        answers: the answer of each logit, in order.
+    """
 
     answers: Sequence[str]
 
     def tokenize(self, questions: Sequence[str]) -> Tensor:
-        """Question texts to the model's question input (for example padded ids `[B, L]`)."""
+        """Question texts to the model's question input (for example padded ids `[B, L]`).
+
+        Args:
+            questions: the questions, as text.
+
+        Returns:
+            The model's question input, one row per question.
+        """
 
     def unknown_words(self, question: str) -> list[str]:
-        """Words of `question` the model has no embedding for."""
+        """Words of `question` the model has no embedding for.
+
+        Args:
+            question: one question, as text.
+
+        Returns:
+            Its unknown words (empty when it has none).
+        """
 
     def __call__(self, images: Tensor, questions: Tensor) -> Tensor:
         """Answer logits `[B, A]`, rows in the caller's order: row b from image b and question

@@ -74,6 +74,23 @@ class Tap:
     transformer's patch tokens reshaped to the patch grid); it is applied to A and to dY/dA
     alike. A layer that returns a tuple is tapped at its first element. `cut=False` records the
     output without cutting the graph (a layer above the one that cuts, see `Taps`).
+
+    Use it as `with Tap(model, "layer4") as tap: scores = target(model(images))`, then
+    `grad_cam(tap, scores)`. The hook exists only inside the `with` block (also when the model
+    raises); parameter gradients and the model's mode are never touched.
+
+    Args:
+        model: the model that contains the layer.
+        layer: a dotted module name (`"encoder.features"`), the module itself, or `"input"` (the
+            model's first positional input).
+        replicas: R > 1 repeats the layer's output R times along the batch (each copy explains
+            another target, e.g. each word of a caption), from one forward pass.
+        to_grid: turns the layer's output (and its gradient) into a `[N, K, h, w]` grid.
+        cut: cut the graph at the layer (the layers below run without recording).
+
+    Raises:
+        ValueError: an unknown layer name (the message lists the valid ones, closest first), a
+            module that is not the model's, `replicas < 1`, or `replicas > 1` with `cut=False`.
     """
 
     def __init__(
@@ -179,6 +196,17 @@ class Tap:
         `scores` holds one scalar per replica row: shape `[B]` when `replicas == 1`, `[B, R]`
         (or `[B*R]`) otherwise. Items must not interact (BatchNorm in eval mode), so the
         gradient of the sum is every score's own gradient.
+
+        Args:
+            scores: one scalar per tapped row, computed inside the `with` block.
+
+        Returns:
+            A and dY/dA, each `[N, K, h, w]`.
+
+        Raises:
+            RuntimeError: the layer did not run inside the `with` block.
+            ValueError: not one score per row, scores that do not depend on the layer, or a
+                layer output that is not a grid.
         """
         self.check_scores(scores)
         leaf = self.activations
@@ -211,7 +239,17 @@ class Tap:
 class Taps:
     """Several layers tapped in one forward pass, listed from the input up: the first cuts the
     graph (and replicates its output `replicas` times), the others record their outputs, so
-    one backward pass gives every layer's A and dY/dA. One layer behaves exactly as `Tap`."""
+    one backward pass gives every layer's A and dY/dA. One layer behaves exactly as `Tap`.
+
+    Args:
+        model: the model that contains the layers.
+        layers: the layers (names or modules), from the input up.
+        replicas: copies of the first layer's output along the batch (see `Tap`).
+        to_grid: turns each layer's output into a `[N, K, h, w]` grid.
+
+    Raises:
+        ValueError: no layer given, or an unknown layer name.
+    """
 
     def __init__(
         self,
@@ -239,7 +277,19 @@ class Taps:
 
     def gradients(self, scores: Tensor) -> list[tuple[Tensor, Tensor]]:
         """Each layer's A and dY/dA as `[N, K, h, w]` grids (see `Tap.gradients`), from one
-        backward pass."""
+        backward pass.
+
+        Args:
+            scores: one scalar per row of the first layer, computed inside the `with` block.
+
+        Returns:
+            Per layer, from the input up, the pair (A, dY/dA); a layer the scores do not
+            depend on gets zero gradients.
+
+        Raises:
+            RuntimeError: a layer did not run inside the `with` block.
+            ValueError: as for `Tap.gradients`.
+        """
         first = self.taps[0]
         first.check_scores(scores)
         for tap in self.taps[1:]:

@@ -19,13 +19,31 @@ class ClassLogit:
     """The logit of one class per image: a classifier's class, a VQA model's answer.
 
     `classes` is one index for every image, or a sequence with exactly one index per image.
+    Called on logits `[B, C]`, it returns each image's class logit `[B]`.
+
+    Args:
+        classes: one class index for all images, or one per image.
+
+    Raises:
+        ValueError: (when called) logits that are not `[B, C]`, or not one class per image.
     """
 
     def __init__(self, classes: int | Sequence[int] | Tensor) -> None:
         self.classes = classes
 
     def indices(self, batch_size: int, device: torch.device | None = None) -> Tensor:
-        """The class index of every row, `[batch_size]`; a list of the wrong length raises."""
+        """The class index of every row, `[batch_size]`; a list of the wrong length raises.
+
+        Args:
+            batch_size: the number of rows.
+            device: where the indices go.
+
+        Returns:
+            The indices `[batch_size]`, long.
+
+        Raises:
+            ValueError: a sequence of classes that is not one per row.
+        """
         if isinstance(self.classes, int):
             return torch.full((batch_size,), self.classes, dtype=torch.long, device=device)
         indices = torch.as_tensor(self.classes, dtype=torch.long, device=device).flatten()
@@ -56,7 +74,16 @@ def token_logprobs(logits: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
 
 
 class CaptionLogProb:
-    """A caption's log-probability: sum_t log p(w_t | w_<t, image), EOS included."""
+    """A caption's log-probability: sum_t log p(w_t | w_<t, image), EOS included.
+
+    Called on teacher-forced logits `[N, L', V]`, it returns one score per caption `[N]`.
+
+    Args:
+        tokens: the teacher-forced token ids `[N, L]`, BOS first (`logits[:, t]` scores
+            `tokens[:, t + 1]`).
+        lengths: how many tokens after BOS each row scores `[N]` (its words, plus EOS when
+            scored).
+    """
 
     def __init__(self, tokens: Tensor, lengths: Tensor) -> None:
         self.tokens, self.lengths = tokens, lengths
@@ -66,7 +93,20 @@ class CaptionLogProb:
 
 
 class WordLogProb:
-    """One word's log-probability log p(w_t | w_<t, image); `position` 0 is the first word."""
+    """One word's log-probability log p(w_t | w_<t, image); `position` 0 is the first word.
+
+    Called on teacher-forced logits `[N, L', V]`, it returns one score per caption `[N]`.
+
+    Args:
+        tokens: the teacher-forced token ids `[N, L]`, BOS first (`logits[:, t]` scores
+            `tokens[:, t + 1]`).
+        lengths: how many tokens after BOS each row scores `[N]` (its words, plus EOS when
+            scored).
+        position: the word's position, one for all captions or one per caption.
+
+    Raises:
+        ValueError: (when called) not one position per caption.
+    """
 
     def __init__(self, tokens: Tensor, lengths: Tensor, position: int | Sequence[int]) -> None:
         self.tokens, self.lengths = tokens, lengths
@@ -100,6 +140,14 @@ class ClassLogits:
     """Several classes' logits per image, `[B, k]`: a VQA model's top-k answers at once.
 
     `classes` `[B, k]` holds each image's k class indices (the same k for every image).
+    Called on logits `[B, C]`, it returns `[B, k]`.
+
+    Args:
+        classes: the class indices `[B, k]`.
+
+    Raises:
+        ValueError: classes that are not `[B, k]`, or (when called) logits that are not
+            `[B, C]` for the same B.
     """
 
     def __init__(self, classes: Tensor) -> None:
@@ -126,6 +174,13 @@ class CaptionWords:
 
     One teacher-forced forward gives all of them, so a perturbation method reads every word's
     score, and the caption's, from the same perturbed copies.
+
+    Args:
+        tokens: the teacher-forced token ids `[N, L]`, BOS first (`logits[:, t]` scores
+            `tokens[:, t + 1]`).
+        lengths: how many tokens after BOS each row scores `[N]` (its words, plus EOS when
+            scored).
+        words: T, the number of word columns.
     """
 
     def __init__(self, tokens: Tensor, lengths: Tensor, words: int) -> None:

@@ -58,7 +58,14 @@ __all__ = [  # the rows' names stay importable from here, their former home
 @dataclass
 class CaptionExplanation:
     """Per-word maps (`words`: scores `[B, T]`, rows past a caption's end are empty) and the
-    whole caption's map (`caption`: scores `[B]`, the summed word log-probabilities)."""
+    whole caption's map (`caption`: scores `[B]`, the summed word log-probabilities).
+
+    Attributes:
+        captions: each image's caption as token ids, without BOS / EOS.
+        texts: each caption as text.
+        words: the word maps, `maps` `[B, T, H, W]`, labels the words.
+        caption: the whole caption's map, `maps` `[B, H, W]`.
+    """
 
     captions: list[list[int]]  # token ids, without BOS/EOS
     texts: list[str]
@@ -66,7 +73,14 @@ class CaptionExplanation:
     caption: Explanation
 
     def word_labels(self, index: int) -> list[str]:
-        """The words of image `index`, one per map in `words.maps[index]`."""
+        """The words of image `index`, one per map in `words.maps[index]`.
+
+        Args:
+            index: the image's position in the batch.
+
+        Returns:
+            Its words (the panels' titles of a figure).
+        """
         return self.words.labels[index]
 
 
@@ -131,6 +145,17 @@ class CaptionExplainer(Explainer):
     pass's features where it has them); a model that breaks it (rows returned sorted by length,
     rows that depend on each other, steps past `lengths` read) raises instead of giving wrong
     maps. `check=False` skips that call.
+
+    Args:
+        model: a captioner that follows `CaptionModel` (three token ids, `encode`,
+            `decode_logits`, `words`; `generate` to caption images itself).
+        layer: the explained layer inside `encode`, "input", or several layers from the input up.
+        to_grid: reshapes the layer's output to `[N, K, h, w]`.
+        include_end: also explain the end-of-caption token.
+        check: verify on every explanation that the model keeps the protocol.
+
+    Raises:
+        TypeError: the model lacks part of the `CaptionModel` protocol.
     """
 
     explainer_id = "captions"
@@ -157,7 +182,19 @@ class CaptionExplainer(Explainer):
         self.check = check
 
     def generate(self, images: Tensor, max_length: int = 20, beam_size: int = 1) -> list[list[int]]:
-        """The model's captions (token ids), decoded in eval mode without gradients."""
+        """The model's captions (token ids), decoded in eval mode without gradients.
+
+        Args:
+            images: the preprocessed images `[B, C, H, W]`.
+            max_length: the longest caption, in tokens.
+            beam_size: the beam width (1: greedy).
+
+        Returns:
+            Each image's caption as token ids, without BOS and EOS.
+
+        Raises:
+            TypeError: the model has no `generate`.
+        """
         if not hasattr(self.model, "generate"):
             raise TypeError(
                 f"{type(self.model).__name__} has no generate(images, max_length, beam_size): "
@@ -183,7 +220,29 @@ class CaptionExplainer(Explainer):
         input, or "occlusion" / "rise" (all words from one sweep; `perturbation` holds their
         options, e.g. `{"window": 16, "stride": 8}` or `{"n_masks": 1000, "cell": 16}`; raw maps
         are then `[B, T, H, W]`). CAM maps are upsampled to `size` (height, width; default: the
-        input's), e.g. the image size when the input is a precomputed feature grid."""
+        input's), e.g. the image size when the input is a precomputed feature grid.
+
+        Args:
+            images: the preprocessed images `[B, C, H, W]`, as `model.encode` takes them.
+            captions: each image's caption as token ids (without BOS / EOS); None: the model's
+                own (`generate`).
+            method: a method id this explainer offers, e.g. "gradcam", "hirescam",
+                "guided_backprop", "occlusion".
+            max_length: the longest generated caption, in tokens.
+            beam_size: the beam of the generated captions (1: greedy).
+            size: the (height, width) CAM maps are upsampled to; None: the input's.
+            perturbation: occlusion's or RISE's options.
+
+        Returns:
+            The `CaptionExplanation`: every word's map and the whole caption's.
+
+        Raises:
+            ValueError: an unknown method or one this explainer does not offer, perturbation
+                options for another kind of method, not one caption per image, or a model
+                that breaks the protocol (with `check=True`; the message names the likely
+                causes).
+            TypeError: `captions` is None and the model has no `generate`.
+        """
         record = self.method(method, perturbation)
         if captions is None:
             captions = self.generate(images, max_length, beam_size)

@@ -30,7 +30,7 @@ from torch import Tensor
 @dataclass(frozen=True)
 class ProtocolRules:
     """What a broken protocol's error says: the protocol's name, what its scores are called (for
-    "3 of 4 words differ"), the likely causes and the README section that shows the fix."""
+    "3 of 4 words differ"), the likely causes and the user guide's section that shows the fix."""
 
     protocol: str
     scores: str
@@ -76,5 +76,6 @@ def check_rows(
         f"{name_score(image, column)} is {float(expected[first, column]):.6g} in the explained "
         f"pass but {float(reference[first, column]):.6g} in a plain call of the same images in "
         f"another order ({int((differ > 0).sum())} of {counted} {rules.scores} differ). Likely "
-        f"causes: {rules.causes}. See the README, '{rules.section}'; check=False skips this check"
+        f"causes: {rules.causes}. See the user guide (docs/guide/wrap.md), '{rules.section}'; "
+        "check=False skips this check"
     )

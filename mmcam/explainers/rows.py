@@ -91,7 +91,7 @@ def check_logits_shape(model: object, name: str, logits: Tensor, tokens: Tensor)
             f"{type(model).__name__}.{name} returned {shape} for tokens [{rows}, {steps}]; "
             f"expected {expected}: one row per input row in the given order, and one step per "
             "input token (logits[b, t] scores tokens[b, t + 1]; the last step is never read). "
-            "See the README, 'Your own captioner'"
+            "See the user guide (docs/guide/wrap.md), 'Your own captioner'"
         )
     return logits
 

@@ -65,7 +65,15 @@ VQA_RULES = ProtocolRules(
 @dataclass
 class VQAExplanation:
     """The top-k answers of each question, their probabilities `[B, k]`, and their maps
-    (`maps.scores` are the answer logits `[B, k]`)."""
+    (`maps.scores` are the answer logits `[B, k]`).
+
+    Attributes:
+        answers: each question's top-k answers, best first.
+        probabilities: their softmax probabilities `[B, k]`.
+        maps: the answers' maps, `maps` `[B, k, H, W]`, labels the answers.
+        counterfactual: the best answer's counterfactual map (what argues against it), when
+            asked for; else None.
+    """
 
     answers: list[list[str]]
     probabilities: Tensor
@@ -90,6 +98,17 @@ class VQAExplainer(Explainer):
     company (`check_rows`: B + 1 rows); a model that sorts its batch and does not sort back, or
     whose rows depend on each other, raises instead of giving wrong answers and maps.
     `check=False` skips that call.
+
+    Args:
+        model: a VQA model that follows `VQAModel` (`answers`, `tokenize`, `unknown_words`,
+            and answer logits from `model(images, tokens)`).
+        layer: the explained layer on the image side, "input", or several layers from the input
+            up.
+        to_grid: reshapes the layer's output to `[N, K, h, w]`.
+        check: verify on every explanation that the model's rows are independent and in order.
+
+    Raises:
+        TypeError: the model lacks part of the `VQAModel` protocol.
     """
 
     explainer_id = "vqa"
@@ -123,7 +142,28 @@ class VQAExplainer(Explainer):
         explained layer, a rule method ("guided_backprop", "deconvnet", "guided_gradcam") at the
         input, or "occlusion" / "rise" (all answers from one sweep; `perturbation` holds their
         options; raw maps `[B, k, H, W]`). Only the gradient methods give a counterfactual map.
-        CAM maps are upsampled to `size` (height, width; default: the input's)."""
+        CAM maps are upsampled to `size` (height, width; default: the input's).
+
+        Args:
+            images: the preprocessed images `[B, C, H, W]`.
+            questions: one question per image, as text.
+            top_k: how many of the best answers are explained (at most the answer list's
+                length).
+            method: a method id this explainer offers, e.g. "gradcam", "hirescam",
+                "guided_backprop", "occlusion".
+            counterfactual: also map what argues against the best answer (gradient methods).
+            size: the (height, width) CAM maps are upsampled to; None: the input's.
+            perturbation: occlusion's or RISE's options.
+
+        Returns:
+            The `VQAExplanation`: the top-k answers, their probabilities and maps.
+
+        Raises:
+            ValueError: an unknown method or one this explainer does not offer, perturbation
+                options for another kind of method, not one question per image, an empty
+                question, a counterfactual asked of a method that is not a gradient method, or
+                a model that breaks the protocol (with `check=True`).
+        """
         record = self.method(method, perturbation)
         if len(questions) != images.shape[0]:
             raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")

@@ -76,10 +76,29 @@ def activation_maximization(
     at the start still climbs; afterwards the gradient is the ordinary one. `model` (default:
     `forward` when it is a module) runs in eval mode; its mode is restored.
 
-    Returns an `Explanation` whose `raw` are the optimised inputs `[B, C, H, W]` (in the model's
-    input space; `display_images` scales them for viewing), `maps` where their energy sits
-    (max_c |x| normalised: the L1 penalty keeps only the pixels the target needs) and `scores`
-    the target's scores of the optimised inputs (no jitter).
+    Args:
+        forward: the callable run as `forward(images, *forward_args)` (usually the model).
+        start: the first input `[B, C, H, W]`, or its shape for seeded noise.
+        target: one score per image from the output, the quantity climbed.
+        steps: the number of ascent steps.
+        step_size: the step along the per-image normalised gradient.
+        l1: the weight of the L1 penalty on the input.
+        jitter: the largest random shift, in pixels, before each step (0: none).
+        blur_sigma: the Gaussian blur applied every `blur_every` steps (0: none).
+        blur_every: how often the blur is applied.
+        redirect_steps: the first steps whose ReLUs pass the gradient that wakes a dead unit.
+        seed: the seed of the noise start and of the jitter.
+        model: the module run in eval mode when `forward` is not the module itself.
+        forward_args: the model's other inputs, passed after the images.
+
+    Returns:
+        An `Explanation` whose `raw` are the optimised inputs `[B, C, H, W]` (in the model's
+        input space; `display_images` scales them for viewing), `maps` where their energy sits
+        (max_c |x| normalised: the L1 penalty keeps only the pixels the target needs) and
+        `scores` the target's scores of the optimised inputs (no jitter).
+
+    Raises:
+        ValueError: the target does not give one score per image.
     """
     model = model if model is not None else forward if isinstance(forward, nn.Module) else None
     if isinstance(start, Tensor):
@@ -136,7 +155,25 @@ def filter_grid(
 ) -> tuple[Path, Explanation]:
     """Maximise the mean activation of channels 0 .. count-1 of `layer` (one batched run, one
     image per channel) and save them as a grid figure at `path`. `ascent` goes to
-    `activation_maximization` (steps, step_size, l1, jitter, blur_sigma, seed)."""
+    `activation_maximization` (steps, step_size, l1, jitter, blur_sigma, seed).
+
+    Args:
+        model: the model that contains `layer`.
+        layer: the layer whose channels are maximised (name or module).
+        path: where the figure is written.
+        count: how many channels, from channel 0.
+        size: the (H, W) of each optimised image.
+        forward: how to run the model up to the layer; None: the model itself.
+        columns: images per row of the figure.
+        **ascent: keyword arguments of `activation_maximization`.
+
+    Returns:
+        The figure's path and the `Explanation` (labels "channel k", scores the channels' mean
+        activations).
+
+    Raises:
+        ValueError: an unknown layer name.
+    """
     channels = list(range(count))
     explanation = activation_maximization(
         layer_forward(model, layer, forward),

@@ -37,7 +37,26 @@ def grad_cam(
 ) -> Explanation:
     """Maps of `scores` (one per tapped row) by a gradient method: gradcam, gradcam++,
     counterfactual, hirescam. `size` is the input's (H, W) to upsample to; the tap's activations are
-    released afterwards."""
+    released afterwards.
+
+    Args:
+        tap: the `Tap` whose `with` block ran the model (it holds the layer's output A).
+        scores: one scalar per tapped row, computed from the model's output inside the block
+            (`[B]`, or `[B, R]` with `replicas=R`), e.g. `ClassLogit(labels)(logits)`.
+        method: a gradient method of the registry: `"gradcam"`, `"gradcam++"`, `"hirescam"`,
+            `"layercam"`, `"counterfactual"`.
+        size: the input's (H, W) that `maps` are upsampled to (bilinear); None keeps the layer's.
+        labels: one label per map, kept in `Explanation.labels`.
+
+    Returns:
+        The `Explanation`: `raw` maps at the layer's resolution, `maps` upsampled and scaled to
+        [0, 1] (a flat map is zeros, flagged in `empty`), and the scores.
+
+    Raises:
+        RuntimeError: the layer did not run inside the `with Tap(...)` block.
+        ValueError: not one score per tapped row, scores that do not depend on the layer, a
+            layer output that is not a `[N, K, h, w]` grid, or an unknown method.
+    """
     activations, gradients = tap.gradients(scores)  # [N, K, h, w] each
     tap.release()
     return maps_from_gradients(activations, gradients, scores, method, size, labels)
@@ -89,7 +108,22 @@ def fused_maps(
     the multi-layer fusion of LayerCAM (Jiang et al., IEEE TIP 2021, sec. III-C): each layer's
     map by `method`, upsampled to `size` (the first, largest grid's when None) and min-max
     normalised, and their element-wise maximum. One layer gives `maps_from_gradients`' result; with
-    several, `raw` holds the fused map at `size`."""
+    several, `raw` holds the fused map at `size`.
+
+    Args:
+        grids: each layer's (A, dY/dA) pair of `[N, K, h, w]` grids, from the input up, as
+            `Taps.gradients` returns them.
+        scores: the scores the gradients are of, one per row.
+        method: the gradient method each layer's map is made by (default LayerCAM).
+        size: the (H, W) the maps are fused (and upsampled) at; None: the first grid's.
+        labels: one label per map.
+
+    Returns:
+        One `Explanation` whose `raw` is the fused map (several layers) or the layer's map (one).
+
+    Raises:
+        ValueError: an unknown method.
+    """
     if len(grids) == 1:
         return maps_from_gradients(*grids[0], scores, method, size, labels)
     size = _size(size) or tuple(grids[0][0].shape[-2:])
@@ -109,7 +143,24 @@ def class_activation_map(
     logits: Tensor,
     size: Sequence[int] | None = None,
 ) -> Explanation:
-    """CAM: the tapped grid weighted by the rows of the final `linear` layer of a GAP network."""
+    """CAM: the tapped grid weighted by the rows of the final `linear` layer of a GAP network.
+
+    M_c = sum_k w_ck A_k (Zhou et al., CVPR 2016); needs no gradient.
+
+    Args:
+        tap: the `Tap` on the last convolutional layer, whose `with` block ran the model.
+        linear: the classifier layer after global average pooling; its row c weighs class c.
+        target: the class of each image.
+        logits: the model's output `[B, C]`, for the explained scores.
+        size: the input's (H, W) to upsample the maps to; None keeps the layer's.
+
+    Returns:
+        The `Explanation` of each image's class, method `"cam"`.
+
+    Raises:
+        RuntimeError: the layer did not run inside the `with Tap(...)` block.
+        ValueError: not one class per image, or a layer output that is not a `[N, K, h, w]` grid.
+    """
     if tap.activations is None:
         raise RuntimeError(f"layer {tap.name!r} did not run inside the `with Tap(...)` block")
     activations = tap.grid(tap.activations.detach())  # [B, K, h, w]
@@ -129,7 +180,24 @@ def explain(
     """One call for a single-input model: run it on `inputs` [B, C, H, W] and explain `target`.
 
     The model is explained as the explainers explain it (`explaining`: eval mode, parameters
-    frozen) and comes back exactly as it went in, also when the forward raises."""
+    frozen) and comes back exactly as it went in, also when the forward raises.
+
+    Args:
+        model: a model called as `model(inputs)`.
+        inputs: the preprocessed images `[B, C, H, W]`.
+        target: what is explained, one scalar per image from the model's output, e.g.
+            `ClassLogit(labels)`.
+        layer: the layer to explain: a dotted module name (`"layer4"`), the module itself, or
+            `"input"`.
+        method: a gradient method of the registry (see `grad_cam`).
+
+    Returns:
+        The `Explanation`, maps upsampled to the inputs' (H, W).
+
+    Raises:
+        ValueError: an unknown layer name (the message lists the valid ones, closest first), a
+            target that does not give one score per image, or an unknown method.
+    """
     with explaining(model, inputs.device):
         with Tap(model, layer) as tap:
             scores = target(model(inputs))

@@ -233,6 +233,30 @@ def occlusion(
     (`[B, T, C, H, W]`; the same in every channel, as Captum's; negative: hiding the patch
     raised the score); `maps` its positive part normalised `[B, H, W]` (`[B, T, H, W]`), i.e.
     where the evidence for the target is; `scores` the unoccluded scores `[B]` (`[B, T]`).
+
+    Args:
+        forward: the callable run as `forward(copies, *forward_args)` (usually the model).
+        images: the preprocessed images `[B, C, H, W]`.
+        target: one score per image `[n]`, or T per image `[n, T]`, from the output.
+        window: the occluding patch, (height, width) or one int.
+        stride: the step between windows, (height, width) or one int; None: half the window.
+        fill: what an occluded pixel is set to: a number or a tensor broadcastable to the images.
+        batch_size: occluded copies per forward call; None: fixed from the image size;
+            `MEASURED`: timed on the first chunks.
+        model: the module run in eval mode when `forward` is not the module itself.
+        forward_args: per-image inputs (tokens, a question), one row per image; they follow the
+            copies.
+
+    Returns:
+        The `Explanation`: `raw` the signed drop, `maps` its positive part scaled to [0, 1],
+        `scores` the unoccluded scores.
+
+    Raises:
+        ValueError: a window larger than the image, a stride larger than the window (pixels never
+            occluded), a bad `batch_size`, or a target that does not give `[n]` or `[n, T]`
+            scores.
+        RuntimeError: the forward failed on the copies (the message says to pass per-image inputs
+            as `forward_args`).
     """
     batch, channels, height, width = images.shape
     win_h, win_w = pair(window, "window")

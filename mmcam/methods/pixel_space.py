@@ -142,6 +142,21 @@ def guided_backprop(
     (class, caption, word or VQA answer; each image its own). The rule reaches every ReLU-family
     call the forward makes, modules and functional calls alike, so `model` is only needed when
     `forward` is not the module itself: it runs in eval mode for the call (mode restored).
+
+    Args:
+        forward: the callable run as `forward(images, *forward_args)` that returns the model's
+            output (usually the model itself).
+        images: the preprocessed images `[B, C, H, W]`.
+        target: one score per image from the output (a class, caption, word or VQA answer).
+        model: the module to run in eval mode when `forward` is not the module itself.
+        forward_args: the model's other inputs (a question's tokens), passed after the images.
+
+    Returns:
+        The `Explanation`: `raw` holds the signed input attributions `[B, C, H, W]`, `maps` their
+        largest absolute value over the colour channels, scaled to [0, 1] (`[B, H, W]`).
+
+    Raises:
+        ValueError: the target does not give one score per image.
     """
     gradients, scores = rule_gradients("guided", forward, images, target, model, forward_args)
     return pixel_explanation(gradients, scores, "guided_backprop")
@@ -156,7 +171,23 @@ def deconvnet(
     forward_args: Sequence[Any] = (),
 ) -> Explanation:
     """Deconvnet (Zeiler & Fergus 2014): every ReLU passes back max(dR/dy, 0), whatever its input
-    was; max-pooling switches and transposed convolutions are the ordinary gradient."""
+    was; max-pooling switches and transposed convolutions are the ordinary gradient.
+
+    Args:
+        forward: the callable run as `forward(images, *forward_args)` that returns the model's
+            output (usually the model itself).
+        images: the preprocessed images `[B, C, H, W]`.
+        target: one score per image from the output (a class, caption, word or VQA answer).
+        model: the module to run in eval mode when `forward` is not the module itself.
+        forward_args: the model's other inputs, passed after the images.
+
+    Returns:
+        The `Explanation`: `raw` holds the signed input attributions `[B, C, H, W]`, `maps` their
+        largest absolute value over the colour channels, scaled to [0, 1] (`[B, H, W]`).
+
+    Raises:
+        ValueError: the target does not give one score per image.
+    """
     gradients, scores = rule_gradients("deconvnet", forward, images, target, model, forward_args)
     return pixel_explanation(gradients, scores, "deconvnet")
 
@@ -172,7 +203,25 @@ def guided_grad_cam(
     forward_args: Sequence[Any] = (),
 ) -> Explanation:
     """Guided Grad-CAM (Selvaraju et al. 2017): guided backprop times the Grad-CAM map of `layer`
-    upsampled to the input (`mode` "bilinear", or "nearest" as Captum's default)."""
+    upsampled to the input (`mode` "bilinear", or "nearest" as Captum's default).
+
+    Args:
+        forward: the callable run as `forward(images, *forward_args)` that returns the model's
+            output (usually the model itself).
+        images: the preprocessed images `[B, C, H, W]`.
+        target: one score per image from the output (a class, caption, word or VQA answer).
+        model: the model that contains `layer` (run in eval mode for the call).
+        layer: the layer whose Grad-CAM map weighs the guided gradients (name or module).
+        mode: how the Grad-CAM map is upsampled to the input: "bilinear" or "nearest".
+        forward_args: the model's other inputs, passed after the images.
+
+    Returns:
+        The `Explanation`: `raw` holds the signed input attributions `[B, C, H, W]`, `maps` their
+        largest absolute value over the colour channels, scaled to [0, 1] (`[B, H, W]`).
+
+    Raises:
+        ValueError: an unknown layer name, or a target that does not give one score per image.
+    """
     raw, scores = rule_attributions(
         "guided", "gradcam", forward, images, target, model, layer, forward_args, mode=mode
     )
@@ -226,6 +275,21 @@ def strongest_feature_map(
     The channel does not depend on a target. Without `target` the forward stops at `layer` and
     `scores` are the channels' total activations; with one, `scores` are the target's scores
     (the pass then runs to the end). `labels` name the channels.
+
+    Args:
+        forward: the callable run as `forward(images, *forward_args)` (usually the model).
+        images: the preprocessed images `[B, C, H, W]`.
+        model: the model that contains `layer` (run in eval mode for the call).
+        layer: the layer whose strongest channel is projected (name or module).
+        target: optional; its scores become the `Explanation`'s scores.
+        forward_args: the model's other inputs, passed after the images.
+
+    Returns:
+        The `Explanation` of each image's strongest channel (`labels`: "<layer> channel k").
+
+    Raises:
+        ValueError: an unknown layer name, or a layer whose output is not `[B, K, h, w]`.
+        RuntimeError: the layer did not run in the forward pass.
     """
     name, module = find_layer(model, layer)
     inputs = images.detach().requires_grad_(True)

@@ -136,6 +136,32 @@ def rise(
     times the masks' coverage (sum_n M_n / (N p)), which removes what does not depend on the
     image (a constant score gives a flat map, flagged empty, not the masks' sampling noise);
     `scores` are the unmasked scores `[B]` (`[B, T]`).
+
+    Args:
+        forward: the callable run as `forward(copies, *forward_args)` (usually the model).
+        images: the preprocessed images `[B, C, H, W]`.
+        target: one score per image `[n]`, or T per image `[n, T]`, from the output.
+        n_masks: N, the number of random masks.
+        cell: a mask cell's size in pixels, (height, width) or one int; None: a 7 x 7 grid over
+            the shorter side.
+        p: the probability that a cell is kept.
+        batch_size: masks per forward call (times the number of images); None or `MEASURED` as
+            for `occlusion`.
+        seed: the masks' random seed.
+        fill: what a hidden pixel is set to: a number or a tensor broadcastable to the images.
+        masks: given masks `[N, H, W]` instead of random ones.
+        model: the module run in eval mode when `forward` is not the module itself.
+        forward_args: per-image inputs (tokens, a question), one row per image.
+
+    Returns:
+        The `Explanation`: `raw` the saliency S, `maps` S less the score's mean share, scaled
+        to [0, 1], `scores` the unmasked scores.
+
+    Raises:
+        ValueError: `n_masks < 1`, `p` outside (0, 1], a cell larger than the image, masks of
+            the wrong shape, a bad `batch_size`, or a target that does not give `[n]` or
+            `[n, T]` scores.
+        RuntimeError: the forward failed on the copies.
     """
     batch, channels, height, width = images.shape
     device = images.device

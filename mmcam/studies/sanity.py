@@ -46,7 +46,7 @@ def sanity_methods() -> list[str]:
 
 def checked_methods() -> list[str]:
     """The methods checked by default: those with a recorded verdict (`Method.sanity` True or
-    False; the README's tables)."""
+    False; the documentation's sanity tables)."""
     return [m for m in sanity_methods() if registry.get(m).sanity is not None]
 
 

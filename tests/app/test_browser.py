@@ -1,7 +1,7 @@
 """The demo in a real browser: Debian's chromium driven by playwright opens the page, picks an
 example, clicks, waits for the heat map, and takes screenshots; the output images are checked
 from the screenshot's pixels, the caption / answer from the page. The screenshots go to a
-temporary folder; `make screenshots` sets MMCAM_SCREENSHOTS to refresh the README's in
+temporary folder; `make screenshots` sets MMCAM_SCREENSHOTS to refresh the demo page's in
 demos/screenshots/."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The browser tests write their screenshots to a temporary folder; only `make screenshots`
-(MMCAM_SCREENSHOTS) sends them to the README's demos/screenshots/."""
+(MMCAM_SCREENSHOTS) sends them to demos/screenshots/, which the demo page shows."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ CAPTIONS = [[4, 5, 6], [7, 8]]
 VQA_LAYER = "image.features"
 QUESTIONS = ["is it red", "what colour is the big shape"]  # sorted by length, they swap
 PERTURBATION = {"occlusion": {"window": 4}, "rise": {"n_masks": 8, "cell": 4}}
-README = Path(__file__).resolve().parents[2] / "README.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide" / "wrap.md"
 
 
 class SortsByLength(TinyCaptioner):
@@ -37,7 +37,7 @@ class SortsByLength(TinyCaptioner):
 
 
 class UndoesTheSort(SortsByLength):
-    """The README's wrapper: put the rows back in the caller's order."""
+    """The user guide's wrapper: put the rows back in the caller's order."""
 
     def decode_logits(self, features, tokens, lengths):
         logits, order = self.decode_sorted(features, tokens, lengths)
@@ -138,8 +138,8 @@ def test_generate_is_needed_only_to_caption_the_images(images):
 
 
 def readme_class(name):
-    """Class `name` as the README's Python example that defines it has it."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    """Class `name` as the user guide's Python example that defines it has it."""
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.S)
     block = next(block for block in blocks if f"class {name}(" in block)
     namespace = {}
     exec(block.split("\nexplainer = ")[0], namespace)  # the definitions, not the example's run
@@ -150,7 +150,7 @@ MyCaptioner = readme_class("MyCaptioner")
 
 
 class ReadmeCaptionerSortedByLength(MyCaptioner):
-    """The README's captioner with a decoder that sorts its batch by caption length, longest
+    """The user guide's captioner with a decoder that sorts its batch by caption length, longest
     first, and returns the rows in that order."""
 
     def decode_logits(self, features, tokens, lengths):
@@ -179,7 +179,10 @@ def test_readme_captioner_sorting_by_length_is_refused_by_every_method(method):
     assert message.startswith(
         "ReadmeCaptionerSortedByLength breaks the captioner protocol: the log-probability of word "
     )
-    assert message.endswith("See the README, 'Your own captioner'; check=False skips this check")
+    assert message.endswith(
+        "See the user guide (docs/guide/wrap.md), 'Your own captioner'; "
+        "check=False skips this check"
+    )
 
 
 def test_rise_without_the_check_gives_the_sorted_captioner_other_rows_word_maps():
@@ -246,7 +249,10 @@ def test_vqa_model_that_sorts_questions_by_length_and_never_sorts_back_is_refuse
         "Likely causes: the model sorts its batch (by question length, for a packed LSTM) and "
         "does not restore the order, so each question gets another's answers" in message
     )
-    assert message.endswith("See the README, 'Your own VQA model'; check=False skips this check")
+    assert message.endswith(
+        "See the user guide (docs/guide/wrap.md), 'Your own VQA model'; "
+        "check=False skips this check"
+    )
 
 
 @pytest.mark.parametrize("method", ["gradcam", "occlusion"])
