@@ -76,7 +76,7 @@ class Explanation:
     - rule (guided backprop, deconvnet, guided Grad-CAM): the signed attribution
       `[B, (T,) 3, H, W]` at the input's pixels (`maps` show max_c |raw|);
     - perturbation (occlusion, RISE): `[B, (T,) H, W]` at the input's pixels;
-    - attention (cross-attention methods): `[B, (T,) h, w]` on the patch grid.
+    - attention (attention methods): `[B, (T,) h, w]` on the patch grid.
     """
 
     raw: Tensor  # the method kind's shape, see above
@@ -86,6 +86,7 @@ class Explanation:
     method: str
     labels: list = field(default_factory=list)
     negligible: Tensor | None = None  # [...] bool: empty because its terms cancelled out
+    target_independent: bool = False  # every target has the same map (attention rollout)
 
     def empty_reason(self, *index: int) -> str | None:
         """Why map `index` is empty (`FLAT` or `NEGLIGIBLE`), or None when it is not."""
@@ -122,6 +123,7 @@ class Explanation:
             "scores": self.scores.tolist(),
             "empty": self.empty.tolist(),
             "negligible": None if self.negligible is None else self.negligible.tolist(),
+            "target_independent": self.target_independent,
             "raw_shape": list(self.raw.shape),
             "map_shape": list(self.maps.shape),
         }

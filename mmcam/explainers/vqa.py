@@ -65,12 +65,17 @@ VQA_RULES = ProtocolRules(
 @dataclass
 class VQAExplanation:
     """The top-k answers of each question, their probabilities `[B, k]`, and their maps
-    (`maps.scores` are the answer logits `[B, k]`)."""
+    (`maps.scores` are the answer logits `[B, k]`). A single-stream transformer's attention
+    methods also say which question tokens each answer used: `question_relevance` `[B, k, L]`
+    (0 at padding) over `question_tokens` (each question's L tokens as the tokenizer spells
+    them); None for a model whose question does not share the image's attention (CNNs)."""
 
     answers: list[list[str]]
     probabilities: Tensor
     maps: Explanation
     counterfactual: Explanation | None
+    question_relevance: Tensor | None = None
+    question_tokens: list[list[str]] | None = None
 
 
 class VQAExplainer(Explainer):
