@@ -36,6 +36,7 @@ from mmcam.methods.perturbation import ChunkSize, occlusion
 from mmcam.methods.rise import rise
 
 __all__ = [
+    "ATTENTION",
     "KINDS",
     "METHODS",
     "Method",
@@ -51,6 +52,7 @@ __all__ = [
 
 Kind = Literal["gradient", "rule", "perturbation", "attention"]
 KINDS: tuple[Kind, ...] = ("gradient", "rule", "perturbation", "attention")
+ATTENTION: Kind = "attention"  # the kind, spelled like the raw-attention method: compare by name
 
 # The explainers, by the id each declares (`Explainer.explainer_id`): the CNN caption and VQA
 # explainers (also what the Hugging Face adapters run on patch-token grids), and the

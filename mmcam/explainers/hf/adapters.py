@@ -160,7 +160,7 @@ class VQAImages(HFAdapter):
         processed = self.preprocess(image)
         images = processed.pixel_values
         record = registry.get(method)
-        if record.kind == "attention":
+        if record.kind == registry.ATTENTION:
             result = self._attention(images, question, top_k, record.id)
         else:
             explainer = PatchTokenVQAExplainer(self, self.layer, to_grid=self.to_grid)

@@ -116,7 +116,7 @@ class BlipCaptioner(BlipLayers):
         images = processed.pixel_values
         captions = None if caption is None else [self.caption_ids(caption)]
         record = registry.get(method)
-        if record.kind == "attention":
+        if record.kind == registry.ATTENTION:
             if captions is None:
                 captions = CaptionExplainer(self, self.layer).generate(
                     images, max_length, beam_size
