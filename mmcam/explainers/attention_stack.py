@@ -27,6 +27,7 @@ from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Grid, Tap, find_layer
 from mmcam.explainers.base import Explainer
 from mmcam.explainers.captioning import CaptionExplanation
+from mmcam.explainers.cross_attention import CaptionAttentionExplainer
 from mmcam.explainers.rows import WordReplicas, move_to, repeat_rows
 from mmcam.explainers.vqa import VQAExplanation
 from mmcam.methods.attention import AttentionStack, Layer
@@ -138,7 +139,7 @@ def key_grid(to_grid: Grid, keys: Tensor) -> Tensor:
     return to_grid(keys[..., None])[:, 0]
 
 
-class CaptionStackExplainer(Explainer):
+class CaptionStackExplainer(CaptionAttentionExplainer):
     """Every word's and the whole caption's map by an attention method, for an encoder-decoder
     captioner. Word t is read at the position that predicts it (`rows`), from the text tokens
     BOS .. t (`context`); the caption at the positions of all its words."""
@@ -153,19 +154,15 @@ class CaptionStackExplainer(Explainer):
         *,
         include_end: bool = False,
     ) -> None:
-        if not isinstance(model, CaptionModel):
-            raise TypeError(f"{type(model).__name__} lacks part of the CaptionModel protocol")
-        self.model, self.layout, self.to_grid = model, layout, to_grid
-        self.include_end = include_end
+        # the parent's one layer and grid go unused: the layout names every layer, to_grid the grid
+        super().__init__(model, layout.entry, (0, 0), include_end=include_end)
+        self.layout, self.to_grid = layout, to_grid
 
     def explain(
         self, images: Tensor, captions: Sequence[Sequence[int]], *, method: str = "relevance"
     ) -> CaptionExplanation:
         """The maps of `captions` (token ids, one per image) by attention method `method`."""
-        record = self.method(method)
-        if len(captions) != images.shape[0]:
-            raise ValueError(f"give one caption per image ({images.shape[0]} images)")
-        return self.dispatch(record, images, captions)
+        return super().explain(images, captions, method=method)
 
     def by_attention(
         self, record: Method, images: Tensor, captions: Sequence[Sequence[int]]

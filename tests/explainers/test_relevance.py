@@ -8,10 +8,23 @@ import copy
 
 import pytest
 import torch
-from test_hf import ANSWERS, CAPTIONS, QUESTIONS, WORDS, hooks, picture
-from test_hf import blip_processor, tokenizer, vilt_processor  # noqa: F401 (fixtures)
-from transformers import BlipConfig, BlipForConditionalGeneration, ViltConfig
-from transformers import ViltForQuestionAnswering
+from test_hf import (  # noqa: F401 (fixtures)
+    ANSWERS,
+    CAPTIONS,
+    QUESTIONS,
+    WORDS,
+    blip_processor,
+    hooks,
+    picture,
+    tokenizer,
+    vilt_processor,
+)
+from transformers import (
+    BlipConfig,
+    BlipForConditionalGeneration,
+    ViltConfig,
+    ViltForQuestionAnswering,
+)
 
 from mmcam.explainers.attention_stack import CaptionStackExplainer, VQAStackExplainer
 from mmcam.explainers.hf.blip import BlipCaptioner
@@ -288,9 +301,7 @@ def test_vilt_maps_and_question_relevance_equal_the_hand_computation(vilt, metho
                 result.maps.raw[b, j], (patches * cells).reshape(3, 4), atol=1e-5, rtol=1e-4
             )
             words = torch.where(mask, row[:length], 0)
-            torch.testing.assert_close(
-                result.question_relevance[b, j], words, atol=1e-5, rtol=1e-4
-            )
+            torch.testing.assert_close(result.question_relevance[b, j], words, atol=1e-5, rtol=1e-4)
     assert result.maps.raw.amax() > 1e-3
     assert result.question_tokens[1][:5] == ["[CLS]", "is", "there", "a", "dog"]
 
@@ -339,6 +350,7 @@ def test_hooks_removed_and_state_restored(captioner, vilt, images, monkeypatch, 
     explainer = CaptionStackExplainer(captioner, captioner.attention_layout(), captioner.to_grid)
     try:
         if fail:
+
             def broken(*args, **kwargs):
                 raise RuntimeError("decoder failed")
 
