@@ -5,6 +5,7 @@ attention maps and gradients captured independently (output_attentions, torch.au
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -367,11 +368,26 @@ def test_hooks_removed_and_state_restored(captioner, vilt, images, monkeypatch, 
     before = state(vilt)
     image = picture(40, 56, seed=4)
     if fail:
-        with pytest.raises(ValueError, match="not offered"):
-            VQAStackExplainer(vilt, vilt.attention_layout(), vilt.to_grid).explain(
-                vilt.preprocess([image]).pixel_values, ["what"], method="gradcam"
-            )
+
+        def raising(*args, **kwargs):
+            raise RuntimeError("pooler failed")
+
+        monkeypatch.setattr(vilt.model.vilt.pooler, "forward", raising)
+        with pytest.raises(RuntimeError, match="pooler failed"):
+            vilt.explain_image(image, "what color is the cat", method="relevance")
     else:
         vilt.explain_image(image, "what color is the cat", method="relevance")
     assert state(vilt) == before
     assert all(p.grad is None for p in vilt.parameters())
+
+
+def test_attention_before_the_entry_is_refused_and_hooks_removed(vilt):
+    layout = vilt.attention_layout()
+    early = "model.vilt.embeddings.text_embeddings"  # runs inside the entry, before it returns
+    wrong = dataclasses.replace(layout, text=(early, *layout.text[1:]))
+    before = state(vilt)
+    with pytest.raises(RuntimeError, match="ran before 'model.vilt.embeddings'"):
+        VQAStackExplainer(vilt, wrong, vilt.to_grid).explain(
+            vilt.preprocess([picture(40, 56, seed=4)]).pixel_values, ["what"], top_k=1
+        )
+    assert state(vilt) == before
