@@ -15,7 +15,7 @@ on every exit (the base's guard and `AttentionTaps`). Attention computed by a fu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,6 +243,11 @@ class VQAStackExplainer(Explainer):
         top_k = min(top_k, len(model.answers))
         batch = images.shape[0]
         tokens: Any = move_to(model.tokenize(list(questions)), images.device)
+        if not isinstance(tokens, Mapping) or "attention_mask" not in tokens:
+            raise TypeError(
+                f"{type(model).__name__}.tokenize must return a mapping with input_ids and "
+                "attention_mask: the question tokens share the attention with the image"
+            )
         with self.guard(images.device):
             with AttentionTaps(model, layout, top_k) as taps:
                 logits = model(images, repeat_rows(tokens, top_k))  # [B*k, A]

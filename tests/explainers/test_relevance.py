@@ -321,6 +321,7 @@ def test_vilt_question_relevance_is_zero_at_padding_and_rollout_same_for_two_ans
     rolled = explainer.explain(images, questions, top_k=2, method="rollout")
     torch.testing.assert_close(rolled.maps.raw[:, 0], rolled.maps.raw[:, 1], atol=0, rtol=0)
     assert rolled.maps.target_independent and not result.maps.target_independent
+    assert rolled.maps.to_dict()["target_independent"] is True
     assert not torch.allclose(result.maps.raw[:, 0], result.maps.raw[:, 1])
 
 
