@@ -191,6 +191,7 @@ class CaptionStackExplainer(CaptionAttentionExplainer):
             rows=caption_rows, context=caption_rows, layer=layout.layer, **whole
         )
         words_raw = key_grid(self.to_grid, record.function(words))
+        words_raw = words_raw * replicas.valid.view(-1, 1, 1)  # past a caption's end: no word
         caption_raw = key_grid(self.to_grid, record.function(caption))
         size = (int(images.shape[-2]), int(images.shape[-1]))
         labels = [model.words(c) + (["<end>"] if self.include_end else []) for c in captions]

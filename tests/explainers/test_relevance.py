@@ -211,6 +211,7 @@ def test_blip_word_and_caption_maps_equal_the_hand_computation(captioner, images
         expected = blip_by_hand(method, image, text, cross, grads, list(range(len(caption))))
         torch.testing.assert_close(result.caption.raw[row], expected, atol=1e-5, rtol=1e-4)
     assert result.words.raw.amax() > 1e-3  # far from zero: the equality is not of noise
+    assert result.words.empty[1, 2:].all()  # the short caption's missing words have no map
     assert result.words.target_independent == registry.get(method).target_independent
 
 
