@@ -20,7 +20,6 @@ from test_hf import (  # noqa: F401 (fixtures)
     tokenizer,
     vilt_processor,
 )
-from torch import nn
 from transformers import (
     BlipConfig,
     BlipForConditionalGeneration,
@@ -29,16 +28,13 @@ from transformers import (
 )
 
 from mmcam.explainers.attention_stack import (
-    AttentionLayout,
     CaptionStackExplainer,
     VQAStackExplainer,
 )
-from mmcam.explainers.hf.adapters import PatchGrid
 from mmcam.explainers.hf.blip import BlipCaptioner
 from mmcam.explainers.hf.vilt import ViltVQA
 from mmcam.explainers.rows import caption_tokens
 from mmcam.methods import registry
-from mmcam.methods.attention import AttentionStack, relevance, residual_normalized, rollout
 
 METHODS = ("attention", "rollout", "attention_gradcam", "relevance")
 SPREAD = 0.5  # weights this spread make attention far from uniform, so maps differ by method
@@ -105,56 +101,6 @@ def roll(attentions):
         mixed = 0.5 * attention.mean(0) + 0.5 * torch.eye(attention.shape[-1])
         result = (mixed / mixed.sum(-1, keepdim=True)) @ result
     return result
-
-
-# The rules on toys whose answer is known in closed form --------------------------------------
-
-
-def test_relevance_of_one_single_head_layer_is_the_positive_weighted_attention():
-    attention = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6]])[None, None]
-    gradient = torch.tensor([[2.0, -1.0, 4.0], [1.0, 1.0, -3.0], [0.5, 2.0, 1.0]])[None, None]
-    rows = torch.tensor([[True, False, False]])
-    stack = AttentionStack([(attention, gradient)], rows, rows)
-    # R = I + (G*A)+; row 0 without its own entry: [0, 0, 0.8]
-    torch.testing.assert_close(relevance(stack), torch.tensor([[0.0, 0.0, 0.8]]))
-
-
-def test_two_layer_relevance_and_rollout_equal_the_closed_form():
-    a1 = torch.tensor([[0.6, 0.4], [0.2, 0.8]])
-    a2 = torch.tensor([[0.5, 0.5], [0.0, 1.0]])
-    g1 = torch.tensor([[1.0, 1.0], [-1.0, 2.0]])
-    g2 = torch.tensor([[2.0, -2.0], [0.0, 1.0]])
-    rows = torch.tensor([[True, False]])
-    stack = AttentionStack([(a1[None, None], g1[None, None]), (a2[None, None], g2[None, None])],
-                           rows, rows)  # fmt: skip
-    # R1 = I + [[.6, .4], [0, 1.6]]; R2 = R1 + [[1, 0], [0, 1]] R1 = 2 R1: row 0 = [3.2, 0.8]
-    torch.testing.assert_close(relevance(stack), torch.tensor([[0.0, 0.8]]))
-    # Â1 = [[.8, .2], [.1, .9]], Â2 = [[.75, .25], [0, 1]]: Â2 Â1 row 0 = [.625, .375]
-    torch.testing.assert_close(rollout(stack), torch.tensor([[0.0, 0.375]]))
-
-
-def test_residual_normalisation_and_the_cross_attention_rule_by_hand():
-    relevant = torch.tensor([[1.5, 0.0], [0.2, 1.6]])
-    # R - I = [[.5, 0], [.2, .6]] -> rows [1, 0], [.25, .75], + I
-    expected = torch.tensor([[2.0, 0.0], [0.25, 1.75]])
-    torch.testing.assert_close(residual_normalized(relevant[None])[0], expected)
-    torch.testing.assert_close(residual_normalized(torch.eye(2)[None])[0], torch.eye(2))  # no NaN
-    # One text layer (2 tokens, self-attention weight 0) and its cross-attention to 3 keys:
-    # R_tt = I, so R̂_tt = I, R̂_ii = I, and R_ti = Ā_ti.
-    self_attention = (torch.eye(2)[None, None], torch.zeros(1, 1, 2, 2))
-    cross_a = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])[None, None]
-    cross_g = torch.tensor([[1.0, -1.0, 2.0], [1.0, 1.0, 1.0]])[None, None]
-    rows = torch.tensor([[False, True]])
-    stack = AttentionStack([self_attention], rows, rows, cross=[(cross_a, cross_g)])
-    torch.testing.assert_close(relevance(stack), torch.tensor([[0.6, 0.2, 0.2]]))
-
-
-def test_rollout_is_registered_as_target_independent():
-    assert registry.get("rollout").target_independent
-    assert not registry.get("relevance").target_independent
-    for method in METHODS:
-        assert registry.get(method).kind == "attention"
-        assert "attention_captions" in registry.get(method).explainers
 
 
 # BLIP captioning: every word of the caption from one pass --------------------------------
@@ -399,89 +345,3 @@ def test_attention_before_the_entry_is_refused_and_hooks_removed(vilt):
             vilt.preprocess([picture(40, 56, seed=4)]).pixel_values, ["what"], top_k=1
         )
     assert state(vilt) == before
-
-
-# A hand-built single stream whose answer depends on one question word ---------------------
-
-
-class ToyEmbeddings(nn.Module):
-    """Question tokens (one-hot: [CLS] 0, words, padding 7), an image class token and a 2x2 grid
-    of patch tokens, in one sequence of width 8."""
-
-    def forward(self, ids: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        text = nn.functional.one_hot(ids, 8).float()  # [B, L, 8]
-        patches = nn.functional.avg_pool2d(images, 2).flatten(2).transpose(1, 2)  # [B, 4, 3]
-        image = torch.cat([torch.zeros_like(patches[:, :1]), patches], dim=1)
-        return torch.cat([text, nn.functional.pad(image, (0, 5))], dim=1)
-
-
-class ToyAttention(nn.Module):
-    """One head: [CLS] (token 0) looks for word 3, whose value carries the answer's evidence."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.query, self.key = torch.zeros(8, 8), torch.zeros(8, 8)
-        self.query[0, 0] = 6.0  # [CLS] asks ...
-        self.key[3, 0] = 1.0  # ... for word 3
-        self.key += 0.1 * torch.randn(8, 8, generator=torch.Generator().manual_seed(0))
-        self.value = torch.zeros(8, 8)
-        self.value[3, 7] = 1.0  # word 3 carries dimension 7
-        self.value[4, 7] = 0.2  # word 4 a little
-        self.probs = nn.Identity()  # where the attention probabilities pass
-
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        scores = (hidden @ self.query) @ (hidden @ self.key).transpose(1, 2) + mask
-        return hidden + self.probs(scores.softmax(-1)[:, None])[:, 0] @ (hidden @ self.value)
-
-
-class ToyVQA(nn.Module):
-    answers = ["yes", "no"]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.embeddings, self.layer = ToyEmbeddings(), ToyAttention()
-        self.head = nn.Linear(8, 2)
-        with torch.no_grad():
-            self.head.weight.zero_()
-            self.head.bias.zero_()
-            self.head.weight[0, 7] = 4.0  # "yes" reads dimension 7 of [CLS]
-
-    def tokenize(self, questions):
-        rows = [[0, *(int(word) for word in q.split())] for q in questions]
-        longest = max(len(row) for row in rows)
-        ids = torch.tensor([row + [7] * (longest - len(row)) for row in rows])
-        return {"input_ids": ids, "attention_mask": (ids != 7).long()}
-
-    def unknown_words(self, question):
-        return []
-
-    def forward(self, images, questions):
-        ids, mask = questions["input_ids"], questions["attention_mask"]
-        step = ids.shape[0] // images.shape[0]
-        hidden = self.embeddings(ids[::step], images)  # replicated by the explainer's entry tap
-        keep = torch.cat([mask[::step], torch.ones(mask[::step].shape[0], 5)], dim=1)
-        additive = (1.0 - keep[:, None, :]) * -1e9
-        rows = additive.repeat_interleave(hidden.shape[0] // additive.shape[0], dim=0)
-        return self.head(self.layer(hidden, rows)[:, 0])
-
-
-def test_question_relevance_finds_the_word_whose_removal_changes_the_answer():
-    model = ToyVQA().eval()
-    layout = AttentionLayout(entry="embeddings", text=("layer.probs",))
-    images = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(1))
-    question = ["1 2 3 4 5"]
-    result = VQAStackExplainer(model, layout, PatchGrid(2, 2)).explain(
-        images, question, top_k=1, method="relevance"
-    )
-    assert result.answers == [["yes"]]
-    relevant = result.question_relevance[0, 0]  # [L]: [CLS] and the five words
-    tokens = model.tokenize(question)
-    with torch.no_grad():
-        full = model(images, tokens)[0, 0]
-        drops = []
-        for position in range(1, 6):  # each word removed (masked out) in turn
-            removed = {key: value.clone() for key, value in tokens.items()}
-            removed["attention_mask"][0, position] = 0
-            drops.append(float(full - model(images, removed)[0, 0]))
-    assert int(relevant[1:].argmax()) == max(range(5), key=drops.__getitem__) == 2  # word 3
-    assert relevant[3] > 10 * relevant[torch.arange(6) != 3].abs().max()
