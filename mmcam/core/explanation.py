@@ -76,7 +76,7 @@ class Explanation:
     - rule (guided backprop, deconvnet, guided Grad-CAM): the signed attribution
       `[B, (T,) 3, H, W]` at the input's pixels (`maps` show max_c |raw|);
     - perturbation (occlusion, RISE): `[B, (T,) H, W]` at the input's pixels;
-    - attention (cross-attention methods): `[B, (T,) h, w]` on the patch grid.
+    - attention (attention methods): `[B, (T,) h, w]` on the patch grid.
 
     Attributes:
         raw: the unscaled maps, in the method kind's shape (above).
@@ -88,6 +88,7 @@ class Explanation:
         labels: the targets' names, nested as `scores`.
         negligible: `[...]` bool: empty because the map's terms cancelled out; None when the
             method does not check.
+        target_independent: every target has the same map (attention rollout).
     """
 
     raw: Tensor  # the method kind's shape, see above
@@ -97,6 +98,7 @@ class Explanation:
     method: str
     labels: list = field(default_factory=list)
     negligible: Tensor | None = None  # [...] bool: empty because its terms cancelled out
+    target_independent: bool = False  # every target has the same map (attention rollout)
 
     def empty_reason(self, *index: int) -> str | None:
         """Why map `index` is empty (`FLAT` or `NEGLIGIBLE`), or None when it is not.
@@ -140,6 +142,7 @@ class Explanation:
             "scores": self.scores.tolist(),
             "empty": self.empty.tolist(),
             "negligible": None if self.negligible is None else self.negligible.tolist(),
+            "target_independent": self.target_independent,
             "raw_shape": list(self.raw.shape),
             "map_shape": list(self.maps.shape),
         }

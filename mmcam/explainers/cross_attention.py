@@ -31,6 +31,7 @@ from mmcam.explainers.base import Explainer
 from mmcam.explainers.captioning import CaptionExplanation
 from mmcam.explainers.rows import WordReplicas, move_to, repeat_features, repeat_rows
 from mmcam.explainers.vqa import VQAExplanation
+from mmcam.methods.attention import AttentionStack, patches
 from mmcam.methods.registry import Method
 
 METHOD = "attention_gradcam"
@@ -93,12 +94,12 @@ class CaptionAttentionExplainer(Explainer):
             tap.release()
         positions = torch.arange(tokens.shape[1], device=images.device)
         word_queries = positions[None, :] <= word_index[:, None]  # [B*T, L]: BOS .. word t
-        words_raw = record.function(attention, gradients, word_queries, grid)
+        words_raw = one_layer(record, attention, gradients, word_queries, grid)
         words_raw = words_raw.view(batch, steps, *grid)
         first = attention.view(batch, steps, *attention.shape[1:])[:, 0]  # A is the same for all t
         caption_queries = positions[None, :] < counts[:, None]  # [B, L]
         caption_gradients = gradients.view(batch, steps, *gradients.shape[1:]).sum(dim=1)
-        caption_raw = record.function(first, caption_gradients, caption_queries, grid)
+        caption_raw = one_layer(record, first, caption_gradients, caption_queries, grid)
         size = (int(images.shape[-2]), int(images.shape[-1]))
         labels = [model.words(c) + (["<end>"] if include_end else []) for c in captions]
         words = Explanation.from_raw(words_raw, scores, size, record.id, labels)
@@ -157,12 +158,21 @@ class VQAAttentionExplainer(Explainer):
             attention, gradients = tap.gradients(scores)  # [B*k, H, Tq, Tk]
             tap.release()
         rows = queries.to(images.device).repeat_interleave(top_k, dim=0)
-        raw = record.function(attention, gradients, rows, grid).view(batch, top_k, *grid)
+        raw = one_layer(record, attention, gradients, rows, grid).view(batch, top_k, *grid)
         probabilities = torch.softmax(logits[:, 0].detach(), dim=1).gather(1, best)
         answers = [[model.answers[i] for i in row] for row in best.tolist()]
         size = (int(images.shape[-2]), int(images.shape[-1]))
         maps = Explanation.from_raw(raw, scores, size, record.id, answers)
         return VQAExplanation(answers, probabilities, maps, None)
+
+
+def one_layer(
+    record: Method, attention: Tensor, gradients: Tensor, queries: Tensor, grid: tuple[int, int]
+) -> Tensor:
+    """`record`'s maps `[N, h, w]` from one cross-attention layer read at the text tokens
+    `queries` `[N, Tq]`."""
+    stack = AttentionStack([], queries, queries, cross=[(attention, gradients)])
+    return patches(record.function(stack), grid)
 
 
 def explain_caption_attention(

@@ -73,12 +73,18 @@ class VQAExplanation:
         maps: the answers' maps, `maps` `[B, k, H, W]`, labels the answers.
         counterfactual: the best answer's counterfactual map (what argues against it), when
             asked for; else None.
+        question_relevance: for a single-stream transformer's attention methods, which question
+            tokens each answer used, `[B, k, L]` (0 at padding); None for a model whose question
+            does not share the image's attention (CNNs).
+        question_tokens: each question's L tokens as the tokenizer spells them, or None.
     """
 
     answers: list[list[str]]
     probabilities: Tensor
     maps: Explanation
     counterfactual: Explanation | None
+    question_relevance: Tensor | None = None
+    question_tokens: list[list[str]] | None = None
 
 
 class VQAExplainer(Explainer):

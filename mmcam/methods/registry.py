@@ -19,7 +19,9 @@ Kinds:
 - "perturbation": no gradient, any model; `function(forward, images, target, **kwargs)` sweeps
   perturbed copies. Raw maps `[B, (T,) H, W]` at the input's pixels.
 - "attention": read from a transformer's attention probabilities (and their gradients);
-  `function` maps attention, gradients, the query tokens and the patch grid to `[N, h, w]`.
+  `function(stack)` maps an `attention.AttentionStack` to the relevance of the last layer's keys
+  `[N, Tk]`; the explainer keeps the patches as `[B, (T,) h, w]` raw maps. A method that reads
+  no gradient gives every target the same map and says so (`target_independent`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from mmcam.methods.perturbation import ChunkSize, occlusion
 from mmcam.methods.rise import rise
 
 __all__ = [
+    "ATTENTION",
     "KINDS",
     "METHODS",
     "Method",
@@ -49,6 +52,7 @@ __all__ = [
 
 Kind = Literal["gradient", "rule", "perturbation", "attention"]
 KINDS: tuple[Kind, ...] = ("gradient", "rule", "perturbation", "attention")
+ATTENTION: Kind = "attention"  # the kind, spelled like the raw-attention method: compare by name
 
 # The explainers, by the id each declares (`Explainer.explainer_id`): the CNN caption and VQA
 # explainers (also what the Hugging Face adapters run on patch-token grids), and the
@@ -56,6 +60,9 @@ KINDS: tuple[Kind, ...] = ("gradient", "rule", "perturbation", "attention")
 CNN = frozenset({"captions", "vqa"})
 PATCH_TOKENS = frozenset({"hf_captions", "hf_vqa"})
 CROSS_ATTENTION = frozenset({"cross_attention"})
+# The explainers of a whole attention stack (every layer's attention and gradients): an
+# encoder-decoder captioner (BLIP) and a single-stream VQA model (ViLT).
+ATTENTION_STACK = frozenset({"attention_captions", "attention_vqa"})
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class Method:
     linear: bool = True  # gradient methods: the map of a sum of scores is the sum of the maps
     sanity: bool | None = None  # passed the sanity checks (README); None: not checked
     evidence: bool = True  # the map shows evidence for the target (counterfactual: against it)
+    target_independent: bool = False  # the same map for every target (rollout: no gradient)
     aliases: tuple[str, ...] = ()  # former ids, still accepted with a DeprecationWarning
     summary: str = ""
 
@@ -231,9 +239,16 @@ for _record in (
            options=OcclusionOptions, sanity=True, summary="score drop under a sliding patch"),
     Method("rise", "RISE", "perturbation", rise, CNN | PATCH_TOKENS, options=RiseOptions,
            summary="score-weighted random masks"),
+    Method("attention", "Raw attention", "attention", attention.raw_attention, ATTENTION_STACK,
+           summary="the last layer's head-averaged attention at the target's row"),
+    Method("rollout", "Attention rollout", "attention", attention.rollout, ATTENTION_STACK,
+           target_independent=True,
+           summary="residual-augmented attention multiplied through the layers (any target)"),
     Method("attention_gradcam", "Attention Grad-CAM", "attention", attention.attention_gradcam,
-           CROSS_ATTENTION, aliases=("cross-attention",),
-           summary="gradient-weighted cross-attention to the patches"),
+           CROSS_ATTENTION | ATTENTION_STACK, aliases=("cross-attention",),
+           summary="gradient-weighted attention to the patches at one layer"),
+    Method("relevance", "Relevance", "attention", attention.relevance, ATTENTION_STACK,
+           summary="gradient-weighted attention accumulated through the layers (Chefer 2021)"),
 ):  # fmt: skip
     register(_record)
 del _record

@@ -154,14 +154,14 @@ class VQAImages(HFAdapter):
     ) -> VQAExplanation:
         """The top-k answers and their maps in the original image's pixels.
 
-        `method`: gradcam, gradcam++, counterfactual, hirescam (on `layer`), or attention_gradcam
-        (BLIP).
+        `method`: a gradient or perturbation method (on `layer`), or an attention method
+        (`_attention`: BLIP's cross-attention, ViLT's whole attention stack).
         """
         processed = self.preprocess(image)
         images = processed.pixel_values
         record = registry.get(method)
-        if record.kind == "attention":
-            result = self._cross_attention(images, question, top_k, record.id)
+        if record.kind == registry.ATTENTION:
+            result = self._attention(images, question, top_k, record.id)
         else:
             explainer = PatchTokenVQAExplainer(self, self.layer, to_grid=self.to_grid)
             result = explainer.explain(
@@ -169,9 +169,7 @@ class VQAImages(HFAdapter):
             )
         return vqa_in_original_pixels(result, processed)
 
-    def _cross_attention(
-        self, images: Tensor, question: str, top_k: int, method: str
-    ) -> VQAExplanation:
+    def _attention(self, images: Tensor, question: str, top_k: int, method: str) -> VQAExplanation:
         raise NotImplementedError
 
 
@@ -189,6 +187,7 @@ class BlipLayers(HFAdapter):
         index = layer_index(layer, vision.num_hidden_layers, "vision layer")
         self.layer = f"model.vision_model.encoder.layers.{index}"
         index = layer_index(attention_layer, text.num_hidden_layers, "text layer")
+        self.attention_index = index
         self.attention_layer = (
             f"model.{text_encoder}.encoder.layer.{index}.crossattention.self.dropout"
         )

@@ -9,8 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from mmcam.core.targets import token_logprobs
+from mmcam.explainers.attention_stack import AttentionLayout, CaptionStackExplainer
 from mmcam.explainers.captioning import CaptionExplainer, CaptionExplanation
-from mmcam.explainers.cross_attention import CaptionAttentionExplainer, VQAAttentionExplainer
+from mmcam.explainers.cross_attention import VQAAttentionExplainer
 from mmcam.explainers.hf.adapters import (
     BlipLayers,
     PatchTokenCaptionExplainer,
@@ -27,8 +28,9 @@ class BlipCaptioner(BlipLayers):
     """`BlipForConditionalGeneration` as a `CaptionModel`.
 
     `layer` is the explained vision layer (its index among `vision_model.encoder.layers`, last
-    by default); `attention_layer` the text decoder layer whose cross-attention the
-    "attention_gradcam" method reads. Captions are token ids without BOS ([DEC]) and EOS ([SEP]).
+    by default); `attention_layer` the text decoder layer whose cross-attention the one-layer
+    attention methods read (raw attention, attention_gradcam). Captions are token ids without
+    BOS ([DEC]) and EOS ([SEP]).
     """
 
     def __init__(
@@ -75,6 +77,23 @@ class BlipCaptioner(BlipLayers):
             captions.append(words[:max_length])
         return captions
 
+    def attention_layout(self) -> AttentionLayout:
+        """Where the attention probabilities pass (eager attention's dropouts): the vision
+        encoder's self-attention, then each decoder layer's self- and cross-attention; the vision
+        embeddings start the explained stack."""
+        vision = self.model.config.vision_config.num_hidden_layers
+        text = self.model.config.text_config.num_hidden_layers
+        decoder = "model.text_decoder.bert.encoder.layer"
+        return AttentionLayout(
+            entry="model.vision_model.embeddings",
+            image=tuple(
+                f"model.vision_model.encoder.layers.{i}.self_attn.dropout" for i in range(vision)
+            ),
+            text=tuple(f"{decoder}.{i}.attention.self.dropout" for i in range(text)),
+            cross=tuple(f"{decoder}.{i}.crossattention.self.dropout" for i in range(text)),
+            layer=self.attention_index,
+        )
+
     def caption_ids(self, caption: str) -> list[int]:
         """A caption's text as token ids, without special tokens."""
         return self.tokenizer(caption, add_special_tokens=False)["input_ids"]
@@ -90,20 +109,20 @@ class BlipCaptioner(BlipLayers):
     ) -> CaptionExplanation:
         """Maps of each word of `caption` (generated when None) in the original image's pixels.
 
-        `method`: gradcam, gradcam++, counterfactual, hirescam (on `layer`), or attention_gradcam
-        (on `attention_layer`).
+        `method`: a gradient or perturbation method (on `layer`), or an attention method (every
+        layer's attention, `attention_layout`; the one-layer methods read `attention_layer`).
         """
         processed = self.preprocess(image)
         images = processed.pixel_values
         captions = None if caption is None else [self.caption_ids(caption)]
         record = registry.get(method)
-        if record.kind == "attention":
+        if record.kind == registry.ATTENTION:
             if captions is None:
                 captions = CaptionExplainer(self, self.layer).generate(
                     images, max_length, beam_size
                 )
-            attention = CaptionAttentionExplainer(self, self.attention_layer, self.grid)
-            result = attention.explain(images, captions, method=record.id)
+            stack = CaptionStackExplainer(self, self.attention_layout(), self.to_grid)
+            result = stack.explain(images, captions, method=record.id)
         else:
             explainer = PatchTokenCaptionExplainer(self, self.layer, to_grid=self.to_grid)
             result = explainer.explain(
@@ -120,7 +139,8 @@ class BlipVQA(BlipLayers, VQAImages):
     BLIP writes its answer with a text decoder, so the "logit" of each of `answers` is the
     decoder's log-probability of that answer's tokens (then SEP); `layer` is the explained
     vision layer, `attention_layer` the question encoder layer whose cross-attention to the
-    image the "attention_gradcam" method reads.
+    image the "attention_gradcam" method reads (the other attention methods are not offered for
+    BLIP VQA: its answer passes a question encoder and an answer decoder).
     """
 
     def __init__(
@@ -178,9 +198,7 @@ class BlipVQA(BlipLayers, VQAImages):
         ).logits
         return token_logprobs(logits, answer_ids, lengths).sum(dim=1).view(rows, count)
 
-    def _cross_attention(
-        self, images: Tensor, question: str, top_k: int, method: str
-    ) -> VQAExplanation:
+    def _attention(self, images: Tensor, question: str, top_k: int, method: str) -> VQAExplanation:
         explainer = VQAAttentionExplainer(self, self.attention_layer, self.grid)
         queries = self.question_tokens([question])
         return explainer.explain(images, [question], queries, top_k=top_k, method=method)

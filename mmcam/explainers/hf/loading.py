@@ -8,12 +8,16 @@ takes a PIL image and text and returns maps in the original image's pixels::
 
     captioner = load_hf_captioner("Salesforce/blip-image-captioning-base")
     result = captioner.explain_image(Image.open("cat.jpg"))          # Grad-CAM per word
-    result = captioner.explain_image(image, method="attention_gradcam")  # ALBEF/BLIP method
+    result = captioner.explain_image(image, method="relevance")  # Chefer et al. 2021
 
-Two methods. Grad-CAM on a vision layer: its patch tokens (class token dropped) reshaped to the
-patch grid, whose shape comes from the config (BLIP) or the padded input (ViLT). And the
-gradient-weighted cross-attention of a text layer (`mmcam.explainers.cross_attention`), for
-models whose text attends to image patches (BLIP; ViLT is single-stream and has none).
+Two families of methods. The gradient and perturbation methods on a vision layer: its patch
+tokens (class token dropped) reshaped to the patch grid, whose shape comes from the config
+(BLIP) or the padded input (ViLT). And the attention methods (raw attention, rollout,
+gradient-weighted attention, relevance) over every attention layer
+(`mmcam.explainers.attention_stack`, eager attention): BLIP captioning's vision encoder and
+decoder, ViLT's single stream (whose answers also get their question tokens' relevance); BLIP
+VQA offers gradient-weighted cross-attention of one question-encoder layer
+(`mmcam.explainers.cross_attention`).
 
 Targets. BLIP captioning: the caption's summed log-probability and each word's. ViLT VQA: the
 classifier's answer logit (answers from `config.id2label`). BLIP VQA generates its answer with a

@@ -8,13 +8,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mmcam.explainers.attention_stack import AttentionLayout, VQAStackExplainer
 from mmcam.explainers.hf.adapters import (
     PatchGrid,
     VQAImages,
     layer_index,
 )
 from mmcam.explainers.vqa import VQAExplanation
-from mmcam.methods import registry
 
 __all__ = ["ViltVQA"]
 
@@ -44,7 +44,6 @@ class ViltVQA(VQAImages):
             )
         self.layer = f"model.vilt.encoder.layer.{index}"
         self._patches = PatchGrid(0, 0)  # the layout of the latest forward pass
-        self.attention_layer = None  # single-stream: no cross-attention
 
     def tokenize(self, questions: Sequence[str]) -> dict[str, Tensor]:
         encoded = self.tokenizer(
@@ -105,12 +104,20 @@ class ViltVQA(VQAImages):
         image_mask = torch.cat([token_mask[:, :1], cells], dim=1)
         return image_embeds, image_mask
 
-    def _cross_attention(
-        self, images: Tensor, question: str, top_k: int, method: str
-    ) -> VQAExplanation:
-        raise ValueError(
-            "ViLT has no cross-attention (text and image share one encoder); use one of "
-            f"{', '.join(registry.ids(explainer='hf_vqa'))}"
+    def _attention(self, images: Tensor, question: str, top_k: int, method: str) -> VQAExplanation:
+        explainer = VQAStackExplainer(self, self.attention_layout(), self.to_grid)
+        return explainer.explain(images, [question], top_k=top_k, method=method)
+
+    def attention_layout(self) -> AttentionLayout:
+        """Where the attention probabilities pass (eager attention's dropouts): the one encoder
+        over the question tokens, the image class token and the patches; the embeddings start
+        the explained stack, and answers are read at the first token (the pooler's)."""
+        count = self.model.config.num_hidden_layers
+        return AttentionLayout(
+            entry="model.vilt.embeddings",
+            text=tuple(
+                f"model.vilt.encoder.layer.{i}.attention.attention.dropout" for i in range(count)
+            ),
         )
 
     def to_grid(self, tokens: Tensor) -> Tensor:

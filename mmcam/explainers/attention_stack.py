@@ -1,0 +1,280 @@
+"""Explainers that read every attention layer of a transformer: raw attention, rollout,
+gradient-weighted attention and relevance (`mmcam.methods.attention`) for an encoder-decoder
+captioner (BLIP: vision encoder, causal text decoder with cross-attention) and a single-stream
+VQA model (ViLT: question tokens, image class token and patches in one encoder).
+
+An `AttentionLayout` names where the attention probabilities pass (the modules that receive
+them: eager attention's dropout, an identity in eval mode) and the module whose output starts
+the explained stack (`entry`). The entry's output is replicated once per target (each word of
+a caption, each top answer) and cut from what is below it, so one forward and one backward pass
+give every target's gradients at every layer; the whole caption's gradients are the sum of its
+words' (the replicas' attention is the same). Hooks are removed and the model's state restored
+on every exit (the base's guard and `AttentionTaps`). Attention computed by a fused kernel
+(`attn_implementation="sdpa"`) never passes those modules: that is refused, naming the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mmcam.core.explanation import Explanation
+from mmcam.core.protocols import CaptionModel, VQAModel
+from mmcam.core.tap import Grid, Tap, find_layer
+from mmcam.explainers.base import Explainer
+from mmcam.explainers.captioning import CaptionExplanation
+from mmcam.explainers.cross_attention import CaptionAttentionExplainer
+from mmcam.explainers.rows import WordReplicas, move_to, repeat_rows
+from mmcam.explainers.vqa import VQAExplanation
+from mmcam.methods.attention import AttentionStack, Layer
+from mmcam.methods.registry import Method
+
+__all__ = ["AttentionLayout", "CaptionStackExplainer", "VQAStackExplainer"]
+
+
+@dataclass(frozen=True)
+class AttentionLayout:
+    """Dotted names of the modules that receive a transformer's attention probabilities
+    `[N, H, Tq, Tk]`, each list from the input up: the text stream's self-attention (a single
+    stream: its one encoder), its cross-attention to the image (one per text layer, or none), an
+    image encoder's self-attention (or none); `entry`, the module whose output starts the stack;
+    `layer`, the text layer the one-layer methods read; `read_at`, the token a single stream's
+    answer is read from (ViLT's pooler: the first)."""
+
+    entry: str
+    text: tuple[str, ...]
+    cross: tuple[str, ...] = ()
+    image: tuple[str, ...] = ()
+    layer: int = -1
+    read_at: int = 0
+
+    def modules(self) -> list[str]:
+        """The tapped modules, the entry first (it cuts the graph)."""
+        return [self.entry, *self.image, *self.text, *self.cross]
+
+    def split(self, layers: Sequence[Layer]) -> dict[str, list[Layer]]:
+        """The recorded (A, dY/dA) of `modules()[1:]` as AttentionStack's keyword arguments."""
+        image, text = len(self.image), len(self.text)
+        return {
+            "image": list(layers[:image]),
+            "text": list(layers[image : image + text]),
+            "cross": list(layers[image + text :]),
+        }
+
+
+class AttentionTaps:
+    """`layout.entry` tapped as `Tap` does (cut, replicated `replicas` times) and every attention
+    module's output recorded as it passes. Attention that does not depend on the entry (a text
+    decoder's first self-attention) becomes a leaf of its own, so its gradient is read too. The
+    hooks are removed on every exit."""
+
+    def __init__(self, model: nn.Module, layout: AttentionLayout, replicas: int) -> None:
+        self.entry = Tap(model, layout.entry, replicas=replicas)
+        self.modules = [find_layer(model, name) for name in layout.modules()[1:]]
+        self.recorded: dict[str, Tensor] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def __enter__(self) -> AttentionTaps:
+        self.recorded = {}
+        self.entry.__enter__()
+        try:
+            for name, module in self.modules:
+                self._handles.append(module.register_forward_hook(self._recorder(name)))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self.entry.__exit__(*exc_info)
+
+    def _recorder(self, name: str) -> Any:
+        def record(module: nn.Module, inputs: Any, output: Tensor) -> Tensor:
+            if name in self.recorded:
+                raise RuntimeError(f"attention module {name!r} ran twice in one forward pass")
+            if not torch.is_grad_enabled():
+                raise RuntimeError(
+                    f"attention module {name!r} ran before {self.entry.name!r}, which starts the "
+                    "explained stack: name an entry below every attention layer"
+                )
+            if not output.requires_grad:
+                output = output.detach().requires_grad_(True)
+            self.recorded[name] = output
+            return output.clone()  # a copy goes on: in-place operations after it stay legal
+
+        return record
+
+    def gradients(self, scores: Tensor) -> list[Layer]:
+        """Every attention layer's A and dY/dA (detached), in the layout's order, from one
+        backward pass."""
+        self.entry.check_scores(scores)
+        for name, _ in self.modules:
+            if name not in self.recorded:
+                raise RuntimeError(
+                    f"no attention probabilities passed {name!r}: the model computes attention "
+                    "in a fused kernel; load it with attn_implementation='eager'"
+                )
+        inputs = [self.recorded[name] for name, _ in self.modules]
+        grads = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
+        return [
+            (a.detach(), g if g is not None else torch.zeros_like(a))
+            for a, g in zip(inputs, grads, strict=True)
+        ]
+
+    def release(self) -> None:
+        self.recorded = {}
+        self.entry.release()
+
+
+def key_grid(to_grid: Grid, keys: Tensor) -> Tensor:
+    """Key relevance `[N, Tk]` as patch maps `[N, h, w]` (the last h*w keys, through the
+    adapter's `to_grid`, which zeroes padding patches)."""
+    return to_grid(keys[..., None])[:, 0]
+
+
+class CaptionStackExplainer(CaptionAttentionExplainer):
+    """Every word's and the whole caption's map by an attention method, for an encoder-decoder
+    captioner. Word t is read at the position that predicts it (`rows`), from the text tokens
+    BOS .. t (`context`); the caption at the positions of all its words."""
+
+    explainer_id = "attention_captions"
+
+    def __init__(
+        self,
+        model: CaptionModel,
+        layout: AttentionLayout,
+        to_grid: Grid,
+        *,
+        include_end: bool = False,
+    ) -> None:
+        # the parent's one layer and grid go unused: the layout names every layer, to_grid the grid
+        super().__init__(model, layout.entry, (0, 0), include_end=include_end)
+        self.layout, self.to_grid = layout, to_grid
+
+    def explain(
+        self, images: Tensor, captions: Sequence[Sequence[int]], *, method: str = "relevance"
+    ) -> CaptionExplanation:
+        """The maps of `captions` (token ids, one per image) by attention method `method`."""
+        return super().explain(images, captions, method=method)
+
+    def by_attention(
+        self, record: Method, images: Tensor, captions: Sequence[Sequence[int]]
+    ) -> CaptionExplanation:
+        model, layout = self.model, self.layout
+        replicas = WordReplicas.of(model, captions, self.include_end, images.device)
+        batch, steps, counts = replicas.batch, replicas.steps, replicas.counts
+        with self.guard(images.device):
+            with AttentionTaps(model, layout, steps) as taps:
+                features = model.encode(images)  # [B*T, ...]: the entry's output replicated
+                logits = model.decode_logits(features, replicas.replica_tokens, replicas.lengths)
+            scores = replicas.scores(logits)  # [B, T]
+            layers = layout.split(taps.gradients(scores))
+            taps.release()
+        positions = torch.arange(replicas.tokens.shape[1], device=images.device)[None]
+        index = replicas.word_index[:, None]
+        words = AttentionStack(
+            rows=positions == index, context=positions <= index, layer=layout.layer, **layers
+        )
+        caption_rows = positions < counts[:, None]
+        whole = {  # one replica's attention, the sum of its words' gradients
+            key: [(first_replica(a, steps), summed_replicas(g, steps)) for a, g in value]
+            for key, value in layers.items()
+        }
+        caption = AttentionStack(
+            rows=caption_rows, context=caption_rows, layer=layout.layer, **whole
+        )
+        words_raw = key_grid(self.to_grid, record.function(words))
+        words_raw = words_raw * replicas.valid.view(-1, 1, 1)  # past a caption's end: no word
+        caption_raw = key_grid(self.to_grid, record.function(caption))
+        size = (int(images.shape[-2]), int(images.shape[-1]))
+        labels = [model.words(c) + (["<end>"] if self.include_end else []) for c in captions]
+        word_maps = Explanation.from_raw(
+            words_raw.view(batch, steps, *words_raw.shape[-2:]), scores, size, record.id, labels
+        )
+        caption_maps = Explanation.from_raw(
+            caption_raw, scores.sum(dim=1), size, record.id, [" ".join(w) for w in labels]
+        )
+        for maps in (word_maps, caption_maps):
+            maps.target_independent = record.target_independent
+        texts = [" ".join(model.words(c)) for c in captions]
+        return CaptionExplanation([list(c) for c in captions], texts, word_maps, caption_maps)
+
+
+def first_replica(tensor: Tensor, steps: int) -> Tensor:
+    return tensor.view(-1, steps, *tensor.shape[1:])[:, 0]
+
+
+def summed_replicas(tensor: Tensor, steps: int) -> Tensor:
+    return tensor.view(-1, steps, *tensor.shape[1:]).sum(dim=1)
+
+
+class VQAStackExplainer(Explainer):
+    """The top-k answers' maps by an attention method, for a single-stream VQA model whose
+    encoder runs the question tokens (first) with the image tokens (last: the class token, then
+    the patches); each answer is read at `layout.read_at`, and its question tokens' relevance is
+    returned beside the map. `model.tokenize` must give `input_ids` and `attention_mask`."""
+
+    explainer_id = "attention_vqa"
+
+    def __init__(self, model: VQAModel, layout: AttentionLayout, to_grid: Grid) -> None:
+        if not isinstance(model, VQAModel):
+            raise TypeError(f"{type(model).__name__} lacks part of the VQAModel protocol")
+        self.model, self.layout, self.to_grid = model, layout, to_grid
+
+    def explain(
+        self, images: Tensor, questions: Sequence[str], *, top_k: int = 3, method: str = "relevance"
+    ) -> VQAExplanation:
+        """The top-k answers, their maps and their question tokens' relevance by `method`."""
+        record = self.method(method)
+        if len(questions) != images.shape[0]:
+            raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")
+        return self.dispatch(record, images, questions, top_k)
+
+    def by_attention(
+        self, record: Method, images: Tensor, questions: Sequence[str], top_k: int
+    ) -> VQAExplanation:
+        model, layout = self.model, self.layout
+        top_k = min(top_k, len(model.answers))
+        batch = images.shape[0]
+        tokens: Any = move_to(model.tokenize(list(questions)), images.device)
+        if not isinstance(tokens, Mapping) or "attention_mask" not in tokens:
+            raise TypeError(
+                f"{type(model).__name__}.tokenize must return a mapping with input_ids and "
+                "attention_mask: the question tokens share the attention with the image"
+            )
+        with self.guard(images.device):
+            with AttentionTaps(model, layout, top_k) as taps:
+                logits = model(images, repeat_rows(tokens, top_k))  # [B*k, A]
+            logits = logits.view(batch, top_k, -1)
+            best = logits[:, 0].detach().topk(top_k, dim=1).indices  # [B, k]
+            scores = logits.gather(2, best[..., None]).squeeze(2)  # replica j: answer j
+            layers = layout.split(taps.gradients(scores))
+            taps.release()
+        mask = tokens["attention_mask"].bool().repeat_interleave(top_k, dim=0)  # [B*k, L]
+        length, total = mask.shape[1], layers["text"][0][0].shape[-1]
+        rows = torch.zeros(batch * top_k, total, dtype=torch.bool, device=images.device)
+        rows[:, layout.read_at] = True
+        context = torch.zeros_like(rows)
+        context[:, :length] = mask
+        keys = record.function(
+            AttentionStack(rows=rows, context=context, layer=layout.layer, **layers)
+        )
+        raw = key_grid(self.to_grid, keys)
+        question = torch.where(mask, keys[:, :length], 0).view(batch, top_k, length)
+        probabilities = torch.softmax(logits[:, 0].detach(), dim=1).gather(1, best)
+        answers = [[model.answers[i] for i in row] for row in best.tolist()]
+        size = (int(images.shape[-2]), int(images.shape[-1]))
+        maps = Explanation.from_raw(
+            raw.view(batch, top_k, *raw.shape[-2:]), scores, size, record.id, answers
+        )
+        maps.target_independent = record.target_independent
+        spell = getattr(model, "words", None)
+        spelled = [spell(ids) for ids in tokens["input_ids"].tolist()] if spell else None
+        return VQAExplanation(answers, probabilities, maps, None, question, spelled)
