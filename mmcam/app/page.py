@@ -1,25 +1,14 @@
-"""The mmcam demo: caption an image and see where each word came from; ask a question and see
-the evidence for (and against) the answer. A Gradio page over `mmcam.Demo`, which
-does all the work; this file only lays the page out and launches it.
-
-    python demos/app.py                      # http://127.0.0.1:7860, the bundled checkpoints
-    python demos/app.py --port 8000 --host ADDRESS   # opt-in: serve on a network address
-"""
+"""The demo's page: caption an image and see where each word came from; ask a question and see
+the evidence for (and against) the answer. A Gradio page over `mmcam.app.Demo`, which does all
+the work; this module only lays the page out and launches it (`mmcam demo` and
+`python demos/app.py` serve it). Importing it needs the `demo` extra (gradio)."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import socket
 from collections.abc import Callable
-from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-import torch  # noqa: E402
-
-from mmcam.app import (  # noqa: E402
+from mmcam.app import (
     DEFAULT_SAMPLES,
     MAX_IMAGE_SIDE,
     WHOLE_CAPTION,
@@ -29,8 +18,8 @@ from mmcam.app import (  # noqa: E402
     box_text,
     bundled_examples,
 )
-from mmcam.app.inputs import MAX_UPLOAD, MODELS  # noqa: E402
-from mmcam.core.extras import require  # noqa: E402
+from mmcam.app.inputs import MAX_UPLOAD
+from mmcam.core.extras import require
 
 gr = require("gradio", "demo", "The demo")
 
@@ -271,47 +260,3 @@ def launch(
         quiet=not block,
     )
     return url
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: local)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("MMCAM_DEMO_PORT", 7860)))
-    parser.add_argument(
-        "--models",
-        type=Path,
-        default=MODELS,
-        help="folder holding captioner/ and vqa/ checkpoints",
-    )
-    parser.add_argument(
-        "--hf-captioner",
-        metavar="NAME_OR_PATH",
-        help="a BLIP captioning model (Hugging Face hub name or local folder) instead of ours",
-    )
-    parser.add_argument(
-        "--hf-vqa",
-        metavar="NAME_OR_PATH",
-        help="a ViLT or BLIP VQA model (hub name or local folder) instead of ours",
-    )
-    parser.add_argument(
-        "--answers",
-        type=Path,
-        help="JSON list of candidate answers, needed by BLIP VQA (--hf-vqa), which scores a list",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads (the models are small: 1 is fastest)",
-    )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    answers = json.loads(args.answers.read_text()) if args.answers else None
-    demo = Demo.load(
-        args.models, hf_captioner=args.hf_captioner, hf_vqa=args.hf_vqa, hf_answers=answers
-    )
-    launch(build(demo), args.host, args.port)
-
-
-if __name__ == "__main__":
-    main()

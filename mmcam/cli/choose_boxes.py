@@ -7,13 +7,15 @@ both tasks (caption shape words, VQA questions naming a shape), a dataset run ma
 --limit val images; then the map's own box at thresholds 0.10-0.50 and the refined box (map +
 image) at seeds x supports are scored (IoU >= 0.5). Each method gets the candidate with the best
 accuracy averaged over its tasks and layers. The default method is the one of --trusted (the
-methods that pass the sanity checks, `scripts/sanity_check.py`) whose default boxes are the most
+methods that pass the sanity checks, `mmcam sanity`) whose default boxes are the most
 accurate, averaged over the tasks, each task's model read at its best layer:
 
-    python scripts/make_shapes.py --out data/shapes --train 0 --val 500
-    python scripts/choose_boxes.py --limit 50
+    mmcam make-shapes --out data/shapes --train 0 --val 500
+    mmcam choose-boxes --limit 50
 
-Ends with one JSON line of the figures.
+Writes the table to --table (default: the bundled box_settings.json) and each method's dataset
+runs to OUT/<task>/<method>@<layer>/; ends with one JSON line of the figures.
+`python scripts/choose_boxes.py` takes the same flags.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 from mmcam.boxes.settings import BOX_SETTINGS
+from mmcam.cli.options import add_limit, add_out, add_root, add_split, add_workers
 from mmcam.methods import registry
 from mmcam.runs.inputs import read_split
 from mmcam.runs.options import RunOptions
@@ -38,15 +41,19 @@ FUSION = "encoder.stem,encoder.body,encoder.features"  # LayerCAM's fusion of ev
 TRUSTED = tuple(m.id for m in registry.methods(kind="gradient") if m.sanity)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command's flags; `prog` names it in the usage line (default: the script's name)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--root", default="data/shapes", help="dataset root (default: %(default)s)")
-    parser.add_argument("--split", default="val", help="the split to choose on (default: val)")
-    parser.add_argument("--limit", type=int, default=50, help="first N images (default: 50)")
-    parser.add_argument("--out", default="out/choose_boxes", help="runs go here")
-    parser.add_argument("--table", default=str(BOX_SETTINGS), help="where the table is written")
+    add_root(parser)
+    add_split(parser, help="the split to choose on (default: %(default)s)")
+    add_limit(parser, default=50)
+    add_out(parser, "out/choose_boxes", "the dataset runs, OUT/<task>/<method>@<layer>/")
+    parser.add_argument(
+        "--table", default=str(BOX_SETTINGS),
+        help="where the table (box_settings.json) is written (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--perturbation-limit",
         type=int,
@@ -54,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="first N images for occlusion and RISE, a forward pass per perturbed copy "
         "(default: %(default)s)",
     )
-    parser.add_argument("--workers", type=int, default=2, help="image-reading processes")
+    add_workers(parser)
     parser.add_argument(
         "--trusted",
         nargs="+",
@@ -62,7 +69,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="the methods the default may be: those whose maps pass the sanity checks "
         "(default: %(default)s)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
+    """Choose the settings on `argv`'s split, write the table; the JSON line it printed."""
+    args = build_parser(prog).parse_args(argv)
     start = time.perf_counter()
     data = read_split(args.root, args.split, args.limit)
     few = read_split(args.root, args.split, min(args.perturbation_limit, args.limit))
@@ -143,7 +155,3 @@ def main(argv: list[str] | None = None) -> dict:
             "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
     print(json.dumps(line))
     return line
-
-
-if __name__ == "__main__":
-    main()

@@ -8,10 +8,12 @@ and reports for the map's own box and for the refined box (map + image) the loca
 accuracy (IoU >= 0.5), CorLoc and AP50 (pycocotools). The perturbation methods cost a forward
 pass per perturbed copy, so they run on the first --perturbation-limit images only:
 
-    python scripts/make_shapes.py --out data/shapes --train 0 --val 500 --test 500
-    python scripts/compare_boxes.py --split test
+    mmcam make-shapes --out data/shapes --train 0 --val 500 --test 500
+    mmcam compare-boxes --split test
 
-Prints a Markdown table per task and ends with one JSON line of the figures.
+Writes each method's dataset run (boxes_results.json, metrics.json, report.txt, ...) to
+OUT/<task>/<method>@<layer>/, prints a Markdown table per task and ends with one JSON line of
+the figures. `python scripts/compare_boxes.py` takes the same flags.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from pathlib import Path
 
 from mmcam.boxes.settings import box_settings, default_method
+from mmcam.cli.options import add_limit, add_out, add_root, add_split, add_workers
 from mmcam.methods import registry
 from mmcam.runs.inputs import read_split
 from mmcam.runs.options import RunOptions
@@ -35,13 +38,14 @@ FIGURES = (
 )  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command's flags; `prog` names it in the usage line (default: the script's name)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--root", default="data/shapes", help="dataset root (default: %(default)s)")
-    parser.add_argument("--split", default="test", help="the split (default: %(default)s)")
-    parser.add_argument("--limit", type=int, help="first N images (default: all)")
+    add_root(parser)
+    add_split(parser, default="test", help="the split (default: %(default)s)")
+    add_limit(parser)
     parser.add_argument(
         "--perturbation-limit",
         type=int,
@@ -53,9 +57,14 @@ def main(argv: list[str] | None = None) -> dict:
         default="encoder.stem,encoder.body,encoder.features",
         help="layers whose LayerCAM maps are fused (default: the bundled models' conv stages)",
     )
-    parser.add_argument("--out", default="out/compare_boxes", help="runs go here")
-    parser.add_argument("--workers", type=int, default=2, help="image-reading processes")
-    args = parser.parse_args(argv)
+    add_out(parser, "out/compare_boxes", "the dataset runs, OUT/<task>/<method>@<layer>/")
+    add_workers(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
+    """Run and score every method on `argv`'s split; the JSON line it printed."""
+    args = build_parser(prog).parse_args(argv)
     start = time.perf_counter()
     default = default_method()
     perturbation_limit = min(args.perturbation_limit, args.limit or args.perturbation_limit)
@@ -114,7 +123,3 @@ def _table(rows: list[dict]) -> str:
             f"{number_text(row['pointing'])} | {own} | {refined} |"
         )
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    main()

@@ -6,37 +6,34 @@ results), and with an instances file the pointing game and localisation accuracy
 category; metrics.json and report.txt; with --save-figures, overlays with boxes. Resumable
 (run the same command again after an interruption) and shardable:
 
-    python scripts/explain_captions.py                       # shapes val split, bundled model
-    python scripts/explain_captions.py --root /data/coco --split val --out out/coco_captions
-    torchrun --nproc_per_node=4 scripts/explain_captions.py --root /data/coco --split val
+    mmcam explain-captions                       # shapes val split, bundled model
+    mmcam explain-captions --root /data/coco --split val --out out/coco_captions
+    torchrun --nproc_per_node=4 -m mmcam.cli explain-captions --root /data/coco --split val
 
-Ends with one JSON line of the headline figures.
+Ends with one JSON line of the headline figures. `python scripts/explain_captions.py` takes the
+same flags.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from mmcam.data.annotations import split_paths
-from mmcam.runs.captions import explain_captions
-from mmcam.runs.command_line import (
+from mmcam.cli.dataset_options import (
     add_dataset_arguments,
     add_model_arguments,
     add_run_arguments,
-    chosen_method,
-    optional_file,
-    options_from_arguments,
-    print_run,
-    run_command,
 )
+from mmcam.data.annotations import split_paths
+from mmcam.runs.captions import explain_captions
+from mmcam.runs.command_line import chosen_method, optional_file, options_from_arguments, print_run
 from mmcam.runs.inputs import read_caption_data
 from mmcam.runs.models import load_run_captioner, run_device
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command's flags; `prog` names it in the usage line (default: the script's name)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     data = add_dataset_arguments(
         parser,
@@ -55,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: models/captioner)",
         hf="a BLIP captioner",
         out="out/explain_captions",
+        writes="captions_results.json, boxes_results.json, maps.npz, metrics.json, report.txt",
     )
     model.add_argument(
         "--max-length", type=int, default=20, help="longest caption in words (default: 20)"
@@ -64,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> dict | None:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> dict | None:
+    """Run the command on `argv`; the JSON line it printed (None on torchrun ranks but 0)."""
+    args = build_parser(prog).parse_args(argv)
     paths = split_paths(args.root, args.split)
     data = read_caption_data(
         args.captions or paths["captions"],
@@ -79,7 +78,3 @@ def main(argv: list[str] | None = None) -> dict | None:
     model = chosen_method(args, model)
     result = explain_captions(model, data, args.out, options_from_arguments(args))
     return print_run(result, args.out)
-
-
-if __name__ == "__main__":
-    sys.exit(run_command(main))

@@ -8,38 +8,35 @@ of the answer maps of questions that name a category; metrics.json and report.tx
 --save-figures, overlays with boxes. Resumable (run the same command again after an
 interruption) and shardable:
 
-    python scripts/explain_vqa.py                            # shapes val split, bundled model
-    python scripts/explain_vqa.py --root /data/coco --split val --hf dandelin/vilt-b32-finetuned-vqa
-    torchrun --nproc_per_node=4 scripts/explain_vqa.py --root /data/coco --split val
+    mmcam explain-vqa                            # shapes val split, bundled model
+    mmcam explain-vqa --root /data/coco --split val --hf dandelin/vilt-b32-finetuned-vqa
+    torchrun --nproc_per_node=4 -m mmcam.cli explain-vqa --root /data/coco --split val
 
-Ends with one JSON line of the headline figures.
+Ends with one JSON line of the headline figures. `python scripts/explain_vqa.py` takes the
+same flags.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from mmcam.data.annotations import split_paths
-from mmcam.data.files import read_json
-from mmcam.runs.command_line import (
+from mmcam.cli.dataset_options import (
     add_dataset_arguments,
     add_model_arguments,
     add_run_arguments,
-    chosen_method,
-    optional_file,
-    options_from_arguments,
-    print_run,
-    run_command,
 )
+from mmcam.data.annotations import split_paths
+from mmcam.data.files import read_json
+from mmcam.runs.command_line import chosen_method, optional_file, options_from_arguments, print_run
 from mmcam.runs.inputs import read_vqa_data
 from mmcam.runs.models import load_run_vqa, run_device
 from mmcam.runs.vqa import explain_vqa
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command's flags; `prog` names it in the usage line (default: the script's name)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     data = add_dataset_arguments(
         parser,
@@ -65,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: models/vqa)",
         hf="a ViLT or BLIP VQA model",
         out="out/explain_vqa",
+        writes="vqa_results.json, boxes_results.json, maps.npz, metrics.json, report.txt",
     )
     model.add_argument(
         "--answers",
@@ -77,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> dict | None:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> dict | None:
+    """Run the command on `argv`; the JSON line it printed (None on torchrun ranks but 0)."""
+    args = build_parser(prog).parse_args(argv)
     paths = split_paths(args.root, args.split)
     data = read_vqa_data(
         args.questions or paths["questions"],
@@ -96,7 +95,3 @@ def main(argv: list[str] | None = None) -> dict | None:
     model = chosen_method(args, model)
     result = explain_vqa(model, data, args.out, options_from_arguments(args))
     return print_run(result, args.out)
-
-
-if __name__ == "__main__":
-    sys.exit(run_command(main))

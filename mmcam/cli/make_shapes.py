@@ -1,6 +1,11 @@
 """Write the synthetic shapes dataset in the official COCO 2014 / VQA v2 files and layout.
 
-python scripts/make_shapes.py --out data/shapes --train 8000 --val 500 --test 500 --seed 0
+    mmcam make-shapes --out data/shapes --train 8000 --val 500 --test 500 --seed 0
+
+Writes to --out, per split: SPLIT2014/ (the PNG scenes), annotations/captions_SPLIT2014.json and
+annotations/instances_SPLIT2014.json (COCO), v2_OpenEnded_mscoco_SPLIT2014_questions.json and
+v2_mscoco_SPLIT2014_annotations.json (VQA v2); with --samples, the sample scenes and
+samples.json. `python scripts/make_shapes.py` takes the same flags.
 
 Three splits: train (fit the models), val (choose checkpoints, methods, layers, thresholds,
 blur), test (report). Scene i of a split depends only on (seed, split, i), so adding a split
@@ -13,16 +18,16 @@ import argparse
 import json
 import time
 
+from mmcam.cli.options import add_out
 from mmcam.data.shapes import write_samples, write_shapes
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command's flags; `prog` names it in the usage line (default: the script's name)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument(
-        "--out", default="data/shapes", help="dataset root to write (default: %(default)s)"
-    )
+    add_out(parser, "data/shapes", "the dataset root (COCO 2014 / VQA v2 files and images)")
     parser.add_argument(
         "--train", type=int, default=8000, help="train2014 images (default: %(default)s)"
     )
@@ -40,7 +45,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="also write 4 held-out sample scenes (PNG + samples.json) to this folder",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    """Write the splits `argv` asks for and print one JSON line."""
+    args = build_parser(prog).parse_args(argv)
     start = time.perf_counter()
     for split, count in (("train", args.train), ("val", args.val), ("test", args.test)):
         if count:
@@ -64,7 +74,3 @@ def main(argv: list[str] | None = None) -> None:
             }
         )
     )
-
-
-if __name__ == "__main__":
-    main()

@@ -8,7 +8,7 @@ caption and the whole caption, the trained model's top answers of each question)
 with the trained model's maps by Spearman rank correlation (signed and absolute), SSIM and HOG
 similarity. A method whose maps stay alike after randomisation does not show what the model
 learnt. Data randomisation: with --vqa-twin / --captioner-twin (a model trained with
-scripts/train_vqa.py --permute-answers / train_captioner.py --shuffle-captions) the twin's maps
+mmcam train-vqa --permute-answers / mmcam train-captioner --shuffle-captions) the twin's maps
 of the same targets are compared too.
 
 Box measure (when the split has instances; --no-boxes skips it, --boxes-only runs only it,
@@ -18,13 +18,14 @@ the image, from the trained model and from the cascading copies with the top lay
 every layer re-initialised; boxes that stay as accurate with a random model do not depend on
 the model (mmcam.studies.sanity_boxes states the criterion).
 
-    python scripts/sanity_check.py --root data/shapes --split test --limit 100 --boxes-only
+    mmcam sanity --root data/shapes --split test --limit 100 --boxes-only
 
-    python scripts/sanity_check.py --root data/shapes --split val --limit 4
+    mmcam sanity --root data/shapes --split val --limit 4
 
 Writes OUT/metrics.json, OUT/sanity_curves.png and OUT/sanity_<task>_<n>.png, prints a table
 per task and order, and ends with one JSON line holding the mean Spearman correlation per
 method after full cascading randomisation, the twin's, and the time against one plain pass.
+`python scripts/sanity_check.py` takes the same flags.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from pathlib import Path
 import torch
 
 from mmcam.boxes.settings import box_settings, default_method
+from mmcam.cli.options import add_device, add_limit, add_out, add_root, add_split
+from mmcam.core.bundled import bundled_file
 from mmcam.core.model_state import explaining
 from mmcam.data.annotations import split_paths
 from mmcam.data.files import write_json
@@ -73,18 +76,17 @@ from mmcam.studies.sanity_report import (
     similarity_table,
 )
 
-DEFAULT_TWIN = Path(__file__).resolve().parent.parent / "models" / "vqa_random_labels"
+DEFAULT_TWIN = bundled_file("vqa_random_labels")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command's flags; `prog` names it in the usage line (default: the script's name)."""
     p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument(
-        "--root", default="data/shapes", help="COCO / VQA v2 root (default: %(default)s)"
-    )
-    p.add_argument("--split", default="val", help="split (default: val)")
-    p.add_argument("--limit", type=int, default=4, help="first N images (default: %(default)s)")
+    add_root(p)
+    add_split(p)
+    add_limit(p, default=4)
     p.add_argument("--task", choices=["both", *TASKS], default="both")
     p.add_argument("--checkpoint", help="model folder for --task captions or vqa")
     p.add_argument("--hf", metavar="NAME_OR_PATH", help="Hugging Face model for --task")
@@ -109,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the box measure (default boxes from randomised models)")  # fmt: skip
     p.add_argument("--boxes-only", action="store_true",
                    help="only the box measure: no map similarity, twin or figures")  # fmt: skip
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="out/sanity_check", help="output folder (default: %(default)s)")
+    add_device(p)
+    add_out(p, "out/sanity_check", "metrics.json, sanity_curves.png and sanity_<task>_<n>.png")
     return p
 
 
@@ -224,8 +226,9 @@ def _similarity_check(task: Task, loaded, rows, pictures, kept, titles, args, li
     return result, metrics, timing
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
+    """Run the checks `argv` asks for; the JSON line it printed."""
+    args = build_parser(prog).parse_args(argv)
     if (args.checkpoint or args.hf) and args.task == "both":
         raise SystemExit("--checkpoint / --hf name one model: give --task captions or --task vqa")
     if args.boxes_only and args.no_boxes:
@@ -260,7 +263,3 @@ def main(argv: list[str] | None = None) -> dict:
     line["timing"] = timing
     print(json.dumps(line))
     return line
-
-
-if __name__ == "__main__":
-    main()

@@ -7,8 +7,10 @@ epoch's row in history.json also holds the COCO caption metrics (pycocoevalcap: 
 METEOR, ROUGE-L, CIDEr-D); the checkpoint is chosen on val by nltk's BLEU-4 (`nltk_bleu4`),
 as the bundled model's was.
 
-    python scripts/train_captioner.py --data data/shapes             # a new out/captioner-DATE-TIME
-    python scripts/train_captioner.py --data data/shapes --out models/captioner --overwrite
+    mmcam train-captioner --data data/shapes             # a new out/captioner-DATE-TIME
+    mmcam train-captioner --data data/shapes --out models/captioner --overwrite
+
+`python scripts/train_captioner.py` takes the same flags.
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ import argparse
 
 import torch
 
+from mmcam.cli.training_options import training_parser
 from mmcam.data.annotations import read_coco_captions, split_paths
 from mmcam.data.training_sets import CaptionDataset, collate_captions, seed_everything
 from mmcam.data.vocab import Vocabulary
 from mmcam.evaluation.caption_metrics import CocoCaptionScorer
 from mmcam.zoo.captioner import Captioner, CaptionerConfig, save_captioner
-from mmcam.zoo.training import caption_loss, caption_scores, train, training_parser
+from mmcam.zoo.training import caption_loss, caption_scores, train
+
+WRITES = "config.json, vocab.json, model.pt, history.json"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = training_parser(__doc__, "captioner")
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command's flags; `prog` names it in the usage line (default: the script's name)."""
+    p = training_parser(__doc__, "captioner", WRITES, prog)
     p.add_argument(
         "--references",
         type=int,
@@ -53,11 +59,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="data randomisation (Adebayo et al. 2018): give each training image the captions\n"
         "of another (a permutation drawn from SEED); validation keeps the true captions",
     )
-    return p.parse_args(argv)
+    return p
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
+    return build_parser(prog).parse_args(argv)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
+    """Train on `argv`'s data; the summary line it printed."""
+    args = parse_args(argv, prog)
     torch.set_num_threads(args.threads)
     generator = seed_everything(args.seed)
     train_file = split_paths(args.data, "train")["captions"]
@@ -94,7 +105,3 @@ def main(argv: list[str] | None = None) -> dict:
             metric="nltk_bleu4",
             name="captioner",
         )
-
-
-if __name__ == "__main__":
-    main()

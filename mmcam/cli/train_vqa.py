@@ -5,8 +5,10 @@ v2_mscoco_*_annotations.json and the images in <data>/train2014, <data>/val2014;
 (standard VQA accuracy of the best answer) after every epoch and keeps the best checkpoint
 (config.json, vocab.json, answers.json, model.pt) in --out.
 
-    python scripts/train_vqa.py --data data/shapes             # a new out/vqa-DATE-TIME
-    python scripts/train_vqa.py --data data/shapes --out models/vqa --overwrite
+    mmcam train-vqa --data data/shapes             # a new out/vqa-DATE-TIME
+    mmcam train-vqa --data data/shapes --out models/vqa --overwrite
+
+`python scripts/train_vqa.py` takes the same flags.
 """
 
 from __future__ import annotations
@@ -15,15 +17,19 @@ import argparse
 
 import torch
 
+from mmcam.cli.training_options import training_parser
 from mmcam.data.annotations import read_vqa, split_paths
 from mmcam.data.training_sets import VQADataset, collate_vqa, seed_everything, top_answers
 from mmcam.data.vocab import Vocabulary
-from mmcam.zoo.training import train, training_parser, vqa_loss, vqa_scores
+from mmcam.zoo.training import train, vqa_loss, vqa_scores
 from mmcam.zoo.vqa_model import VQAConfig, VQANet, save_vqa_model
 
+WRITES = "config.json, vocab.json, answers.json, model.pt, history.json"
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = training_parser(__doc__, "vqa")
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command's flags; `prog` names it in the usage line (default: the script's name)."""
+    p = training_parser(__doc__, "vqa", WRITES, prog)
     p.add_argument(
         "--answers",
         type=int,
@@ -40,11 +46,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="data randomisation (Adebayo et al. 2018): give each training question the answers\n"
         "of another (a permutation drawn from SEED); validation keeps the true answers",
     )
-    return p.parse_args(argv)
+    return p
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
+    return build_parser(prog).parse_args(argv)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
+    """Train on `argv`'s data; the summary line it printed."""
+    args = parse_args(argv, prog)
     torch.set_num_threads(args.threads)
     generator = seed_everything(args.seed)
     paths = split_paths(args.data, "train")
@@ -84,7 +95,3 @@ def main(argv: list[str] | None = None) -> dict:
         metric="overall",
         name="vqa",
     )
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,12 @@
+"""`mmcam explain-captions` at its former path: same flags, same outputs (`--help` names them).
+The command lives in `mmcam.cli.explain_captions`."""
+
+import sys
+
+from mmcam.cli.explain_captions import build_parser, main
+from mmcam.runs.command_line import run_command
+
+__all__ = ["build_parser", "main"]
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

@@ -1,0 +1,12 @@
+"""`mmcam train-captioner` at its former path: same flags, same outputs (`--help` names them).
+The command lives in `mmcam.cli.train_captioner`."""
+
+import sys
+
+from mmcam.cli.train_captioner import build_parser, main, parse_args
+from mmcam.runs.command_line import run_command
+
+__all__ = ["build_parser", "main", "parse_args"]
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

@@ -1,0 +1,12 @@
+"""`mmcam train-vqa` at its former path: same flags, same outputs (`--help` names them).
+The command lives in `mmcam.cli.train_vqa`."""
+
+import sys
+
+from mmcam.cli.train_vqa import build_parser, main, parse_args
+from mmcam.runs.command_line import run_command
+
+__all__ = ["build_parser", "main", "parse_args"]
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))
