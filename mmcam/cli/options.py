@@ -47,13 +47,13 @@ def add_limit(parser: Any, *, default: int | None = None, what: str = "the first
 
 
 def add_out(
-    parser: Any, default: str | None, writes: str = "outputs", *, shown: str = "%(default)s"
-) -> None:
-    """`--out`: the folder a command writes to; `writes` says what goes there (its help names
-    the files), `shown` how the default reads in the help."""
-    parser.add_argument(
-        "--out", default=default, help=f"output folder for {writes} (default: {shown})"
-    )
+    parser: Any, default: str | None, writes: str = "outputs", *, shown: str = "%(default)s",
+    folder: bool = True,
+) -> None:  # fmt: skip
+    """`--out`: the folder (or with `folder=False` the JSON file) a command writes to; `writes`
+    says what goes there (its help names the files), `shown` how the default reads in the help."""
+    where = "output folder" if folder else "also write a JSON file of"
+    parser.add_argument("--out", default=default, help=f"{where} {writes} (default: {shown})")
 
 
 def add_workers(parser: Any, *, default: int = 2) -> None:
