@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from mmcam.boxes.settings import BOX_SETTINGS
-from mmcam.cli.options import add_limit, add_out, add_root, add_split, add_workers
+from mmcam.cli.options import add_limit, add_out, add_root, add_split, add_workers, command_parser
 from mmcam.methods import registry
 from mmcam.runs.inputs import read_split
 from mmcam.runs.options import RunOptions
@@ -43,9 +43,7 @@ TRUSTED = tuple(m.id for m in registry.methods(kind="gradient") if m.sanity)
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command's flags; `prog` names it in the usage line (default: the script's name)."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__, prog)
     add_root(parser)
     add_split(parser, help="the split to choose on (default: %(default)s)")
     add_limit(parser, default=50)

@@ -20,16 +20,14 @@ import torch
 
 from mmcam.app import Demo
 from mmcam.app.inputs import MODELS
-from mmcam.cli.options import add_threads
+from mmcam.cli.options import add_threads, command_parser
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command's flags; `prog` names it in the usage line (default: the script's name)."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__, prog)
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: local)")
     parser.add_argument(
         "--port",

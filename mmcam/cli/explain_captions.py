@@ -23,6 +23,7 @@ from mmcam.cli.dataset_options import (
     add_model_arguments,
     add_run_arguments,
 )
+from mmcam.cli.options import command_parser
 from mmcam.data.annotations import split_paths
 from mmcam.runs.captions import explain_captions
 from mmcam.runs.command_line import chosen_method, optional_file, options_from_arguments, print_run
@@ -32,9 +33,7 @@ from mmcam.runs.models import load_run_captioner, run_device
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command's flags; `prog` names it in the usage line (default: the script's name)."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__, prog)
     data = add_dataset_arguments(
         parser,
         layout="official COCO 2014 layout",

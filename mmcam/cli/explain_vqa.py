@@ -25,6 +25,7 @@ from mmcam.cli.dataset_options import (
     add_model_arguments,
     add_run_arguments,
 )
+from mmcam.cli.options import command_parser
 from mmcam.data.annotations import split_paths
 from mmcam.data.files import read_json
 from mmcam.runs.command_line import chosen_method, optional_file, options_from_arguments, print_run
@@ -35,9 +36,7 @@ from mmcam.runs.vqa import explain_vqa
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command's flags; `prog` names it in the usage line (default: the script's name)."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser(__doc__, prog)
     data = add_dataset_arguments(
         parser,
         layout="official VQA v2 / COCO 2014 layout",

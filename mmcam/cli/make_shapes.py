@@ -18,15 +18,13 @@ import argparse
 import json
 import time
 
-from mmcam.cli.options import add_out
+from mmcam.cli.options import add_out, command_parser
 from mmcam.data.shapes import write_samples, write_shapes
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command's flags; `prog` names it in the usage line (default: the script's name)."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = command_parser(__doc__, prog, argparse.RawTextHelpFormatter)
     add_out(parser, "data/shapes", "the dataset root (COCO 2014 / VQA v2 files and images)")
     parser.add_argument(
         "--train", type=int, default=8000, help="train2014 images (default: %(default)s)"

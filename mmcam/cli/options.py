@@ -5,9 +5,11 @@ holds)."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 __all__ = [
+    "command_parser",
     "add_device",
     "add_limit",
     "add_out",
@@ -16,6 +18,14 @@ __all__ = [
     "add_threads",
     "add_workers",
 ]
+
+
+def command_parser(
+    description: str, prog: str | None, formatter: type = argparse.RawDescriptionHelpFormatter
+) -> argparse.ArgumentParser:
+    """A subcommand's parser: its module docstring as the help (examples kept as written),
+    `prog` the name in its usage line (None: the script's file name)."""
+    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=formatter)
 
 
 def add_root(

@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 from mmcam.boxes.settings import box_settings, default_method
-from mmcam.cli.options import add_device, add_limit, add_out, add_root, add_split
+from mmcam.cli.options import add_device, add_limit, add_out, add_root, add_split, command_parser
 from mmcam.core.bundled import bundled_file
 from mmcam.core.model_state import explaining
 from mmcam.data.annotations import split_paths
@@ -81,9 +81,7 @@ DEFAULT_TWIN = bundled_file("vqa_random_labels")
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command's flags; `prog` names it in the usage line (default: the script's name)."""
-    p = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = command_parser(__doc__, prog)
     add_root(p)
     add_split(p)
     add_limit(p, default=4)

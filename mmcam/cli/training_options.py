@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from mmcam.cli.options import add_out, add_root, add_threads
+from mmcam.cli.options import add_out, add_root, add_threads, command_parser
 from mmcam.zoo.training import new_folder
 
 __all__ = ["training_parser"]
@@ -16,9 +16,7 @@ def training_parser(
 ) -> argparse.ArgumentParser:
     """The shared training flags; `name` names the default folder (a new out/NAME-DATE-TIME),
     `writes` the files the checkpoint folder holds, `prog` the command in the usage line."""
-    p = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.RawTextHelpFormatter
-    )
+    p = command_parser(description, prog, argparse.RawTextHelpFormatter)
     add_root(p, "COCO 2014 layout files", flags=("--data", "--root"))
     add_out(
         p, new_folder(name), f"the best checkpoint: {writes}", shown=f"a new out/{name}-DATE-TIME"
