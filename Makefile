@@ -47,7 +47,7 @@ run: install
 	$(PYTHON) scripts/run_examples.py --out out
 
 demo: install
-	$(PYTHON) demos/app.py
+	$(VENV)/bin/mmcam demo
 
 bench: install
 	$(PYTHON) scripts/bench_gradcam.py

@@ -17,6 +17,7 @@ import argparse
 
 import torch
 
+from mmcam.cli.options import add_out, add_threads
 from mmcam.data.vocab import Vocabulary
 from mmcam.explainers.captioning import CaptionExplainer, caption_tokens
 from mmcam.explainers.vqa import VQAExplainer
@@ -113,8 +114,8 @@ def main() -> None:
         help="time only mmcam with and without the protocol check (protocol_check_cost, and "
         "vqa_protocol_check_cost for the VQA explainer), for many repeats on a busy machine",
     )
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
+    add_threads(parser, default=2)
+    add_out(parser, None, "the figures", shown="none", folder=False)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

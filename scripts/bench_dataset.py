@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mmcam.cli.options import add_out, add_root, add_split
 from mmcam.runs.tasks import TASKS, chosen
 
 HERE = Path(__file__).resolve().parent
@@ -54,11 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("N", "M"),
         help="the two dataset sizes in images (default: 50 500)",
     )
-    parser.add_argument("--root", default="data/shapes", help="dataset root (default: %(default)s)")
-    parser.add_argument("--split", default="val", help="split to read (default: val)")
-    parser.add_argument(
-        "--out", default="out/bench_dataset", help="output folder (default: %(default)s)"
-    )
+    add_root(parser)
+    add_split(parser, help="split to read (default: %(default)s)")
+    add_out(parser, "out/bench_dataset", "the runs")
     parser.add_argument(
         "--extra",
         default="",

@@ -16,6 +16,7 @@ import torch
 
 from mmcam.app.demo import Demo
 from mmcam.app.inputs import bundled_examples
+from mmcam.cli.options import add_out, add_threads
 from mmcam.data.images import load_image, preprocess
 from mmcam.studies.benchmarking import report, time_side_by_side
 
@@ -23,11 +24,11 @@ from mmcam.studies.benchmarking import report, time_side_by_side
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats per contender")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    add_threads(parser)
     parser.add_argument(
         "--all-methods", action="store_true", help="also time the other methods (slower)"
     )
-    parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
+    add_out(parser, None, "the figures", shown="none", folder=False)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

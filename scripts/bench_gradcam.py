@@ -13,6 +13,7 @@ from captum.attr import LayerGradCam
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from mmcam.cli.options import add_out, add_threads
 from mmcam.core.targets import ClassLogit
 from mmcam.methods.cam import explain
 from mmcam.studies.benchmarking import report, time_side_by_side
@@ -23,8 +24,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="images per batch")
     parser.add_argument("--size", type=int, default=224, help="image side in pixels")
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats per contender")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
+    add_threads(parser, default=2)
+    add_out(parser, None, "the figures", shown="none", folder=False)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

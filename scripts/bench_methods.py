@@ -40,6 +40,7 @@ import torchvision
 from captum.attr import GuidedBackprop, Occlusion
 from torch import nn
 
+from mmcam.cli.options import add_out, add_threads
 from mmcam.core.targets import ClassLogit, ClassLogits, token_logprobs
 from mmcam.data.vocab import Vocabulary
 from mmcam.explainers.captioning import CaptionExplainer, caption_tokens
@@ -77,8 +78,8 @@ def main() -> None:
     parser.add_argument(
         "--limit-repeats", type=int, default=3, help="timed repeats of the sweeps vs plain forwards"
     )
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
+    add_threads(parser)
+    add_out(parser, None, "the figures", shown="none", folder=False)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="captum")  # its hook warnings on every call
 

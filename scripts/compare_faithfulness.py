@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from mmcam.boxes.settings import default_method
+from mmcam.cli.options import add_limit, add_out, add_root, add_split, add_workers
 from mmcam.methods import registry
 from mmcam.runs.command_line import fraction_list
 from mmcam.runs.faithfulness import FAITHFULNESS_KEYS
@@ -42,9 +43,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--root", default="data/shapes", help="dataset root (default: %(default)s)")
-    parser.add_argument("--split", default="test", help="the split (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=25, help="first N images (default: 25)")
+    add_root(parser)
+    add_split(parser, default="test", help="the split (default: %(default)s)")
+    add_limit(parser, default=25)
     parser.add_argument(
         "--perturbation-limit", type=int, default=6,
         help="first N images for occlusion and RISE (default: %(default)s)",
@@ -60,8 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
         help="ROAD's shares of removed pixels (default: 0.2,0.5,0.8)",
     )  # fmt: skip
     parser.add_argument("--masks", type=int, default=500, help="RISE masks (default: 500)")
-    parser.add_argument("--out", default="out/compare_faithfulness", help="runs go here")
-    parser.add_argument("--workers", type=int, default=0, help="image-reading processes")
+    add_out(parser, "out/compare_faithfulness", "the dataset runs")
+    add_workers(parser, default=0)
     args = parser.parse_args(argv)
     start = time.perf_counter()
     default = default_method()

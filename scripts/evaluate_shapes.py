@@ -29,15 +29,12 @@ import json
 import sys
 from pathlib import Path
 
+from mmcam.cli.dataset_options import add_run_arguments
+from mmcam.cli.options import add_limit, add_out, add_root, add_split
 from mmcam.data.files import write_json
 from mmcam.runs import tasks
 from mmcam.runs.captions import explain_captions
-from mmcam.runs.command_line import (
-    add_run_arguments,
-    chosen_method,
-    options_from_arguments,
-    run_command,
-)
+from mmcam.runs.command_line import chosen_method, options_from_arguments, run_command
 from mmcam.runs.inputs import read_split
 from mmcam.runs.models import load_run_captioner, load_run_vqa, run_device
 from mmcam.runs.readout import summary
@@ -49,13 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--root", default="data/shapes", help="shapes dataset root (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--split", default="val", help="val to choose on, test to report (default: val)"
-    )
-    parser.add_argument("--limit", type=int, help="only the first N images")
+    add_root(parser, "the shapes data")
+    add_split(parser, help="val to choose on, test to report (default: %(default)s)")
+    add_limit(parser)
     parser.add_argument(
         "--captioner", help="captioner folder (default: the bundled models/captioner)"
     )
@@ -69,9 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--top-k", type=int, default=3, help="answers mapped per question (default: 3)"
     )
-    parser.add_argument(
-        "--out", default="out/evaluate_shapes", help="output folder (default: %(default)s)"
-    )
+    add_out(parser, "out/evaluate_shapes", "captions/, vqa/ (the runs) and metrics.json")
     add_run_arguments(parser, deletion=0, road=())
     return parser
 

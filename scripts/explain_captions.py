@@ -1,85 +1,12 @@
-"""Caption every image of a COCO captions file and show where each word looked.
+"""`mmcam explain-captions` at its former path: same flags, same outputs (`--help` names them).
+The command lives in `mmcam.cli.explain_captions`."""
 
-Writes to --out: captions_results.json, BLEU against the references, per-word maps
-(maps.npz), a box for each word that names a category (boxes_results.json, COCO detection
-results), and with an instances file the pointing game and localisation accuracy per
-category; metrics.json and report.txt; with --save-figures, overlays with boxes. Resumable
-(run the same command again after an interruption) and shardable:
-
-    python scripts/explain_captions.py                       # shapes val split, bundled model
-    python scripts/explain_captions.py --root /data/coco --split val --out out/coco_captions
-    torchrun --nproc_per_node=4 scripts/explain_captions.py --root /data/coco --split val
-
-Ends with one JSON line of the headline figures.
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
 
-from mmcam.data.annotations import split_paths
-from mmcam.runs.captions import explain_captions
-from mmcam.runs.command_line import (
-    add_dataset_arguments,
-    add_model_arguments,
-    add_run_arguments,
-    chosen_method,
-    optional_file,
-    options_from_arguments,
-    print_run,
-    run_command,
-)
-from mmcam.runs.inputs import read_caption_data
-from mmcam.runs.models import load_run_captioner, run_device
+from mmcam.cli.explain_captions import build_parser, main
+from mmcam.runs.command_line import run_command
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    data = add_dataset_arguments(
-        parser,
-        layout="official COCO 2014 layout",
-        root_holds="<split>2014/ and annotations/",
-        instances_for="box metrics",
-        words="whose category words get boxes",
-        limit="the first N images",
-    )
-    data.add_argument(
-        "--captions", help="COCO captions file (default: ROOT/annotations/captions_SPLIT2014.json)"
-    )
-    model = add_model_arguments(
-        parser,
-        checkpoint="captioner folder (config.json, vocab.json, model.pt) "
-        "(default: models/captioner)",
-        hf="a BLIP captioner",
-        out="out/explain_captions",
-    )
-    model.add_argument(
-        "--max-length", type=int, default=20, help="longest caption in words (default: 20)"
-    )
-    model.add_argument("--beam-size", type=int, default=1, help="1: greedy (default: 1)")
-    add_run_arguments(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> dict | None:
-    args = build_parser().parse_args(argv)
-    paths = split_paths(args.root, args.split)
-    data = read_caption_data(
-        args.captions or paths["captions"],
-        args.images or paths["images"],
-        optional_file(args.instances, paths["instances"], args.no_instances),
-        categories=args.categories,
-        limit=args.limit,
-    )
-    device = run_device(args.device)
-    model = load_run_captioner(args.checkpoint, hf=args.hf, device=device, layer=args.layer)
-    model = chosen_method(args, model)
-    result = explain_captions(model, data, args.out, options_from_arguments(args))
-    return print_run(result, args.out)
-
+__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(run_command(main))

@@ -11,13 +11,14 @@ import time
 import torch
 
 from mmcam.app.sample_figures import POINTING_METHODS, SAMPLES, write_sample_figures
+from mmcam.cli.options import add_out, add_threads
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="out", help="folder for the figures (default: out)")
+    add_out(parser, "out", "the figures")
     parser.add_argument("--samples", default=str(SAMPLES), help="folder with samples.json")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    add_threads(parser, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()

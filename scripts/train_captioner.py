@@ -1,100 +1,12 @@
-"""Train the reference captioner (CNN + attention LSTM) on a COCO-captions-format dataset.
+"""`mmcam train-captioner` at its former path: same flags, same outputs (`--help` names them).
+The command lives in `mmcam.cli.train_captioner`."""
 
-Reads <data>/annotations/captions_{train,val}2014.json and the images in <data>/train2014,
-<data>/val2014; validates (nltk corpus BLEU-4 of greedy captions vs all references) after every
-epoch and keeps the best checkpoint (config.json, vocab.json, model.pt) in --out. Each
-epoch's row in history.json also holds the COCO caption metrics (pycocoevalcap: BLEU-1..4,
-METEOR, ROUGE-L, CIDEr-D); the checkpoint is chosen on val by nltk's BLEU-4 (`nltk_bleu4`),
-as the bundled model's was.
+import sys
 
-    python scripts/train_captioner.py --data data/shapes             # a new out/captioner-DATE-TIME
-    python scripts/train_captioner.py --data data/shapes --out models/captioner --overwrite
-"""
+from mmcam.cli.train_captioner import build_parser, main, parse_args
+from mmcam.runs.command_line import run_command
 
-from __future__ import annotations
-
-import argparse
-
-import torch
-
-from mmcam.data.annotations import read_coco_captions, split_paths
-from mmcam.data.training_sets import CaptionDataset, collate_captions, seed_everything
-from mmcam.data.vocab import Vocabulary
-from mmcam.evaluation.caption_metrics import CocoCaptionScorer
-from mmcam.zoo.captioner import Captioner, CaptionerConfig, save_captioner
-from mmcam.zoo.training import caption_loss, caption_scores, train, training_parser
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = training_parser(__doc__, "captioner")
-    p.add_argument(
-        "--references",
-        type=int,
-        default=0,
-        help="train on each image's first N captions (0: all). The shapes set's first\n"
-        "caption is its canonical one, so N=1 teaches one regular phrasing",
-    )
-    p.add_argument("--hidden", type=int, default=256, help="decoder LSTM units")
-    p.add_argument("--beam-size", type=int, default=1, help="beam size for validation captions")
-    p.add_argument(
-        "--memory-kernel", type=int, default=1, help="cells each memory vector sees (k x k)"
-    )
-    p.add_argument(
-        "--zero-start",
-        action="store_true",
-        help="start the LSTM from zeros, not from the image's mean feature, so every word's "
-        "evidence passes through attention (sharper per-word maps)",
-    )
-    p.add_argument(
-        "--shuffle-captions",
-        type=int,
-        default=None,
-        metavar="SEED",
-        help="data randomisation (Adebayo et al. 2018): give each training image the captions\n"
-        "of another (a permutation drawn from SEED); validation keeps the true captions",
-    )
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    generator = seed_everything(args.seed)
-    train_file = split_paths(args.data, "train")["captions"]
-    train_captions = read_coco_captions(train_file).captions
-    texts = [c for caps in train_captions.values() for c in caps[: args.references or None]]
-    vocab = Vocabulary.build(texts, min_count=args.min_count)
-    config = CaptionerConfig(
-        vocab_size=len(vocab),
-        encoder_widths=args.widths,
-        hidden_dim=args.hidden,
-        start_from_image=not args.zero_start,
-        memory_kernel=args.memory_kernel,
-    )
-    train_set = CaptionDataset(
-        args.data,
-        "train",
-        vocab,
-        references=args.references or None,
-        limit=args.train_limit,
-        shuffle_captions=args.shuffle_captions,
-    )
-    val = CaptionDataset(args.data, "val", vocab, limit=args.val_limit)
-    print(f"{len(train_set)} train / {len(val)} val images, {len(vocab)} words")
-    with CocoCaptionScorer() as scorer:  # one METEOR process for every epoch
-        return train(
-            Captioner(config, vocab),
-            train_set,
-            collate_captions,
-            caption_loss,
-            lambda m: caption_scores(m, val, beam_size=args.beam_size, scorer=scorer)[0],
-            save_captioner,
-            args,
-            generator,
-            metric="nltk_bleu4",
-            name="captioner",
-        )
-
+__all__ = ["build_parser", "main", "parse_args"]
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

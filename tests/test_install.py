@@ -69,3 +69,18 @@ def test_the_installed_package_loads_its_bundled_models_and_settings(installed):
     assert found["captioner"] == "Captioner"
     answers = json.loads((ROOT / "mmcam" / "bundled" / "vqa" / "answers.json").read_text())
     assert found["answers"] == len(answers)
+
+
+def test_the_installed_mmcam_command_runs_from_another_folder(installed):
+    command = installed / "site" / "bin" / "mmcam"  # the console script pip wrote
+    assert command.is_file()
+    elsewhere = installed / "elsewhere-command"
+    elsewhere.mkdir()
+    environment = {**os.environ, "PYTHONPATH": str(installed / "site")}
+    done = subprocess.run(
+        [str(command), "explain-captions", "--help"], cwd=elsewhere, capture_output=True,
+        text=True, env=environment,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: mmcam explain-captions")
+    assert "captions_results.json" in done.stdout

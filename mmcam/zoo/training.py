@@ -12,7 +12,6 @@ import argparse
 import json
 import math
 import time
-from argparse import RawTextHelpFormatter
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -244,54 +243,6 @@ def check_out_folder(out: str | Path, overwrite: bool) -> None:
             f"{out} already holds files (a checkpoint?); pass --overwrite to replace it once "
             "the new best checkpoint is ready, or choose another --out"
         )
-
-
-def training_parser(description: str, name: str) -> argparse.ArgumentParser:
-    """The options both training scripts share; each script adds its model's own."""
-    p = argparse.ArgumentParser(description=description, formatter_class=RawTextHelpFormatter)
-    p.add_argument("--data", default="data/shapes", help="dataset root in COCO 2014 layout")
-    p.add_argument(
-        "--out",
-        default=new_folder(name),
-        help=f"folder for the best checkpoint (default: a new out/{name}-DATE-TIME)",
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the checkpoint in an existing --out (swapped in whole when the first "
-        "better one is ready); without it an existing folder is refused",
-    )
-    p.add_argument(
-        "--epochs", type=int, default=40, help="most training epochs (default: %(default)s)"
-    )
-    p.add_argument("--batch-size", type=int, default=32, help="images per batch")
-    p.add_argument(
-        "--lr", type=float, default=3e-3, help="peak learning rate (AdamW, warm-up then cosine)"
-    )
-    p.add_argument(
-        "--min-count", type=int, default=1, help="vocabulary: keep words seen this often"
-    )
-    p.add_argument(
-        "--widths",
-        type=int,
-        nargs="+",
-        default=[32, 64, 64],
-        help="encoder conv widths; the last is the explained layer's channels",
-    )
-    p.add_argument(
-        "--train-limit", type=int, default=None, help="use only the first N train images"
-    )
-    p.add_argument("--val-limit", type=int, default=None, help="validate on the first N val images")
-    p.add_argument(
-        "--time-limit",
-        type=float,
-        default=None,
-        help="time budget in minutes: the learning rate anneals by then and training stops "
-        "there (a run then depends on machine speed, not only on --seed)",
-    )
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and dropout")
-    return p
 
 
 def train(

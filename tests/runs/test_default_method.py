@@ -8,8 +8,9 @@ import json
 import pytest
 
 from mmcam.boxes.settings import BOX_SETTINGS, DefaultMethod, default_method
+from mmcam.cli.dataset_options import add_run_arguments
 from mmcam.runs import command_line
-from mmcam.runs.command_line import add_run_arguments, chosen_method
+from mmcam.runs.command_line import chosen_method
 from mmcam.runs.models import load_run_captioner, load_run_vqa
 from mmcam.studies.box_choice import choose_default
 

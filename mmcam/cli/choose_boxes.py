@@ -1,0 +1,155 @@
+"""Choose each method's box settings on the val split and write them to models/box_settings.json.
+
+For every method (CAM methods at the bundled models' encoder.features and encoder.stem, LayerCAM
+fused over encoder.stem, encoder.body and encoder.features, guided backprop in pixel space,
+occlusion and RISE at the dataset scripts' settings on the first --perturbation-limit images) and
+both tasks (caption shape words, VQA questions naming a shape), a dataset run maps the first
+--limit val images; then the map's own box at thresholds 0.10-0.50 and the refined box (map +
+image) at seeds x supports are scored (IoU >= 0.5). Each method gets the candidate with the best
+accuracy averaged over its tasks and layers. The default method is the one of --trusted (the
+methods that pass the sanity checks, `mmcam sanity`) whose default boxes are the most
+accurate, averaged over the tasks, each task's model read at its best layer:
+
+    mmcam make-shapes --out data/shapes --train 0 --val 500
+    mmcam choose-boxes --limit 50
+
+Writes the table to --table (default: the bundled box_settings.json) and each method's dataset
+runs to OUT/<task>/<method>@<layer>/; ends with one JSON line of the figures.
+`python scripts/choose_boxes.py` takes the same flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from mmcam.boxes.settings import BOX_SETTINGS
+from mmcam.cli.options import add_limit, add_out, add_root, add_split, add_workers, command_parser
+from mmcam.methods import registry
+from mmcam.runs.inputs import read_split
+from mmcam.runs.options import RunOptions
+from mmcam.runs.tasks import TASKS
+from mmcam.studies.box_choice import Candidates, choose_default, choose_settings, score_run
+from mmcam.studies.comparisons import compared_cams
+
+LAYERS = ("encoder.features", "encoder.stem")
+FUSION = "encoder.stem,encoder.body,encoder.features"  # LayerCAM's fusion of every conv stage
+# Their maps change when the model's weights are randomised (README, "Which method can I
+# trust?"); Grad-CAM++, LayerCAM and guided backprop keep much of theirs.
+TRUSTED = tuple(m.id for m in registry.methods(kind="gradient") if m.sanity)
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command's flags; `prog` names it in the usage line (default: the script's name)."""
+    parser = command_parser(__doc__, prog)
+    add_root(parser)
+    add_split(parser, help="the split to choose on (default: %(default)s)")
+    add_limit(parser, default=50)
+    add_out(parser, "out/choose_boxes", "the dataset runs, OUT/<task>/<method>@<layer>/")
+    parser.add_argument(
+        "--table", default=str(BOX_SETTINGS),
+        help="where the table (box_settings.json) is written (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--perturbation-limit",
+        type=int,
+        default=10,
+        help="first N images for occlusion and RISE, a forward pass per perturbed copy "
+        "(default: %(default)s)",
+    )
+    add_workers(parser)
+    parser.add_argument(
+        "--trusted",
+        nargs="+",
+        default=list(TRUSTED),
+        help="the methods the default may be: those whose maps pass the sanity checks "
+        "(default: %(default)s)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
+    """Choose the settings on `argv`'s split, write the table; the JSON line it printed."""
+    args = build_parser(prog).parse_args(argv)
+    start = time.perf_counter()
+    data = read_split(args.root, args.split, args.limit)
+    few = read_split(args.root, args.split, min(args.perturbation_limit, args.limit))
+    runs = [(m, layer) for m in compared_cams() for layer in LAYERS]
+    runs += [("layercam", FUSION), ("guided_backprop", None), ("occlusion", None), ("rise", None)]
+    candidates = Candidates()
+    scored: dict[str, list] = {}
+    rows = []
+    architectures = {}
+    for method, layer in runs:
+        for task in TASKS.values():
+            out = Path(args.out) / task.id / f"{method}@{layer or 'input'}"
+            model = task.load_model(layer=layer)
+            architectures[task.id] = type(model.model).__name__
+            options = RunOptions(
+                method=method, boxes="threshold", deletion_steps=0, road_fractions=(),
+                workers=args.workers, progress=False,
+            )  # fmt: skip
+            perturbation = registry.get(method).kind == "perturbation"
+            items = (few if perturbation else data)[task.id]
+            task.explain(model, items, out, options)
+            result = score_run(out, task.id, items.files.__getitem__, candidates)
+            scored.setdefault(method, []).append(result)
+            rows.append((method, layer or "input", task.id, result))
+    table, figures = {}, {}
+    for method, results in scored.items():
+        settings, means = choose_settings(results)
+        table[method] = settings.to_dict()
+        figures[method] = {
+            "mean_accuracy": means,
+            "runs": [
+                {
+                    "layer": layer,
+                    "task": task,
+                    "count": result.count,
+                    "threshold": result.accuracy(settings.threshold),
+                    "refined": result.accuracy((settings.seed, settings.support)),
+                    "refine_ms": round(1000 * result.refine_seconds, 2),
+                }
+                for m, layer, task, result in rows
+                if m == method
+            ],
+        }
+    default = choose_default(
+        {
+            (method, run["layer"], architectures[run["task"]]): run[table[method]["boxes"]]
+            for method, row in figures.items()
+            if method in args.trusted
+            for run in row["runs"]
+        }
+    )
+    print(f"{'method':<16} {'layer':<17} {'task':<9} {'maps':>5} {'own box':>8} {'refined':>8}")
+    for method, row in figures.items():
+        for run in row["runs"]:
+            print(
+                f"{method:<16} {run['layer']:<17} {run['task']:<9} {run['count']:>5} "
+                f"{run['threshold']:>8.3f} {run['refined']:>8.3f}"
+            )
+        print(f"  chosen: {table[method]}")
+    print(f"default: {default}")
+    written = {
+        "chosen_on": f"{args.root} {args.split}, first {args.limit} images "
+        f"({len(few['captions'].files)} for occlusion and RISE)",
+        "command": f"python scripts/choose_boxes.py --limit {args.limit} "
+        f"--perturbation-limit {args.perturbation_limit}",
+        "candidates": {
+            "thresholds": list(candidates.thresholds),
+            "seeds": list(candidates.seeds),
+            "supports": list(candidates.supports),
+        },
+        "default": default,
+        "trusted": list(args.trusted),
+        "methods": table,
+        "val": figures,
+    }
+    Path(args.table).write_text(json.dumps(written, indent=1) + "\n")
+    line = {"table": args.table, "default": default, "methods": table, "val": figures,
+            "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+    print(json.dumps(line))
+    return line
