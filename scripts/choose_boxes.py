@@ -4,7 +4,7 @@ The command lives in `mmcam.cli.choose_boxes`."""
 import sys
 
 from mmcam.cli.choose_boxes import build_parser, main
-from mmcam.runs.command_line import run_command
+from mmcam.cli.exit_status import run_command
 
 __all__ = ["build_parser", "main"]
 

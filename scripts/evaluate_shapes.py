@@ -30,11 +30,12 @@ import sys
 from pathlib import Path
 
 from mmcam.cli.dataset_options import add_run_arguments
+from mmcam.cli.exit_status import run_command
 from mmcam.cli.options import add_limit, add_out, add_root, add_split
 from mmcam.data.files import write_json
 from mmcam.runs import tasks
 from mmcam.runs.captions import explain_captions
-from mmcam.runs.command_line import chosen_method, options_from_arguments, run_command
+from mmcam.runs.command_line import chosen_method, options_from_arguments
 from mmcam.runs.inputs import read_split
 from mmcam.runs.models import load_run_captioner, load_run_vqa, run_device
 from mmcam.runs.readout import summary

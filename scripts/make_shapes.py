@@ -3,8 +3,8 @@ The command lives in `mmcam.cli.make_shapes`."""
 
 import sys
 
+from mmcam.cli.exit_status import run_command
 from mmcam.cli.make_shapes import build_parser, main
-from mmcam.runs.command_line import run_command
 
 __all__ = ["build_parser", "main"]
 

@@ -3,8 +3,8 @@ The command lives in `mmcam.cli.train_vqa`."""
 
 import sys
 
+from mmcam.cli.exit_status import run_command
 from mmcam.cli.train_vqa import build_parser, main, parse_args
-from mmcam.runs.command_line import run_command
 
 __all__ = ["build_parser", "main", "parse_args"]
 

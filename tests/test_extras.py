@@ -66,3 +66,4 @@ def test_the_package_declares_each_extra_and_all_of_them():
     ]
     assert set(USES) | {"demo"} <= set(extras)
     assert extras["all"] == ["mmcam[boxes,sanity,coco,hf,demo]"]
+    assert "mmcam[boxes]" in extras["demo"]  # the page draws refined boxes

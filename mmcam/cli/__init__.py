@@ -10,7 +10,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from mmcam.runs.command_line import run_command
+from mmcam.cli.exit_status import run_command
 
 __all__ = ["COMMANDS", "main"]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from mmcam.app import Demo
-from mmcam.app.inputs import MODELS
 from mmcam.cli.options import add_threads, command_parser
+from mmcam.core.bundled import BUNDLED
+from mmcam.core.extras import require
 
 __all__ = ["build_parser", "main"]
 
@@ -38,7 +38,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--models",
         type=Path,
-        default=MODELS,
+        default=BUNDLED,
         help="folder holding captioner/ and vqa/ checkpoints (default: the bundled ones)",
     )
     parser.add_argument(
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     """Load the models `argv` names and serve the page until interrupted."""
     args = build_parser(prog).parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+    require("gradio", "demo", "The demo")  # named first: the page needs more than gradio
+    from mmcam.app import Demo
     from mmcam.app.page import build, launch  # needs the demo extra: imported when serving
 
     torch.set_num_threads(args.threads)

@@ -8,7 +8,7 @@ missing says which extra to install.
 | `sanity` | scikit-image | the sanity checks' SSIM and HOG similarity |
 | `coco` | pycocotools, pycocoevalcap | COCO AP and the caption metrics of dataset runs |
 | `hf` | transformers | the Hugging Face adapters (BLIP, ViLT) |
-| `demo` | gradio | the demo |
+| `demo` | gradio (and the `boxes` extra) | the demo |
 | `all` | all of the above | |
 """
 

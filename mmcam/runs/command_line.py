@@ -1,41 +1,21 @@
-"""How a dataset command ends: a refusal in one `error:` line, a finished run printed, and its
-parsed options turned into `RunOptions` (the flags themselves: `mmcam.cli.dataset_options`)."""
+"""What a dataset command does with its flags: its parsed options turned into `RunOptions`, and
+a finished run printed (the flags themselves: `mmcam.cli.dataset_options`; how a command ends:
+`mmcam.cli.exit_status`)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mmcam.boxes.settings import box_settings, default_method
-from mmcam.data.files import Refusal
 from mmcam.runs.method_flags import method_options
 from mmcam.runs.models import ExplainedModel
 from mmcam.runs.options import RunOptions
 from mmcam.runs.readout import report_text, summary
 from mmcam.runs.run import RunResult
-
-# ----------------------------------------------------------------------------- command lines
-
-
-def run_command(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None) -> int:
-    """Run a script's `main(argv)` as a command and return its exit status. A `Refusal` (an
-    output folder holding another run, a malformed annotation file, ...) prints `error:` and
-    its message to stderr and returns 2, without a traceback (with `--debug` it propagates,
-    traceback and all); any other exception is a fault and propagates with its traceback."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        main(argv)
-    except Refusal as refusal:
-        if "--debug" in argv:
-            raise
-        print(f"error: {refusal}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def optional_file(given: str | None, default: Path, off: bool) -> str | Path | None:

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from repo_files import script
 
+from mmcam.cli.exit_status import run_command
 from mmcam.data.annotations import read_vqa, split_paths
 from mmcam.data.files import read_json, write_json
 from mmcam.data.shapes import write_shapes
@@ -26,7 +27,6 @@ from mmcam.data.training_sets import top_answers
 from mmcam.data.vocab import Vocabulary
 from mmcam.methods import perturbation
 from mmcam.runs import chunks
-from mmcam.runs.command_line import run_command
 from mmcam.runs.inputs import read_caption_data
 from mmcam.runs.output_folder import FolderLock
 from mmcam.runs.outputs import read_map
