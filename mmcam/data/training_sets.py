@@ -130,13 +130,15 @@ class VQADataset(Dataset):
     all of its questions in training. Questions whose answers are all outside the answer list
     are dropped from training (`keep_unanswerable=False`), as is usual.
     `permute_answers=seed` gives each question the human answers of another question (a random
-    permutation over the kept questions): the label-randomised twin's training set."""
+    permutation over the kept questions): the label-randomised twin's training set.
+    `vocab` reads a question into ids: a `Vocabulary`, or anything with the same
+    `encode(question) -> list[int]` that pads with id 0 (a transformer's own tokenizer)."""
 
     def __init__(
         self,
         root: str | Path,
         split: str,
-        vocab: Vocabulary,
+        vocab: Vocabulary | Any,
         answers: Sequence[str],
         *,
         size: int = IMAGE_SIZE,

@@ -53,10 +53,10 @@ def caption_loss(model: nn.Module, batch: Batch) -> Tensor:
 
 
 def vqa_loss(model: nn.Module, batch: Batch) -> Tensor:
-    """Cross-entropy against the normalised VQA soft scores (min(#humans / 3, 1) per answer);
-    one image encoding serves all of that image's questions."""
-    cells = model.cells(model.encoder(batch["images"]))[batch["image_index"]]  # [N, D, h, w]
-    logits = model.fuse(cells, batch["questions"])
+    """Cross-entropy against the normalised VQA soft scores (min(#humans / 3, 1) per answer) of
+    `model.question_logits` (the reference model: one image encoding serves all of that image's
+    questions)."""
+    logits = model.question_logits(batch["images"], batch["image_index"], batch["questions"])
     targets = batch["targets"]
     weights = targets / targets.sum(dim=1, keepdim=True).clamp(min=1e-6)
     return -(weights * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
@@ -111,8 +111,8 @@ def vqa_scores(
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_vqa)
     answers: dict[int, str] = {}
     for batch in loader:
-        cells = model.cells(model.encoder(batch["images"]))[batch["image_index"]]
-        best = model.fuse(cells, batch["questions"]).argmax(dim=1).tolist()
+        logits = model.question_logits(batch["images"], batch["image_index"], batch["questions"])
+        best = logits.argmax(dim=1).tolist()
         for question_id, index in zip(batch["question_ids"], best, strict=True):
             answers[question_id] = model.answers[index]
     model.train(was_training)

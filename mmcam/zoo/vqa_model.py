@@ -110,6 +110,12 @@ class VQANet(nn.Module):
             raise ValueError(f"{grid.shape[0]} image grids for {questions.shape[0]} questions")
         return self.fuse(self.cells(grid), questions)
 
+    def question_logits(self, images: Tensor, image_index: Tensor, questions: Tensor) -> Tensor:
+        """Answer logits `[N, A]` for images `[B, 3, S, S]`, each question's image row
+        `image_index` `[N]` and question ids `[N, L]`: one encoding per image serves all of its
+        questions (the training loop's batches)."""
+        return self.fuse(self.cells(self.encoder(images))[image_index], questions)
+
     def cells(self, grid: Tensor) -> Tensor:
         """Explained layer's output `[N, C, h, w]` -> per-cell vectors v `[N, D, h, w]`."""
         return self.project(add_coordinates(grid))

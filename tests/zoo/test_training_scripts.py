@@ -10,6 +10,7 @@ import pytest
 import torch
 from repo_files import script
 
+from mmcam.data.images import image_path, load_image
 from mmcam.data.shapes import write_shapes
 from mmcam.zoo.captioner import load_captioner
 from mmcam.zoo.vqa_model import load_vqa_model
@@ -94,3 +95,36 @@ def test_a_checkpoint_folder_appears_whole_or_not_at_all(data, tmp_path, monkeyp
         script("train_captioner").main([*arguments, "--out", str(old), "--overwrite"])
     assert [p.name for p in tmp_path.iterdir()] == ["old"]
     assert [p.name for p in old.iterdir()] == ["model.pt"]
+
+
+def test_train_vqa_trains_a_vilt_that_loads_like_a_hub_checkpoint(data, tmp_path, capsys):
+    """`--model vilt` writes the Hugging Face format; `load_hf_vqa` (what `--hf FOLDER` runs)
+    answers with the trained classifier, and the explained adapter's logits are the training
+    model's (same image, same question)."""
+    from mmcam.data.training_sets import VQADataset, collate_vqa
+    from mmcam.explainers.hf import load_hf_vqa
+    from mmcam.zoo.vilt_vqa import TrainableVilt
+
+    out = tmp_path / "vilt"
+    line = script("train_vqa").main(
+        ["--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "4",
+         "--model", "vilt", "--dim", "32", "--layers", "2", "--heads", "2"]
+    )  # fmt: skip
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == line
+    assert line["model"] == "vilt_vqa" and 0 <= line["best_overall"] <= 1
+    assert {"config.json", "model.safetensors", "history.json"} <= {p.name for p in out.iterdir()}
+    adapter = load_hf_vqa(str(out))
+    trained = TrainableVilt(adapter.model, adapter.processor).eval()
+    val = VQADataset(data, "val", trained.vocab, trained.answers)
+    batch = collate_vqa([val[0]])
+    questions = [item.question for item in val.items[val.image_ids[0]]]
+    image = load_image(image_path(data, "val", val.image_ids[0]))
+    pixels = adapter.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(pixels, batch["images"], atol=1e-6, rtol=0)  # same input
+    with torch.no_grad():
+        expected = trained.question_logits(
+            batch["images"], batch["image_index"], batch["questions"]
+        )
+        got = adapter(pixels.expand(len(questions), -1, -1, -1), adapter.tokenize(questions))
+    assert adapter.answers == trained.answers and got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
