@@ -159,9 +159,16 @@ class CaptionStackExplainer(CaptionAttentionExplainer):
         self.layout, self.to_grid = layout, to_grid
 
     def explain(
-        self, images: Tensor, captions: Sequence[Sequence[int]], *, method: str = "relevance"
+        self,
+        images: Tensor,
+        captions: Sequence[Sequence[int]],
+        *,
+        method: str = "relevance",
+        perturbation: Any = None,
     ) -> CaptionExplanation:
-        """The maps of `captions` (token ids, one per image) by attention method `method`."""
+        """The maps of `captions` (token ids, one per image) by attention method `method`.
+        `perturbation` is accepted, and unused, so that a dataset run calls every caption
+        explainer alike: the attention methods perturb nothing."""
         return super().explain(images, captions, method=method)
 
     def by_attention(
@@ -229,9 +236,17 @@ class VQAStackExplainer(Explainer):
         self.model, self.layout, self.to_grid = model, layout, to_grid
 
     def explain(
-        self, images: Tensor, questions: Sequence[str], *, top_k: int = 3, method: str = "relevance"
+        self,
+        images: Tensor,
+        questions: Sequence[str],
+        *,
+        top_k: int = 3,
+        method: str = "relevance",
+        perturbation: Any = None,
     ) -> VQAExplanation:
-        """The top-k answers, their maps and their question tokens' relevance by `method`."""
+        """The top-k answers, their maps and their question tokens' relevance by `method`.
+        `perturbation` is accepted, and unused, so that a dataset run calls every VQA
+        explainer alike: the attention methods perturb nothing."""
         record = self.method(method)
         if len(questions) != images.shape[0]:
             raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")

@@ -48,13 +48,14 @@ def _caption_chunk(
     out: Path,
 ) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Records and raw maps of one chunk of images."""
-    explainer = CaptionExplainer(model.model, model.layer, to_grid=model.to_grid)
+    writer = CaptionExplainer(model.model, model.layer, to_grid=model.to_grid)  # the captions
+    explainer = model.caption_explainer(options.method)  # their maps
     device = model.device
     records: list[dict] = []
     arrays: dict[str, np.ndarray] = {}
     for batch in image_batches(chunk.items, options.batch_size):
         images = torch.stack([loaded.pixels for _, loaded in batch]).to(device)
-        captions = explainer.generate(images, options.max_length, options.beam_size)
+        captions = writer.generate(images, options.max_length, options.beam_size)
         spoken = [row for row, caption in enumerate(captions) if caption]
         result = None
         if spoken:
@@ -144,6 +145,7 @@ CAPTIONS = Task(
     load_model=load_run_captioner,
     items=lambda data: list(data.files),
     chunk=_caption_chunk,
+    explainer=ExplainedModel.caption_explainer,
     results_file="captions_results.json",
     result=lambda r: None if "error" in r else {"image_id": r["image_id"], "caption": r["caption"]},
     metrics=_caption_metrics,

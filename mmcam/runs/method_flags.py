@@ -1,5 +1,5 @@
 """The dataset scripts' `--method` and method-option flags, read from the method registry when
-the parser is built: `--method` offers every method the caption and VQA explainers run, and each
+the parser is built: `--method` offers every method a caption and a VQA run can use, and each
 field of a method's options dataclass becomes a flag (`n_masks` -> `--masks`, `keep_probability`
 -> `--keep-probability`, ...), so a method registered anywhere is offered with its options."""
 
@@ -13,7 +13,12 @@ from mmcam.methods import registry
 
 __all__ = ["add_method_arguments", "dataset_methods", "method_options"]
 
-EXPLAINERS = ("captions", "vqa")  # the explainers a dataset run uses: the CNN caption and VQA ones
+# The explainers a dataset run uses, per task: the explained layer's (any model) and the
+# attention stack's (a transformer's attention methods: `ExplainedModel.caption_explainer`).
+TASK_EXPLAINERS = (
+    frozenset({"captions", "attention_captions"}),
+    frozenset({"vqa", "attention_vqa"}),
+)
 
 # The wording of the flags the bundled methods' options have had since they were added (flag,
 # help, metavar); an option not named here gets `--its-name` and a help made from its method.
@@ -38,8 +43,9 @@ FLAG_WORDING = {
 
 
 def dataset_methods() -> list[registry.Method]:
-    """The methods both explainers of a dataset run offer, in registration order."""
-    return [m for m in registry.methods() if set(EXPLAINERS) <= m.explainers]
+    """The methods a dataset run of either task offers (to some model: the attention methods to
+    transformers), in registration order."""
+    return [m for m in registry.methods() if all(m.explainers & task for task in TASK_EXPLAINERS)]
 
 
 def _method_help() -> str:
@@ -49,7 +55,9 @@ def _method_help() -> str:
     return (
         f"how maps are made: a CAM method at --layer, {named('rule')} in pixel space, or the "
         f"perturbation methods {named('perturbation')} (every word or top answer from one sweep "
-        "of perturbed copies; any model) (default: models/box_settings.json's, chosen on val "
+        f"of perturbed copies; any model), or for a transformer (--hf: BLIP captioning, ViLT) "
+        f"the attention methods {named('attention')} over its whole attention stack "
+        "(default: models/box_settings.json's, chosen on val "
         "among the methods that pass the sanity checks, at the layer chosen there for the "
         "bundled architectures: hirescam at encoder.stem)"
     )

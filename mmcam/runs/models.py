@@ -15,6 +15,14 @@ from torch import Tensor, nn
 
 from mmcam.core.tap import Grid, find_layer, layers
 from mmcam.data.files import RefusedInput, file_digest
+from mmcam.explainers.attention_stack import (
+    AttentionLayout,
+    CaptionStackExplainer,
+    VQAStackExplainer,
+)
+from mmcam.explainers.captioning import CaptionExplainer
+from mmcam.explainers.vqa import VQAExplainer
+from mmcam.methods import registry
 
 __all__ = [
     "ExplainedModel",
@@ -41,6 +49,7 @@ class ExplainedModel:
     caption_text: Callable[[list[int]], str] | None = None
     pixel_space: bool = True
     source: dict = field(default_factory=dict)  # what the weights are: file hashes, hub revision
+    attention: AttentionLayout | None = None  # a transformer's attention stack (attention methods)
 
     def __post_init__(self) -> None:
         for layer in layers(self.layer):  # an unknown name fails now, listing the valid ones
@@ -52,6 +61,22 @@ class ExplainedModel:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def caption_explainer(self, method: str) -> CaptionExplainer:
+        """The explainer that runs `method`: the attention stack's for an attention method of a
+        transformer, the explained layer's otherwise (which refuses a method it cannot run)."""
+        if self._by_stack(method, CaptionStackExplainer):
+            return CaptionStackExplainer(self.model, self.attention, self.to_grid)
+        return CaptionExplainer(self.model, self.layer, to_grid=self.to_grid)
+
+    def vqa_explainer(self, method: str) -> VQAExplainer | VQAStackExplainer:
+        """As `caption_explainer`, for a VQA model."""
+        if self._by_stack(method, VQAStackExplainer):
+            return VQAStackExplainer(self.model, self.attention, self.to_grid)
+        return VQAExplainer(self.model, self.layer, to_grid=self.to_grid)
+
+    def _by_stack(self, method: str, stack: type) -> bool:
+        return self.attention is not None and stack.explainer_id in registry.get(method).explainers
 
 
 class _HFImages:
@@ -117,8 +142,10 @@ def _hf_model(
     layer: str | None,
     caption_text: Callable[[list[int]], str] | None = None,
 ) -> ExplainedModel:
-    """A Hugging Face adapter ready for a run: its own layer, processor and grid reshape; its
-    transformer has GELUs, so no pixel-space rule."""
+    """A Hugging Face adapter ready for a run: its own layer, processor and grid reshape, and
+    its attention stack where it has one (BLIP captioning, ViLT); its transformer has GELUs, so
+    no pixel-space rule."""
+    stack = getattr(adapter, "attention_layout", None)  # the single-stack adapters have one
     return ExplainedModel(
         adapter,
         layer or adapter.layer,
@@ -128,6 +155,7 @@ def _hf_model(
         caption_text,
         pixel_space=False,
         source=hub_source(hf, adapter.model),
+        attention=stack() if stack else None,
     )
 
 

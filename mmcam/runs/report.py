@@ -381,8 +381,13 @@ def vqa_metrics(
         "questions_naming_a_category": boxes.named,
         **boxes.metrics(),
         "pointing_by_question_type": {
-            name: {"accuracy": hits / count, "hits": hits, "accuracy_0px": exact / count,
-                   "hits_0px": exact, "count": count}
+            name: {
+                "accuracy": hits / count,
+                "hits": hits,
+                "accuracy_0px": exact / count,
+                "hits_0px": exact,
+                "count": count,
+            }
             for name, (count, hits, exact) in sorted(by_type.items())
         },  # fmt: skip
         **faithfulness.metrics(),

@@ -107,17 +107,20 @@ class Task:
     """What the engine needs of a task (captions, VQA; `mmcam.runs.tasks` holds them by id): its
     inputs (`read_split(split_paths, instances, limit)`; `items`: the ids a run explains) and
     model (`load_model`), its chunk (`chunk(model, data, chunk, positions, options, out)` ->
-    records and raw maps), the line of its results file each record gives (`result`, None for
-    none), its metrics, the records' boxes as detections (`detected`: (image id, category id,
-    record holding the boxes)) and the image-category pairs they are scored over (`named`),
-    where a record's maps and their scores are (`scored_maps`), and its lines of the report and
-    the summary (`mmcam.runs.readout`)."""
+    records and raw maps) and the explainer that uses for a method (`explainer`), the line of
+    its results file each record gives (`result`, None for none), its metrics, the records'
+    boxes as detections (`detected`: (image id, category id, record holding the boxes)) and the
+    image-category pairs they are scored over (`named`), where a record's maps and their scores
+    are (`scored_maps`), and its lines of the report and the summary (`mmcam.runs.readout`)."""
 
     id: str
     read_split: Callable[..., Any]
     load_model: Callable[..., ExplainedModel]
     items: Callable[[Any], list[int]]
     chunk: Callable[..., tuple[list[dict], dict[str, np.ndarray]]]
+    explainer: Callable[
+        [ExplainedModel, str], Any
+    ]  # (model, method) -> the explainer its chunk uses
     results_file: str
     result: Callable[[dict], dict | None]
     metrics: Callable[[Records, Any, RunOptions], dict]
@@ -161,6 +164,11 @@ def run_dataset(
             "transformer) has GELUs; use a CAM method (--method gradcam, gradcam++, hirescam) "
             "or a perturbation method (--method occlusion, rise)"
         )
+    try:  # a method the task's explainer cannot run on this model: refused before any file
+        task.explainer(model, options.method).method(options.method)
+    except ValueError as error:
+        needs = " (attention methods need a transformer: BLIP captioning or ViLT, --hf)"
+        raise RefusedInput(f"{error}{needs if kind == registry.ATTENTION else ''}") from None
     shard = join_process_group() if shard is None else shard
     fingerprint = {
         "records": RECORDS_LAYOUT,
@@ -206,8 +214,10 @@ def _run(
     wait_for_all_ranks()
     if not shard.is_main:
         return None
-    pixel_space = registry.get(options.method).kind in PIXEL_SPACE_KINDS
-    layer = None if pixel_space else model.layer
+    kind = registry.get(options.method).kind
+    layer = None if kind in PIXEL_SPACE_KINDS else model.layer
+    if kind == registry.ATTENTION and model.attention is not None:  # the whole stack, not one
+        layer = f"every attention layer after {model.attention.entry}"
     metrics = _finish(run, out, task, data, options, layer)
     write_json(out / "timing.json", timing)
     _check_some_image_loaded(run)

@@ -18,7 +18,6 @@ from mmcam.data.annotations import (
 from mmcam.data.images import load_image
 from mmcam.data.vocab import tokenize
 from mmcam.evaluation.vqa_accuracy import vqa_accuracy
-from mmcam.explainers.vqa import VQAExplainer
 from mmcam.runs.chunks import (
     LoadedChunk,
     Shard,
@@ -65,7 +64,7 @@ def _vqa_chunk(
     out: Path,
 ) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Records (one per question) and raw maps of one chunk of images."""
-    explainer = VQAExplainer(model.model, model.layer, to_grid=model.to_grid)
+    explainer = model.vqa_explainer(options.method)
     answer_index = {answer: i for i, answer in enumerate(model.model.answers)}
     device = model.device
     records: dict[int, dict] = {}
@@ -98,6 +97,9 @@ def _vqa_chunk(
             record["answer"] = answer
             record["top_answers"] = result.answers[row]
             record["probabilities"] = result.probabilities[row].tolist()
+            if result.question_relevance is not None:  # a single-stream transformer's answers
+                record["question_tokens"] = result.question_tokens[row]
+                record["question_relevance"] = result.question_relevance[row].tolist()
             if item.answers:
                 record["accuracy"] = vqa_accuracy(answer, item.answers)
             mentions = data.categories.find(tokenize(item.question))
@@ -171,6 +173,7 @@ VQA = Task(
     load_model=load_run_vqa,
     items=lambda data: list(data.questions),
     chunk=_vqa_chunk,
+    explainer=ExplainedModel.vqa_explainer,
     results_file="vqa_results.json",
     result=lambda r: (
         {"question_id": r["question_id"], "answer": r["answer"]} if "answer" in r else None

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hf_checkpoints import ANSWERS, save_tiny_checkpoints
 from pause_after_chunks import kill_after_chunks
 from PIL import Image
 from repo_files import script
@@ -635,61 +636,28 @@ def test_evaluate_shapes_ends_with_its_figures_and_both_runs_summaries(dataset, 
 
 def test_hugging_face_models_run_through_the_same_scripts(dataset, tmp_path):
     """--hf with tiny random BLIP captioning and ViLT VQA checkpoints saved in the test."""
-    from transformers import (
-        BertTokenizer,
-        BlipConfig,
-        BlipForConditionalGeneration,
-        BlipImageProcessor,
-        BlipProcessor,
-        ViltConfig,
-        ViltForQuestionAnswering,
-        ViltImageProcessor,
-        ViltProcessor,
-    )
-
-    words = "[PAD] [UNK] [CLS] [SEP] [MASK] a the red blue circle square star is what color [DEC]"
-    (tmp_path / "vocab.txt").write_text("\n".join(words.split()) + "\n")
-    tokenizer = BertTokenizer(vocab=str(tmp_path / "vocab.txt"), bos_token="[DEC]")
-    size = len(words.split())
-    tiny = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
-    torch.manual_seed(0)
-    text = dict(tiny, vocab_size=size, max_position_embeddings=32, bos_token_id=size - 1,
-                pad_token_id=0, sep_token_id=3, eos_token_id=3)  # fmt: skip
-    blip = BlipForConditionalGeneration(
-        BlipConfig(text_config=text, vision_config=dict(tiny, image_size=32, patch_size=8))
-    )
-    blip.save_pretrained(tmp_path / "blip")
-    images = BlipImageProcessor(size={"height": 32, "width": 32})
-    BlipProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(tmp_path / "blip")
-    answers = ["red", "blue", "yes", "no"]
-    vilt = ViltForQuestionAnswering(
-        ViltConfig(vocab_size=size, image_size=64, patch_size=16, max_position_embeddings=40,
-                   num_labels=len(answers), id2label=dict(enumerate(answers)), **tiny)
-    )  # fmt: skip
-    vilt.save_pretrained(tmp_path / "vilt")
-    images = ViltImageProcessor(size={"shortest_edge": 48}, size_divisor=16)
-    ViltProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(tmp_path / "vilt")
+    hf = save_tiny_checkpoints(tmp_path)
     common = ["--root", str(dataset["root"]), "--limit", "3", "--deletion-steps", "2",
               "--workers", "0", "--no-progress"]  # fmt: skip
     with one_thread():
         captions = script("explain_captions").main(
-            [*common, "--hf", str(tmp_path / "blip"), "--out", str(tmp_path / "c"),
+            [*common, "--hf", str(hf["blip"]), "--out", str(tmp_path / "c"),
              "--max-length", "3"]
         )  # fmt: skip
         vqa = script("explain_vqa").main(
-            [*common, "--hf", str(tmp_path / "vilt"), "--out", str(tmp_path / "v")]
+            [*common, "--hf", str(hf["vilt"]), "--out", str(tmp_path / "v")]
         )
     assert captions["images"] == 3 and captions["failed_images"] == 1  # image 3 is missing
     with np.load(tmp_path / "c" / "maps.npz") as maps:
         assert sorted(maps.files) == ["1", "2"]
         assert maps["1"].shape[1:] == (4, 4)  # BLIP's 4x4 patch grid
     results = json.loads((tmp_path / "v" / "vqa_results.json").read_text())
-    assert {r["answer"] for r in results} <= set(answers) and vqa["vqa_accuracy"] is not None
+    assert {r["answer"] for r in results} <= set(ANSWERS) and vqa["vqa_accuracy"] is not None
     with np.load(tmp_path / "v" / "maps.npz") as maps:
         assert maps[str(results[0]["question_id"])].shape == (3, 3, 3)  # 48 px / 16 px patches
     with one_thread():  # occlusion needs no ReLU rule: it runs on the transformer
         occluded = script("explain_vqa").main(
-            [*common, "--hf", str(tmp_path / "vilt"), "--out", str(tmp_path / "o"),
+            [*common, "--hf", str(hf["vilt"]), "--out", str(tmp_path / "o"),
              "--method", "occlusion", "--window", "16", "--deletion-steps", "0",
              "--road-fractions", "none"]
         )  # fmt: skip
@@ -698,7 +666,7 @@ def test_hugging_face_models_run_through_the_same_scripts(dataset, tmp_path):
         assert maps[str(results[0]["question_id"])].shape == (3, 48, 48)  # input pixels
     with pytest.raises(ValueError, match="guided_backprop needs ReLUs .* use a CAM method"):
         script("explain_vqa").main(
-            [*common, "--hf", str(tmp_path / "vilt"), "--out", str(tmp_path / "g"),
+            [*common, "--hf", str(hf["vilt"]), "--out", str(tmp_path / "g"),
              "--method", "guided_backprop"]
         )  # fmt: skip
     assert not (tmp_path / "g").exists()
