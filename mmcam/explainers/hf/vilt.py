@@ -59,7 +59,10 @@ class ViltVQA(VQAImages):
         """Answer logits `[R, A]`; R question rows, a multiple of the B images.
 
         Everything up to the explained layer runs on one row per image (question rows b*R/B);
-        the layers after it take their batch size from the hidden states they receive.
+        the layers after it take their batch size from the hidden states they receive. An
+        optional `patch_keep` `[R, h*w]` (0/1, row-major patches) in `questions` leaves the 0
+        patches out of every attention, as if removed (token perturbation); the question's
+        `attention_mask` does the same for its tokens.
         """
         ids, mask = questions["input_ids"], questions["attention_mask"]
         step = ids.shape[0] // images.shape[0]
@@ -71,6 +74,10 @@ class ViltVQA(VQAImages):
             pixel_mask = pixel_mask[::step]
         vilt = self.model.vilt
         image_embeds, image_mask = self._patch_tokens(images, pixel_mask)
+        keep = questions.get("patch_keep")
+        if keep is not None:  # the class token stays
+            keep = torch.cat([keep.new_ones(keep.shape[0], 1), keep], dim=1)[::step]
+            image_mask = image_mask * keep.to(image_mask.dtype)
         hidden, token_mask = vilt.embeddings(
             ids, mask, torch.zeros_like(ids), None, image_mask, None, image_embeds
         )
