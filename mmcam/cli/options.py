@@ -43,7 +43,8 @@ def add_split(parser: Any, *, default: str = "val", help: str | None = None) -> 
     parser.add_argument(
         "--split",
         default=default,
-        help=help or "split name: val to choose methods, layers and thresholds on, test to "
+        help=help
+        or "split name: val to choose methods, layers and thresholds on, test to "
         "report (default: %(default)s)",
     )
 

@@ -25,7 +25,8 @@ from mmcam.data.annotations import read_vqa, split_paths
 from mmcam.data.training_sets import VQADataset, collate_vqa, seed_everything, top_answers
 from mmcam.data.vocab import Vocabulary
 from mmcam.zoo.training import train, vqa_loss, vqa_scores
-from mmcam.zoo.vilt_vqa import new_vilt, save_vilt, vilt_processor
+from mmcam.zoo.transformer_parts import save_pretrained
+from mmcam.zoo.vilt_vqa import new_vilt, vilt_processor
 from mmcam.zoo.vqa_model import VQAConfig, VQANet, save_vqa_model
 
 WRITES = "config.json, vocab.json, answers.json, model.pt (ViLT: save_pretrained), history.json"
@@ -117,7 +118,7 @@ def new_model(args: argparse.Namespace, questions: list[str], answers: list[str]
             heads=args.heads,
             patch=args.patch,
         )
-        return model, save_vilt, "vilt_vqa"
+        return model, save_pretrained, "vilt_vqa"
     vocab = Vocabulary.build(questions, min_count=args.min_count)
     config = VQAConfig(
         vocab_size=len(vocab),

@@ -289,8 +289,10 @@ class CaptionExplainer(Explainer):
         words = fused_maps(grids, scores, record.id, size, labels)
         # The whole caption's gradient is the sum of its words'; every replica has the same A.
         caption = fused_maps(
-            [(a.unflatten(0, (batch, steps))[:, 0], g.unflatten(0, (batch, steps)).sum(1))
-             for a, g in grids],  # fmt: skip
+            [
+                (a.unflatten(0, (batch, steps))[:, 0], g.unflatten(0, (batch, steps)).sum(1))
+                for a, g in grids
+            ],  # fmt: skip
             scores.sum(dim=1),
             record.id,
             size,

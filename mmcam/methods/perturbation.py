@@ -119,8 +119,10 @@ def chunk_bounds(
     then depend on the machine's load: maps agree with a fixed size's to float tolerance only.
     """
     measured = batch_size == MEASURED
-    if not measured and batch_size is not None and (
-        not isinstance(batch_size, int) or batch_size < 1
+    if (
+        not measured
+        and batch_size is not None
+        and (not isinstance(batch_size, int) or batch_size < 1)
     ):
         raise ValueError(
             f"batch_size must be >= 1, None (a fixed size from the input's size) or "

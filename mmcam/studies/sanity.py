@@ -39,9 +39,7 @@ CHECKED_KINDS = ("gradient", "rule", "perturbation")  # the kinds the check runs
 def sanity_methods() -> list[str]:
     """The methods the check can run: every gradient, rule and perturbation method of the
     caption and VQA explainers, in the registry's order."""
-    return [
-        m.id for m in registry.methods(kind=CHECKED_KINDS) if registry.CNN <= m.explainers
-    ]
+    return [m.id for m in registry.methods(kind=CHECKED_KINDS) if registry.CNN <= m.explainers]
 
 
 def checked_methods() -> list[str]:

@@ -1,5 +1,6 @@
 """The reference networks (the attention captioner, Show and Tell, the VQA model, a small ViLT
-trained from scratch) and their training loop. Imports core, data and evaluation."""
+and a small BLIP trained from scratch) and their training loop. Imports core, data and
+evaluation."""
 
 from mmcam.zoo.bundled_models import BUNDLED_MODELS, bundled
 from mmcam.zoo.captioner import DEFAULT_CAPTIONER, Captioner, load_captioner

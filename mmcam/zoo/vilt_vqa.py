@@ -3,56 +3,42 @@
 `TrainableVilt` wraps a `transformers.ViltForQuestionAnswering` and its processor in the shape
 the loop (`mmcam.zoo.training`) expects of a VQA model: `vocab` (its `encode` reads a question
 into token ids, so `VQADataset` reads the questions with the model's own tokenizer),
-`question_logits` and `answers`. `save_vilt` writes the Hugging Face format
-(`save_pretrained`, model and processor), so the folder loads like any hub checkpoint:
+`question_logits` and `answers`. `transformer_parts.save_pretrained` writes the Hugging Face
+format (model and processor), so the folder loads like any hub checkpoint:
 `mmcam explain-vqa --hf FOLDER`, `load_hf_vqa(FOLDER)`.
 
-The processor is built here, from the training questions: a BERT WordPiece tokenizer whose
-vocabulary is their words (each a whole piece), and a ViLT image processor that gives exactly
-the reference models' input (128 x 128, bilinear, `(x - 0.5) / 0.25`), so the training images,
-read by `VQADataset`, and the images a dataset run feeds through the processor agree.
+The processor is built here, from the training questions (`mmcam.zoo.transformer_parts`): a BERT
+WordPiece tokenizer whose vocabulary is their words, and a ViLT image processor that gives the
+reference models' input (128 x 128, bilinear, `(x - 0.5) / 0.25`), so the training images, read
+by `VQADataset`, and the images a dataset run feeds through the processor agree.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
 
 from mmcam.core.extras import require
-from mmcam.data.images import IMAGE_SIZE, MEAN, STD
+from mmcam.data.images import IMAGE_SIZE
 from mmcam.data.vocab import Vocabulary
+from mmcam.zoo.transformer_parts import IMAGE_SETTINGS, check_padding, word_tokenizer
 
-__all__ = ["TrainableVilt", "new_vilt", "save_vilt", "vilt_processor"]
-
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # [PAD] first: id 0, as ours
+__all__ = ["TrainableVilt", "new_vilt", "vilt_processor"]
 
 
 def vilt_processor(questions: Iterable[str], *, min_count: int = 1) -> Any:
     """A `ViltProcessor` for these questions: WordPiece over their words (seen `min_count`
     times), lower-cased, and the reference models' image preprocessing."""
     require("transformers", "hf", "Training a ViLT model")
-    from tokenizers.normalizers import BertNormalizer
-    from tokenizers.pre_tokenizers import BertPreTokenizer
-    from transformers import BertTokenizerFast, ViltImageProcessor, ViltProcessor
+    from transformers import ViltImageProcessor, ViltProcessor
 
-    normalizer, split = BertNormalizer(lowercase=True), BertPreTokenizer()
-    counts: dict[str, int] = {}
-    for question in questions:
-        for word, _ in split.pre_tokenize_str(normalizer.normalize_str(question)):
-            counts[word] = counts.get(word, 0) + 1
-    words = sorted(word for word, count in counts.items() if count >= min_count)
-    vocab = {token: index for index, token in enumerate([*SPECIAL_TOKENS, *words])}
     images = ViltImageProcessor(
-        size={"shortest_edge": IMAGE_SIZE},
-        size_divisor=32,
-        resample=2,  # PIL's BILINEAR, as `mmcam.data.images.preprocess`
-        image_mean=[MEAN] * 3,
-        image_std=[STD] * 3,
+        size={"shortest_edge": IMAGE_SIZE}, size_divisor=32, **IMAGE_SETTINGS
     )
-    return ViltProcessor(image_processor=images, tokenizer=BertTokenizerFast(vocab=vocab))
+    tokenizer = word_tokenizer(questions, min_count=min_count)
+    return ViltProcessor(image_processor=images, tokenizer=tokenizer)
 
 
 def new_vilt(
@@ -106,13 +92,8 @@ class TrainableVilt(nn.Module):
 
     def __init__(self, model: nn.Module, processor: Any) -> None:
         super().__init__()
-        if processor.tokenizer.pad_token_id != Vocabulary.PAD_INDEX:
-            raise ValueError(
-                f"the tokenizer pads with id {processor.tokenizer.pad_token_id}; the training "
-                f"batches pad with {Vocabulary.PAD_INDEX}"
-            )
-        self.model = model
-        self.processor = processor
+        check_padding(processor.tokenizer)
+        self.model, self.processor = model, processor
         config = model.config
         self.answers = [config.id2label[i] for i in range(config.num_labels)]
         self.vocab = QuestionTokens(processor.tokenizer, config.max_position_embeddings)
@@ -125,11 +106,3 @@ class TrainableVilt(nn.Module):
             attention_mask=(questions != Vocabulary.PAD_INDEX).long(),
             pixel_values=images[image_index],
         ).logits
-
-
-def save_vilt(model: TrainableVilt, folder: str | Path) -> Path:
-    """The model and its processor in the Hugging Face format (`save_pretrained`)."""
-    folder = Path(folder)
-    model.model.save_pretrained(folder)
-    model.processor.save_pretrained(folder)
-    return folder

@@ -128,3 +128,32 @@ def test_train_vqa_trains_a_vilt_that_loads_like_a_hub_checkpoint(data, tmp_path
         got = adapter(pixels.expand(len(questions), -1, -1, -1), adapter.tokenize(questions))
     assert adapter.answers == trained.answers and got.shape == expected.shape
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_train_captioner_trains_a_blip_that_loads_like_a_hub_checkpoint(data, tmp_path, capsys):
+    """`--model blip` trains the BLIP adapter the explainers use; its folder loads with
+    `load_hf_captioner` (what `--hf FOLDER` runs) and captions, the training data is read with
+    its tokenizer, and its processor gives the training images."""
+    from mmcam.data.training_sets import CaptionDataset
+    from mmcam.explainers.hf import load_hf_captioner
+    from mmcam.zoo.blip_captioner import CaptionTokens
+
+    out = tmp_path / "blip"
+    line = script("train_captioner").main(
+        ["--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "4",
+         "--model", "blip", "--hidden", "32", "--layers", "1", "--heads", "2"]
+    )  # fmt: skip
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == line
+    assert line["model"] == "blip_captioner" and 0 <= line["best_nltk_bleu4"] <= 1
+    history = json.loads((out / "history.json").read_text())["history"][0]
+    assert {"bleu4", "cider", "nltk_bleu4"} <= set(history)
+    captioner = load_hf_captioner(str(out))
+    limit = captioner.model.config.text_config.max_position_embeddings
+    val = CaptionDataset(data, "val", CaptionTokens(captioner.tokenizer, limit))
+    image, captions = val[0]
+    assert captions[0][0] == captioner.bos_index and captions[0][-1] == captioner.eos_index
+    picture = load_image(image_path(data, "val", val.image_ids[0]))
+    pixels = captioner.preprocess(picture).pixel_values
+    torch.testing.assert_close(pixels[0], image, atol=1e-6, rtol=0)
+    caption = captioner.generate(pixels, max_length=5)[0]
+    assert len(caption) <= 5 and all(isinstance(word, str) for word in captioner.words(caption))
