@@ -20,7 +20,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-import time
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ from mmcam.app.inputs import (
     check_question,
     checked_method,
     checked_threshold,
+    chosen_word,
     read_image,
 )
 from mmcam.app.results import (
@@ -45,6 +45,8 @@ from mmcam.app.results import (
     display_size,
     draw_overlay,
     map_boxes,
+    question_words,
+    request_folder,
     save_image,
     save_npz,
     slug,
@@ -54,6 +56,12 @@ from mmcam.boxes.settings import box_settings, default_method
 from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Grid
 from mmcam.data.images import preprocess
+from mmcam.explainers.attention_stack import (
+    AttentionLayout,
+    CaptionStackExplainer,
+    VQAStackExplainer,
+)
+from mmcam.explainers.base import Explainer
 from mmcam.explainers.captioning import CaptionExplainer
 from mmcam.explainers.hf.adapters import PatchTokenCaptionExplainer, PatchTokenVQAExplainer
 from mmcam.explainers.vqa import VQAExplainer
@@ -68,7 +76,6 @@ GALLERY = (192, 192)  # longer side of each word's overlay in the gallery
 # 128 px) and RISE's masks. Every word of a caption and every top answer is mapped from the same
 # sweep, so a caption costs what one answer does.
 PERTURBATION = {"occlusion": {"window": 16, "stride": 8}, "rise": {"n_masks": 1000}}
-KEEP_FILES_SECONDS = 3600  # download folders older than this are removed at the next request
 
 # ----------------------------------------------------------------------------- the demo
 
@@ -96,6 +103,8 @@ class Demo:
         vqa_preprocess: Callable[[Image.Image], Tensor] | None = None,
         captioner_grid: Grid | None = None,
         vqa_grid: Grid | None = None,
+        captioner_attention: AttentionLayout | None = None,
+        vqa_attention: AttentionLayout | None = None,
         work_dir: str | Path | None = None,
     ) -> None:
         self.captioner, self.vqa_model = captioner, vqa_model
@@ -113,6 +122,12 @@ class Demo:
         )
         self.vqa_explainer = vqa_type(vqa_model, self.vqa_layer, to_grid=vqa_grid)
         self.explainers = {"captions": self.caption_explainer, "vqa": self.vqa_explainer}
+        # a transformer with an attention stack (BLIP captioning, ViLT): the attention methods
+        self.stack_explainers = {
+            "captions": captioner_attention
+            and CaptionStackExplainer(captioner, captioner_attention, captioner_grid),
+            "vqa": vqa_attention and VQAStackExplainer(vqa_model, vqa_attention, vqa_grid),
+        }
         self._chosen_explainers = {
             "captions": self._chosen_explainer(caption_type, captioner, captioner_grid),
             "vqa": self._chosen_explainer(vqa_type, vqa_model, vqa_grid),
@@ -133,8 +148,11 @@ class Demo:
         layer = self.default.layer_for(model, self.default.method)
         return explainer(model, layer, to_grid=grid) if layer else None
 
-    def explainer(self, task: str, method: str) -> CaptionExplainer | VQAExplainer:
+    def explainer(self, task: str, method: str) -> Explainer:
         """The explainer of `task` ("captions" or "vqa") that maps by `method` (an id)."""
+        stack = self.stack_explainers[task]
+        if stack and method in stack.offered():
+            return stack
         chosen = self._chosen_explainers[task]
         if chosen is not None and method == self.default.method:
             return chosen
@@ -154,8 +172,11 @@ class Demo:
 
     def methods(self, task: str) -> list[str]:
         """The ids of the methods offered for `task` ("captions" or "vqa"): those its explainer
-        runs, read from the method registry when asked."""
-        return self.explainers[task].offered()
+        runs (and, for a transformer with an attention stack, the attention methods), read from
+        the method registry when asked."""
+        stack = self.stack_explainers[task]
+        offered = self.explainers[task].offered()
+        return offered + [m for m in (stack.offered() if stack else []) if m not in offered]
 
     def choices(self, task: str) -> list[tuple[str, str]]:
         """(shown name, id) of each method offered for `task`: the page's labels and values."""
@@ -188,6 +209,8 @@ class Demo:
             vqa_preprocess=vqa.preprocess,
             captioner_grid=captioner.to_grid,
             vqa_grid=vqa.to_grid,
+            captioner_attention=captioner.attention,
+            vqa_attention=vqa.attention,
             **kwargs,
         )
 
@@ -213,14 +236,14 @@ class Demo:
             maps = self._caption_maps(inputs, key)
         text, words, word_maps, caption_map, raw_words, raw_caption, scores = maps
         choices = [WHOLE_CAPTION] + [f"{i + 1}: {w}" for i, w in enumerate(words)]
-        selected = _choose(choices, word)
+        selected = chosen_word(choices, word)
         chosen = (
             caption_map if selected == WHOLE_CAPTION else word_maps[choices.index(selected) - 1]
         )
         size = (picture.height, picture.width)
         boxes = map_boxes(chosen, threshold, size, selected, picture, refined_settings(key, refine))
         heat_map = draw_overlay(picture, chosen, boxes, DISPLAY_SIDE)
-        folder = self._request_folder()
+        folder = request_folder(self.work_dir)
         gallery = []  # thumbnails as JPEG: 10x faster to write than PNG, and only for looking
         thumbnail = picture.resize(display_size(*picture.size, GALLERY), Image.BILINEAR)
         for index, (word_map, label) in enumerate(zip(word_maps, choices[1:], strict=True)):
@@ -255,7 +278,7 @@ class Demo:
         """Caption text, words, word maps `[T, S, S]`, caption map `[S, S]`, their raw maps and
         the words' log-probabilities `[T]`: every word from the explainer's one call."""
         explainer = self.explainer("captions", method)
-        caption = explainer.generate(inputs)[0]
+        caption = self.caption_explainer.generate(inputs)[0]  # the model's own caption
         if not caption:
             raise InputError("The model gave an empty caption for this image; try another image.")
         explained = explainer.explain(
@@ -295,18 +318,22 @@ class Demo:
         threshold = checked_threshold(threshold, box_settings(key).threshold)
         inputs = self.vqa_preprocess(picture)[None]
         gradient = registry.get(key).kind == "gradient"
+        relevance = None
         with self._vqa_lock:
-            explained = self.explainer("vqa", key).explain(
+            explained = (self.explainer("vqa", key) if gradient else self.vqa_explainer).explain(
                 inputs, [question], top_k=top_k, method=key if gradient else "gradcam",
                 counterfactual=True,
             )  # fmt: skip
             answers = explained.answers[0]
             selected = answer if answer in answers else answers[0]
             mapping = explained.maps
-            if not gradient:  # every top answer's map from one sweep, or a row per answer
-                mapping = self.vqa_explainer.explain(
+            if not gradient:  # every top answer's map from one pass, one sweep or a row each
+                other = self.explainer("vqa", key).explain(
                     inputs, [question], top_k=top_k, method=key, perturbation=PERTURBATION.get(key)
-                ).maps
+                )
+                mapping = other.maps
+                if other.question_relevance is not None:  # which question words it used
+                    relevance = question_words(other, mapping.labels[0].index(selected))
             mapped, maps, raw = mapping.labels[0], mapping.maps[0], mapping.raw[0]
         probabilities = explained.probabilities[0].tolist()
         against = explained.counterfactual.maps[0, answers.index(selected)]
@@ -323,7 +350,7 @@ class Demo:
         if unknown:
             words = ", ".join(f"'{w}'" for w in unknown)
             notes.append(f"Words the model does not know (read as unknown): {words}.")
-        folder = self._request_folder()
+        folder = request_folder(self.work_dir)
         files = [
             save_image(folder / f"answer-{slug(selected)}-{key}.png", heat_map),
             save_image(folder / f"counterfactual-{slug(selected)}.png", counterfactual),
@@ -345,21 +372,8 @@ class Demo:
         return AnswerResult(
             question, dict(zip(answers, probabilities, strict=True)), answers, selected, shown,
             heat_map, counterfactual, boxes, files, " ".join(notes), mapped, maps,
-            explained.counterfactual.maps[0], size,
+            explained.counterfactual.maps[0], size, relevance,
         )  # fmt: skip
-
-    # ------------------------------------------------------------------ files
-
-    def _request_folder(self) -> Path:
-        """A new folder for one request's downloads; folders older than an hour are removed."""
-        now = time.time()
-        for old in self.work_dir.iterdir():
-            try:
-                if old.is_dir() and now - old.stat().st_mtime > KEEP_FILES_SECONDS:
-                    shutil.rmtree(old, ignore_errors=True)
-            except FileNotFoundError:  # another request removed it first
-                pass
-        return Path(tempfile.mkdtemp(dir=self.work_dir))
 
 
 # ----------------------------------------------------------------------------- drawing and files
@@ -378,13 +392,6 @@ def _explained_layer(model: object) -> str:
 def _default_preprocess(model: object) -> Callable[[Image.Image], Tensor]:
     size = getattr(getattr(model, "config", None), "image_size", 128)
     return lambda image: preprocess(image, size)
-
-
-def _choose(choices: list[str], wanted: str | int | None) -> str:
-    """The choice named by `wanted` (a label, a word index, or None for the whole caption)."""
-    if isinstance(wanted, int) and not isinstance(wanted, bool):
-        return choices[wanted + 1] if 0 <= wanted < len(choices) - 1 else WHOLE_CAPTION
-    return wanted if wanted in choices else WHOLE_CAPTION
 
 
 def refined_settings(method: str, refine: bool) -> RefineSettings | None:

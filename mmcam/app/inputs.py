@@ -29,6 +29,7 @@ __all__ = [
     "InputError",
     "bundled_examples",
     "check_question",
+    "chosen_word",
     "read_image",
 ]
 
@@ -223,3 +224,10 @@ def bundled_examples(folder: str | Path = DEFAULT_SAMPLES) -> list[Example]:
             if isinstance(text, str) and record.get("file_name") in questions:
                 questions[record["file_name"]].append(text)
     return [Example(p, questions[p.name]) for p in images]
+
+
+def chosen_word(choices: list[str], wanted: str | int | None) -> str:
+    """The choice named by `wanted` (a label, a word index, or None for the whole caption)."""
+    if isinstance(wanted, int) and not isinstance(wanted, bool):
+        return choices[wanted + 1] if 0 <= wanted < len(choices) - 1 else WHOLE_CAPTION
+    return wanted if wanted in choices else WHOLE_CAPTION

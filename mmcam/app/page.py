@@ -102,6 +102,7 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
             box_text(result.boxes),
             result.notes,
             [str(path) for path in result.files],
+            result.question_relevance,
         )
 
     def reanswer(
@@ -113,7 +114,7 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
         refine: bool = True,
     ) -> tuple:
         if image is None or not (question or "").strip():
-            return tuple(gr.skip() for _ in range(7))
+            return tuple(gr.skip() for _ in range(8))
         return answer(image, question, method, chosen, threshold, refine)
 
     def map_controls(task: str) -> tuple[gr.Radio, gr.Slider, gr.Checkbox]:
@@ -200,6 +201,10 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
                             "Counterfactual: evidence against it", 320, "vqa-counterfactual"
                         )
                     v_boxes = gr.Textbox(label="Box", interactive=False, elem_id="vqa-box")
+                    v_words = gr.HighlightedText(
+                        label="Question words the answer used (attention methods of ViLT)",
+                        elem_id="vqa-question-words",
+                    )
                     v_notes = gr.Markdown()
             v_files = downloads("Downloads: both maps (PNG) and the maps as arrays (.npz)")
 
@@ -221,7 +226,7 @@ def build(demo: Demo, examples: list[Example] | None = None) -> gr.Blocks:
         )
         vqa_event = dict(concurrency_id="vqa", preprocess=False)
         v_inputs = [v_image, v_question, v_method, v_chosen, v_threshold, v_refine]
-        v_outputs = [v_answers, v_chosen, v_map, v_against, v_boxes, v_notes, v_files]
+        v_outputs = [v_answers, v_chosen, v_map, v_against, v_boxes, v_notes, v_files, v_words]
         v_run.click(shown_errors(answer), v_inputs, v_outputs, api_name="answer", **vqa_event)
         v_question.submit(
             shown_errors(answer), v_inputs, v_outputs, api_visibility="private", **vqa_event

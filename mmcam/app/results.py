@@ -4,6 +4,9 @@ PNG / NPZ files a person downloads."""
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +17,10 @@ from torch import Tensor
 
 from mmcam.boxes.from_maps import Box, boxes_from_map
 from mmcam.boxes.refine import RefineSettings, is_flat, refined_box
+from mmcam.explainers.vqa import VQAExplanation
 from mmcam.visualize import overlay
+
+KEEP_FILES_SECONDS = 3600  # download folders older than this are removed at the next request
 
 __all__ = ["AnswerResult", "CaptionResult", "box_text"]
 
@@ -65,6 +71,9 @@ class AnswerResult:
     maps: Tensor  # [len(mapped), S, S] in [0, 1], at the model's input resolution
     counterfactual_maps: Tensor  # [k, S, S]: one per answer in `choices`
     image_size: tuple[int, int]
+    # an attention method of a single-stream transformer (ViLT): each question word and the
+    # relevance `selected` gave it, scaled to [0, 1]; None for other models and methods
+    question_relevance: list[tuple[str, float]] | None = None
 
     @property
     def heat_map_file(self) -> Path:
@@ -179,3 +188,27 @@ def save_npz(path: Path, **arrays: np.ndarray) -> Path:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
     temporary.replace(path)
     return path
+
+
+def question_words(explained: VQAExplanation, answer: int) -> list[tuple[str, float]]:
+    """The question's tokens (padding and the tokenizer's [CLS] / [SEP] left out) and the
+    relevance answer `answer` gave each, scaled to [0, 1] by the largest: the page shades them."""
+    tokens = explained.question_tokens[0]
+    values = explained.question_relevance[0, answer, : len(tokens)].clamp(min=0)
+    special = {"[PAD]", "[CLS]", "[SEP]"}
+    kept = [(t, float(v)) for t, v in zip(tokens, values, strict=True) if t not in special]
+    top = max((v for _, v in kept), default=0.0)
+    return [(t, v / top if top > 0 else 0.0) for t, v in kept]
+
+
+def request_folder(work_dir: Path) -> Path:
+    """A new folder in `work_dir` for one request's downloads; folders older than an hour are
+    removed."""
+    now = time.time()
+    for old in work_dir.iterdir():
+        try:
+            if old.is_dir() and now - old.stat().st_mtime > KEEP_FILES_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # another request removed it first
+            pass
+    return Path(tempfile.mkdtemp(dir=work_dir))

@@ -143,7 +143,7 @@ def test_answer_endpoint_gives_the_models_answers_and_maps(client, demo, samples
     top = probabilities.topk(5)
     expected = [model.answers[i] for i in top.indices.tolist()]
 
-    answers, chosen, heat_map, against, box, notes, files = client.predict(
+    answers, chosen, heat_map, against, box, notes, files, words = client.predict(
         handle_file(path), question, "Grad-CAM", None, 0.15, True, api_name="/answer"
     )
 
@@ -156,6 +156,7 @@ def test_answer_endpoint_gives_the_models_answers_and_maps(client, demo, samples
     assert np.asarray(Image.open(heat_map)).shape == (384, 384, 3)
     assert np.asarray(Image.open(against)).shape == (384, 384, 3)
     assert box.startswith("[x, y, w, h] = [") and notes == ""
+    assert not words  # question words' relevance: an attention method of a transformer only
     arrays = np.load(next(f for f in files if f.endswith(".npz")))
     oracle = VQAExplainer(model, model.explained_layer).explain(
         images, [question], top_k=5, counterfactual=True
@@ -170,7 +171,7 @@ def test_answer_endpoint_gives_the_models_answers_and_maps(client, demo, samples
 def test_choosing_another_answer_maps_that_answer(client, demo, samples):
     path, question = samples[0].image, samples[0].questions[0]
     best = demo.answer(path, question).choices
-    answers, chosen, *_, files = client.predict(
+    answers, chosen, *_, files, _ = client.predict(
         handle_file(path), question, "Grad-CAM++", best[1], 0.15, api_name="/answer"
     )
     assert update_value(chosen) == best[1]
@@ -222,7 +223,7 @@ def test_bad_question_is_answered_with_a_message(client, samples, question, mess
 
 
 def test_unknown_words_in_a_question_are_named_but_answered(client, samples):
-    *_, notes, _ = client.predict(
+    *_, notes, _, _ = client.predict(
         handle_file(samples[0].image),
         "what zorp is the star?",
         "Grad-CAM",
