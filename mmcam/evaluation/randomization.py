@@ -78,6 +78,16 @@ def _resettable(model: nn.Module, layer: str) -> list[nn.Module]:
     return owners
 
 
+def resettable(model: nn.Module, layer: str) -> bool:
+    """Whether every parameter-owning module under `layer` can be re-initialised as it was
+    built (has `reset_parameters`)."""
+    try:
+        _resettable(model, layer)
+    except ValueError:
+        return False
+    return True
+
+
 def reinitialize(model: nn.Module, layer: str, seed: int) -> None:
     """Re-initialise, in place, every parameter-owning module under `layer` of `model` (a copy)
     with its own `reset_parameters()`, each under `torch.manual_seed(seed)`."""
