@@ -1,15 +1,22 @@
-"""Chefer et al.'s perturbation test of a ViLT VQA model's maps: remove tokens in each map's order.
+"""Chefer et al.'s perturbation test of a transformer's maps: remove tokens in each map's order.
 
 For every attention method (raw attention, rollout, attention Grad-CAM, relevance), Grad-CAM on
-the patch tokens and a random order, each question's top answer is explained; the image's patch
-tokens are then removed from the attention at the fractions 0, 0.25, 0.5, 0.75, 0.8, 0.85, 0.9,
-0.95, 1 (positive: most relevant first; negative: least relevant first) and the model's answer
-scored by the standard VQA accuracy; the same for the question's tokens ([CLS] and [SEP] kept)
-by the methods that give their relevance. Prints a Markdown table and ends with one JSON line
-{"positive_auc": {METHOD: area}, "negative_auc": ..., "text_positive_auc": ...,
-"text_negative_auc": ...}: lower positive and higher negative areas are more faithful.
+the patch tokens and a random order, the image's patch tokens are removed from the attention at
+the fractions 0, 0.25, 0.5, 0.75, 0.8, 0.85, 0.9, 0.95, 1 of them (positive: most relevant
+first; negative: least relevant first) and the model is scored at each step:
 
-    python scripts/token_perturbation.py --task vqa --hf models/vilt_vqa --split test --limit 100
+- --task vqa (ViLT): each question's top answer, by the standard VQA accuracy of the model's
+  answer; the same for the question's tokens ([CLS] and [SEP] kept) by the methods that give
+  their relevance (text_* keys);
+- --task captions (BLIP): every word of the model's caption, by its teacher-forced
+  log-probability (tokens removed from the sequence before the vision encoder).
+
+Prints a Markdown table and ends with one JSON line {"positive_auc": {METHOD: area},
+"negative_auc": ..., "text_positive_auc": ..., "text_negative_auc": ...}: lower positive and
+higher negative areas are more faithful.
+
+    python scripts/token_perturbation.py --task captions --hf models/blip_captioner --limit 50
+    python scripts/token_perturbation.py --task vqa --hf VILT_FOLDER --split test --limit 100
 """
 
 from __future__ import annotations
@@ -20,11 +27,11 @@ import json
 import torch
 
 from mmcam.cli.options import add_limit, add_root, add_split, add_threads, command_parser
-from mmcam.data.annotations import read_vqa, split_paths
+from mmcam.data.annotations import read_coco_captions, read_vqa, split_paths
 from mmcam.data.images import image_path
-from mmcam.explainers.hf import load_hf_vqa
+from mmcam.explainers.hf import load_hf_captioner, load_hf_vqa
 from mmcam.runs.readout import number_text
-from mmcam.studies.token_perturbation import vqa_token_curves
+from mmcam.studies.token_perturbation import caption_token_curves, vqa_token_curves
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -32,11 +39,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = command_parser(__doc__, prog)
     parser.add_argument(
         "--task",
-        choices=["vqa"],
+        choices=["vqa", "captions"],
         default="vqa",
-        help="vqa: a ViLT model's answers (captions: not yet)",
+        help="vqa: a ViLT model's answers; captions: a BLIP model's words (default: vqa)",
     )
-    parser.add_argument("--hf", required=True, help="ViLT VQA folder or hub name (--hf FOLDER)")
+    parser.add_argument("--hf", required=True, help="the model's folder or hub name")
     add_root(parser)
     add_split(parser, default="test")
     add_limit(parser, what="the questions of the first N images")
@@ -49,27 +56,40 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the test on `argv`'s split; the figures it printed as its last line."""
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    adapter = load_hf_vqa(args.hf)
     paths = split_paths(args.root, args.split)
-    items = read_vqa(paths["questions"], paths["vqa_annotations"])
-    images = list(dict.fromkeys(item.image_id for item in items))[: args.limit]
-    chosen = set(images)
-    asked = [
-        (item, image_path(args.root, args.split, item.image_id))
-        for item in items
-        if item.image_id in chosen
-    ]
-    figures = vqa_token_curves(adapter, asked, seed=args.seed).aucs()
-    print(_table(figures, len(asked)))
-    line = {"split": args.split, "images": len(images), "questions": len(asked), **figures}
+    if args.task == "captions":
+        data = read_coco_captions(paths["captions"])
+        ids = list(data.images)[: args.limit]
+        files = [image_path(args.root, args.split, i, data.images[i].file_name) for i in ids]
+        curves = caption_token_curves(load_hf_captioner(args.hf), files, seed=args.seed)
+        items = {"images": len(ids), "words": curves.count}
+    else:
+        questions = read_vqa(paths["questions"], paths["vqa_annotations"])
+        ids = list(dict.fromkeys(item.image_id for item in questions))[: args.limit]
+        chosen = set(ids)
+        asked = [
+            (item, image_path(args.root, args.split, item.image_id))
+            for item in questions
+            if item.image_id in chosen
+        ]
+        curves = vqa_token_curves(load_hf_vqa(args.hf), asked, seed=args.seed)
+        items = {"images": len(ids), "questions": curves.count}
+    figures = curves.aucs()
+    print(
+        _table(
+            figures, items, "word log-probability" if args.task == "captions" else "VQA accuracy"
+        )
+    )
+    line = {"split": args.split, "task": args.task, **items, **figures}
     print(json.dumps(line))
     return line
 
 
-def _table(figures: dict[str, dict[str, float]], questions: int) -> str:
+def _table(figures: dict[str, dict[str, float]], items: dict[str, int], score: str) -> str:
     columns = ["positive_auc", "negative_auc", "text_positive_auc", "text_negative_auc"]
+    counted = ", ".join(f"{n} {what}" for what, n in items.items())
     lines = [
-        f"{questions} questions; VQA accuracy's area under the removal curve",
+        f"{counted}; the {score}'s area under the removal curve",
         "| map | image positive ↓ | image negative ↑ | question positive ↓ | question negative ↑ |",
         "| --- | --- | --- | --- | --- |",
     ]

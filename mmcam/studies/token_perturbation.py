@@ -1,10 +1,15 @@
-"""Chefer et al.'s perturbation test over a VQA split, for a ViLT model: each method's map of the
-top answer orders the image's patch tokens (and, for the attention methods, its question
-tokens: their question-token relevance); removing them at `REMOVAL_STEPS` (most relevant first:
-positive; least relevant first: negative) the model's answer is scored by the standard VQA
-accuracy at each step, and the area under the mean curve is reported per method. A random
-order is the baseline. The question's [CLS] and [SEP] are never removed; the image's class token
-stays.
+"""Chefer et al.'s perturbation test over a split: each method's map orders the image's patch
+tokens, which are removed at `REMOVAL_STEPS` (most relevant first: positive; least relevant
+first: negative), and the area under the mean score curve is reported per method, a random order
+as the baseline; the image's class token stays.
+
+- VQA, a ViLT model: the top answer's map, scored by the standard VQA accuracy of the model's
+  answer at each step; the attention methods' question-token relevance orders the question's
+  tokens the same way ([CLS] and [SEP] never removed).
+- Captions, a BLIP model: each word's map, scored by the word's teacher-forced log-probability
+  (the caption is the model's own); removed patch tokens are taken out of the sequence before
+  the vision encoder (its attention has no mask), so neither the encoder nor the decoder sees
+  them.
 """
 
 from __future__ import annotations
@@ -19,28 +24,27 @@ from mmcam.data.annotations import VQAItem
 from mmcam.data.images import load_image
 from mmcam.evaluation.token_perturbation import REMOVAL_STEPS, curve_auc, kept_tokens
 from mmcam.evaluation.vqa_accuracy import vqa_accuracy
-from mmcam.explainers.attention_stack import VQAStackExplainer
+from mmcam.explainers.attention_stack import CaptionStackExplainer, VQAStackExplainer
+from mmcam.explainers.hf.adapters import PatchTokenCaptionExplainer
 from mmcam.explainers.vqa import VQAExplainer
 from mmcam.methods import registry
 
-__all__ = ["TokenCurves", "perturbation_methods", "vqa_token_curves"]
+__all__ = ["TokenCurves", "caption_token_curves", "perturbation_methods", "vqa_token_curves"]
 
 RANDOM = "random"  # the baseline's row: every token tied, so in a seeded random order
 
 
-def perturbation_methods() -> list[str]:
-    """The methods compared: every attention method the attention stack runs, and Grad-CAM on
-    the patch tokens."""
-    stack = VQAStackExplainer.explainer_id
-    return [m.id for m in registry.methods(kind=registry.ATTENTION) if stack in m.explainers] + [
-        "gradcam"
-    ]
+def perturbation_methods(stack: type = VQAStackExplainer) -> list[str]:
+    """The methods compared: every attention method the attention-stack explainer `stack` runs,
+    and Grad-CAM on the patch tokens."""
+    offered = [m.id for m in registry.methods(kind=registry.ATTENTION)]
+    return [m for m in offered if stack.explainer_id in registry.get(m).explainers] + ["gradcam"]
 
 
 @dataclass
 class TokenCurves:
-    """The summed accuracy curves of each method (and the random baseline), image patches and
-    question tokens, positive and negative, over `count` questions."""
+    """The summed score curves of each method (and the random baseline), image patches and
+    question tokens, positive and negative, over `count` items (questions or words)."""
 
     steps: Sequence[float] = REMOVAL_STEPS
     count: int = 0
@@ -94,6 +98,54 @@ def vqa_token_curves(
                                                                     text_keep=keep))  # fmt: skip
         curves.count += 1
     return curves
+
+
+def caption_token_curves(
+    captioner: torch.nn.Module,
+    files: Iterable[str],
+    methods: Sequence[str] | None = None,
+    *,
+    seed: int = 0,
+) -> TokenCurves:
+    """The curves of every word of the model's caption of each image file, for a
+    `BlipCaptioner` adapter."""
+    methods = list(methods or perturbation_methods(CaptionStackExplainer))
+    stack = CaptionStackExplainer(captioner, captioner.attention_layout(), captioner.to_grid)
+    layer = PatchTokenCaptionExplainer(captioner, captioner.layer, to_grid=captioner.to_grid)
+    curves = TokenCurves()
+    for file in files:
+        pixels = captioner.preprocess(load_image(file)).pixel_values  # [1, 3, H, W]
+        caption = captioner.generate(pixels)[0]
+        found = {}
+        for method in methods:
+            explainer = stack if stack.explainer_id in registry.get(method).explainers else layer
+            words = explainer.explain(pixels, [caption], method=method).words.raw[0]
+            found[method] = words[: len(caption)].flatten(1)  # [T, h*w]
+        found[RANDOM] = torch.zeros_like(next(iter(found.values())))  # all tied
+        tokens = torch.tensor([[captioner.bos_index, *caption]], device=pixels.device)
+        for position, word in enumerate(caption):
+            for method, maps in found.items():
+                for direction in ("positive", "negative"):
+                    keep = kept_tokens(maps[position], positive=direction == "positive", seed=seed)
+                    score = _word_logprob(captioner, pixels, tokens, position, word, keep)
+                    curves.add(method, "image", direction, score)
+            curves.count += 1
+    return curves
+
+
+@torch.no_grad()
+def _word_logprob(
+    captioner: torch.nn.Module, pixels: Tensor, tokens: Tensor, position: int, word: int,
+    keep: Tensor,
+) -> Tensor:  # fmt: skip
+    """The log-probability of `word` at `position` at each step, with only the patch tokens of
+    that step's row of `keep` `[S, P]` left in the vision encoder (and so in the decoder's view)."""
+    scores = []
+    for row in keep:
+        features = captioner.encode(pixels, patch_keep=row)
+        logits = captioner.decode_logits(features, tokens, None)
+        scores.append(torch.log_softmax(logits[0, position].float(), dim=-1)[word])
+    return torch.stack(scores).cpu()
 
 
 def _relevance(

@@ -95,3 +95,49 @@ def test_the_curves_start_at_the_models_accuracy_and_the_script_prints_their_are
         method: pytest.approx(value)
         for method, value in vqa_token_curves(adapter, items).aucs()["positive_auc"].items()
     }
+
+
+def test_a_blip_patch_removed_before_the_encoder_no_longer_reaches_the_caption(tmp_path):
+    from mmcam.explainers.hf import load_hf_captioner
+
+    captioner = load_hf_captioner(str(save_tiny_checkpoints(tmp_path)["blip"]))
+    torch.manual_seed(0)
+    pixels = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        full = captioner.encode(pixels)
+        assert torch.equal(captioner.encode(pixels, patch_keep=torch.ones(16)), full)
+        keep = torch.ones(16)
+        keep[5] = 0  # row 1, column 1 of the 4 x 4 grid: pixels 8-15
+        removed = captioner.encode(pixels, patch_keep=keep)
+        changed = pixels.clone()
+        changed[..., 8:16, 8:16] = torch.randn(3, 8, 8)
+        assert removed.shape == (1, 16, full.shape[-1])  # the class token and 15 patches
+        assert torch.equal(captioner.encode(changed, patch_keep=keep), removed)  # not seen
+        assert not torch.allclose(captioner.encode(changed), full, rtol=1e-3, atol=0)  # seen
+
+
+def test_caption_curves_start_at_each_words_log_probability(tmp_path):
+    from mmcam.explainers.hf import load_hf_captioner
+    from mmcam.studies.token_perturbation import caption_token_curves
+
+    hf = save_tiny_checkpoints(tmp_path)
+    captioner = load_hf_captioner(str(hf["blip"]))
+    root = tmp_path / "shapes"
+    write_shapes(root, "val", 2, seed=0)
+    files = sorted((root / "val2014").iterdir())
+    curves = caption_token_curves(captioner, files, ["relevance", "gradcam"])
+    expected = 0.0
+    for file in files:
+        pixels = captioner.preprocess(load_image(file)).pixel_values
+        caption = captioner.generate(pixels)[0]
+        tokens = torch.tensor([[captioner.bos_index, *caption]])
+        with torch.no_grad():
+            logits = captioner.decode_logits(captioner.encode(pixels), tokens, None)
+        logprobs = torch.log_softmax(logits[0], dim=-1)
+        expected += sum(float(logprobs[t, word]) for t, word in enumerate(caption))
+    assert curves.count > 0
+    for key, total in curves.sums.items():
+        assert float(total[0]) == pytest.approx(expected, abs=1e-4), key
+    figures = curves.aucs()
+    assert set(figures) == {"positive_auc", "negative_auc"}  # no question tokens
+    assert figures["positive_auc"]["random"] == figures["negative_auc"]["random"]

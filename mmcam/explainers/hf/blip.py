@@ -43,9 +43,19 @@ class BlipCaptioner(BlipLayers):
         self.pad_index = int(text.pad_token_id)
         self._locate(layer, attention_layer, "text_decoder.bert")
 
-    def encode(self, images: Tensor) -> Tensor:
-        """The vision encoder's tokens `[B, 1 + h*w, D]` (the class token first)."""
-        return self.model.vision_model(pixel_values=images).last_hidden_state
+    def encode(self, images: Tensor, patch_keep: Tensor | None = None) -> Tensor:
+        """The vision encoder's tokens `[B, 1 + h*w, D]` (the class token first). With
+        `patch_keep` `[h*w]` (0/1, row-major), the 0 patches are removed before the encoder (the
+        class token and the kept patches, at their positions, go through it): `[B, 1 + kept, D]`,
+        for token perturbation."""
+        vision = self.model.vision_model
+        if patch_keep is None:
+            return vision(pixel_values=images).last_hidden_state
+        tokens = vision.embeddings(images)  # [B, 1 + h*w, D], positions added
+        kept = torch.nonzero(patch_keep.flatten().to(tokens.device)).flatten() + 1
+        order = torch.cat([kept.new_zeros(1), kept])
+        hidden = vision.encoder(inputs_embeds=tokens[:, order]).last_hidden_state
+        return vision.post_layernorm(hidden)
 
     def decode_logits(self, features: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Teacher-forced logits `[B, L, V]`; the causal decoder ignores `lengths`."""
