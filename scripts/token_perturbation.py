@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -30,8 +32,48 @@ from mmcam.cli.options import add_limit, add_root, add_split, add_threads, comma
 from mmcam.data.annotations import read_coco_captions, read_vqa, split_paths
 from mmcam.data.images import image_path
 from mmcam.explainers.hf import load_hf_captioner, load_hf_vqa
+from mmcam.runs.captions import CAPTIONS
 from mmcam.runs.readout import number_text
-from mmcam.studies.token_perturbation import caption_token_curves, vqa_token_curves
+from mmcam.runs.vqa import VQA
+from mmcam.studies.token_perturbation import TokenCurves, caption_token_curves, vqa_token_curves
+
+
+class TokenStudy(NamedTuple):
+    """The test for one task: the task's id, what it scores, and how it runs on a split."""
+
+    task: str
+    score: str
+    run: Callable[[argparse.Namespace, dict], tuple[TokenCurves, dict[str, int]]]
+
+
+def _captions(args: argparse.Namespace, paths: dict) -> tuple[TokenCurves, dict[str, int]]:
+    data = read_coco_captions(paths["captions"])
+    ids = list(data.images)[: args.limit]
+    files = [image_path(args.root, args.split, i, data.images[i].file_name) for i in ids]
+    curves = caption_token_curves(load_hf_captioner(args.hf), files, seed=args.seed)
+    return curves, {"images": len(ids), "words": curves.count}
+
+
+def _vqa(args: argparse.Namespace, paths: dict) -> tuple[TokenCurves, dict[str, int]]:
+    questions = read_vqa(paths["questions"], paths["vqa_annotations"])
+    ids = list(dict.fromkeys(item.image_id for item in questions))[: args.limit]
+    chosen = set(ids)
+    asked = [
+        (item, image_path(args.root, args.split, item.image_id))
+        for item in questions
+        if item.image_id in chosen
+    ]
+    curves = vqa_token_curves(load_hf_vqa(args.hf), asked, seed=args.seed)
+    return curves, {"images": len(ids), "questions": curves.count}
+
+
+STUDIES = {
+    study.task: study
+    for study in (
+        TokenStudy(VQA.id, "VQA accuracy", _vqa),
+        TokenStudy(CAPTIONS.id, "word log-probability", _captions),
+    )
+}
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -39,14 +81,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = command_parser(__doc__, prog)
     parser.add_argument(
         "--task",
-        choices=["vqa", "captions"],
-        default="vqa",
+        choices=list(STUDIES),
+        default=VQA.id,
         help="vqa: a ViLT model's answers; captions: a BLIP model's words (default: vqa)",
     )
     parser.add_argument("--hf", required=True, help="the model's folder or hub name")
     add_root(parser)
     add_split(parser, default="test")
-    add_limit(parser, what="the questions of the first N images")
+    add_limit(parser, what="the first N images (VQA: their questions)")
     parser.add_argument("--seed", type=int, default=0, help="orders tied relevance (default: 0)")
     add_threads(parser)
     return parser
@@ -56,30 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the test on `argv`'s split; the figures it printed as its last line."""
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    paths = split_paths(args.root, args.split)
-    if args.task == "captions":
-        data = read_coco_captions(paths["captions"])
-        ids = list(data.images)[: args.limit]
-        files = [image_path(args.root, args.split, i, data.images[i].file_name) for i in ids]
-        curves = caption_token_curves(load_hf_captioner(args.hf), files, seed=args.seed)
-        items = {"images": len(ids), "words": curves.count}
-    else:
-        questions = read_vqa(paths["questions"], paths["vqa_annotations"])
-        ids = list(dict.fromkeys(item.image_id for item in questions))[: args.limit]
-        chosen = set(ids)
-        asked = [
-            (item, image_path(args.root, args.split, item.image_id))
-            for item in questions
-            if item.image_id in chosen
-        ]
-        curves = vqa_token_curves(load_hf_vqa(args.hf), asked, seed=args.seed)
-        items = {"images": len(ids), "questions": curves.count}
+    study = STUDIES[args.task]
+    curves, items = study.run(args, split_paths(args.root, args.split))
     figures = curves.aucs()
-    print(
-        _table(
-            figures, items, "word log-probability" if args.task == "captions" else "VQA accuracy"
-        )
-    )
+    print(_table(figures, items, study.score))
     line = {"split": args.split, "task": args.task, **items, **figures}
     print(json.dumps(line))
     return line
