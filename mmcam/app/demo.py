@@ -151,7 +151,7 @@ class Demo:
     def explainer(self, task: str, method: str) -> Explainer:
         """The explainer of `task` ("captions" or "vqa") that maps by `method` (an id)."""
         stack = self.stack_explainers[task]
-        if stack and method in stack.offered():
+        if stack and stack.runs(method):
             return stack
         chosen = self._chosen_explainers[task]
         if chosen is not None and method == self.default.method:

@@ -45,6 +45,11 @@ class Explainer:
         return record
 
     @classmethod
+    def runs(cls, method_id: str) -> bool:
+        """Whether this explainer runs `method_id` (a former id resolves, with its warning)."""
+        return cls.explainer_id in registry.get(method_id).explainers
+
+    @classmethod
     def offered(cls) -> list[str]:
         """The ids of the methods this explainer runs, in the registry's order."""
         return registry.ids(explainer=cls.explainer_id)

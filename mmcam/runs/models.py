@@ -22,7 +22,6 @@ from mmcam.explainers.attention_stack import (
 )
 from mmcam.explainers.captioning import CaptionExplainer
 from mmcam.explainers.vqa import VQAExplainer
-from mmcam.methods import registry
 
 __all__ = [
     "ExplainedModel",
@@ -76,7 +75,7 @@ class ExplainedModel:
         return VQAExplainer(self.model, self.layer, to_grid=self.to_grid)
 
     def _by_stack(self, method: str, stack: type) -> bool:
-        return self.attention is not None and stack.explainer_id in registry.get(method).explainers
+        return self.attention is not None and stack.runs(method)
 
 
 class _HFImages:

@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from mmcam.evaluation.map_similarity import spearman
 from mmcam.evaluation.randomization import parameter_layers, randomized_models, resettable
 from mmcam.explainers.attention_stack import CaptionStackExplainer
-from mmcam.methods import registry
 
 __all__ = ["AttentionSanity", "caption_attention_sanity"]
 
@@ -45,8 +44,7 @@ def caption_attention_sanity(
     captioner: nn.Module, images: Tensor, methods: Sequence[str] | None = None, *, seed: int = 0
 ) -> AttentionSanity:
     """The check on `images` `[B, 3, H, W]` for a BLIP captioner adapter."""
-    stack = CaptionStackExplainer.explainer_id
-    methods = list(methods or [m.id for m in registry.methods() if stack in m.explainers])
+    methods = list(methods or CaptionStackExplainer.offered())
     generated = captioner.generate(images)
     kept = [row for row, caption in enumerate(generated) if caption]
     images, captions = images[kept], [generated[row] for row in kept]

@@ -27,7 +27,6 @@ from mmcam.evaluation.vqa_accuracy import vqa_accuracy
 from mmcam.explainers.attention_stack import CaptionStackExplainer, VQAStackExplainer
 from mmcam.explainers.hf.adapters import PatchTokenCaptionExplainer
 from mmcam.explainers.vqa import VQAExplainer
-from mmcam.methods import registry
 
 __all__ = ["TokenCurves", "caption_token_curves", "perturbation_methods", "vqa_token_curves"]
 
@@ -37,8 +36,7 @@ RANDOM = "random"  # the baseline's row: every token tied, so in a seeded random
 def perturbation_methods(stack: type = VQAStackExplainer) -> list[str]:
     """The methods compared: every attention method the attention-stack explainer `stack` runs,
     and Grad-CAM on the patch tokens."""
-    offered = [m.id for m in registry.methods(kind=registry.ATTENTION)]
-    return [m for m in offered if stack.explainer_id in registry.get(m).explainers] + ["gradcam"]
+    return [*stack.offered(), "gradcam"]
 
 
 @dataclass
@@ -118,8 +116,11 @@ def caption_token_curves(
         caption = captioner.generate(pixels)[0]
         found = {}
         for method in methods:
-            explainer = stack if stack.explainer_id in registry.get(method).explainers else layer
-            words = explainer.explain(pixels, [caption], method=method).words.raw[0]
+            words = (
+                (stack if stack.runs(method) else layer)
+                .explain(pixels, [caption], method=method)
+                .words.raw[0]
+            )
             found[method] = words[: len(caption)].flatten(1)  # [T, h*w]
         found[RANDOM] = torch.zeros_like(next(iter(found.values())))  # all tied
         tokens = torch.tensor([[captioner.bos_index, *caption]], device=pixels.device)
@@ -153,8 +154,9 @@ def _relevance(
 ) -> tuple[Tensor, Tensor | None]:
     """The top answer's patch relevance `[h*w]` and question-token relevance `[L]` (None for a
     method that has none)."""
-    explainer = stack if stack.explainer_id in registry.get(method).explainers else layer
-    result = explainer.explain(pixels, [question], top_k=1, method=method)
+    result = (stack if stack.runs(method) else layer).explain(
+        pixels, [question], top_k=1, method=method
+    )
     text = None if result.question_relevance is None else result.question_relevance[0, 0]
     return result.maps.raw[0, 0].flatten(), text
 
