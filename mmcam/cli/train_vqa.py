@@ -24,9 +24,10 @@ from mmcam.cli.training_options import training_parser
 from mmcam.data.annotations import read_vqa, split_paths
 from mmcam.data.training_sets import VQADataset, collate_vqa, seed_everything, top_answers
 from mmcam.data.vocab import Vocabulary
+from mmcam.zoo.blip_captioner import blip_vision
 from mmcam.zoo.training import train, vqa_loss, vqa_scores
 from mmcam.zoo.transformer_parts import save_pretrained
-from mmcam.zoo.vilt_vqa import new_vilt, vilt_processor
+from mmcam.zoo.vilt_vqa import new_vilt, start_from_vision, vilt_processor
 from mmcam.zoo.vqa_model import VQAConfig, VQANet, save_vqa_model
 
 WRITES = "config.json, vocab.json, answers.json, model.pt (ViLT: save_pretrained), history.json"
@@ -52,6 +53,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=4, help="ViLT: encoder layers")
     p.add_argument("--heads", type=int, default=4, help="ViLT: attention heads")
     p.add_argument("--patch", type=int, default=16, help="ViLT: patch size in pixels")
+    p.add_argument(
+        "--init-vision",
+        metavar="BLIP_FOLDER",
+        help="ViLT: start the patch embedding and the first layers from this BLIP captioner's\n"
+        "trained vision encoder (ViLT's authors start from a pre-trained ViT); same hidden\n"
+        "size, patch and image size",
+    )
     p.add_argument(
         "--permute-answers",
         type=int,
@@ -118,6 +126,8 @@ def new_model(args: argparse.Namespace, questions: list[str], answers: list[str]
             heads=args.heads,
             patch=args.patch,
         )
+        if args.init_vision:
+            start_from_vision(model.model, blip_vision(args.init_vision))
         return model, save_pretrained, "vilt_vqa"
     vocab = Vocabulary.build(questions, min_count=args.min_count)
     config = VQAConfig(

@@ -242,21 +242,31 @@ class VQAStackExplainer(Explainer):
         *,
         top_k: int = 3,
         method: str = "relevance",
+        answers: Tensor | None = None,
         perturbation: Any = None,
     ) -> VQAExplanation:
-        """The top-k answers, their maps and their question tokens' relevance by `method`.
-        `perturbation` is accepted, and unused, so that a dataset run calls every VQA
-        explainer alike: the attention methods perturb nothing."""
+        """The top-k answers, their maps and their question tokens' relevance by `method`;
+        with `answers` (answer indices `[B, k]`), those answers instead of the model's top-k
+        (a randomised copy explains the trained model's answers). `perturbation` is accepted,
+        and unused, so that a dataset run calls every VQA explainer alike: the attention methods
+        perturb nothing."""
         record = self.method(method)
         if len(questions) != images.shape[0]:
             raise ValueError(f"{len(questions)} questions for {images.shape[0]} images")
-        return self.dispatch(record, images, questions, top_k)
+        if answers is not None and answers.shape[0] != images.shape[0]:
+            raise ValueError(f"answers for {answers.shape[0]} images, not {images.shape[0]}")
+        return self.dispatch(record, images, questions, top_k, answers)
 
     def by_attention(
-        self, record: Method, images: Tensor, questions: Sequence[str], top_k: int
+        self,
+        record: Method,
+        images: Tensor,
+        questions: Sequence[str],
+        top_k: int,
+        answers: Tensor | None,
     ) -> VQAExplanation:
         model, layout = self.model, self.layout
-        top_k = min(top_k, len(model.answers))
+        top_k = min(top_k, len(model.answers)) if answers is None else answers.shape[1]
         batch = images.shape[0]
         tokens: Any = move_to(model.tokenize(list(questions)), images.device)
         if not isinstance(tokens, Mapping) or "attention_mask" not in tokens:
@@ -269,6 +279,8 @@ class VQAStackExplainer(Explainer):
                 logits = model(images, repeat_rows(tokens, top_k))  # [B*k, A]
             logits = logits.view(batch, top_k, -1)
             best = logits[:, 0].detach().topk(top_k, dim=1).indices  # [B, k]
+            if answers is not None:
+                best = answers.to(images.device)
             scores = logits.gather(2, best[..., None]).squeeze(2)  # replica j: answer j
             layers = layout.split(taps.gradients(scores))
             taps.release()

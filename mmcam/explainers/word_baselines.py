@@ -1,12 +1,15 @@
-"""The two ways other libraries get one map per word, for the caption benchmark to beat.
+"""The ways other libraries get one map per word, for the caption benchmarks to beat.
 
 * `maps_forward_backward_per_word`: what a Captum or pytorch-grad-cam user must do — one
   forward and one backward per word (Captum's `LayerGradCam` with a per-word forward function).
 * `maps_retained_graph`: torchcam's way — one forward recording the whole graph, then one
   backward per word with the graph retained.
+* `attention_maps_per_word`: Chefer et al.'s public implementation's way for a transformer —
+  one forward and one backward per word, each word's attention method computed from that pass.
 
-Both take a model in eval mode and return raw Grad-CAM maps `[B, T, h, w]` equal to
-`CaptionExplainer`'s (the tests check), so the benchmark compares equal work.
+Each takes a model in eval mode and returns raw maps `[B, T, h, w]` equal to the batched
+explainer's (`CaptionExplainer`'s Grad-CAM, `CaptionStackExplainer`'s attention methods; the
+tests check), so the benchmarks compare equal work.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from torch import Tensor
 from mmcam.core.protocols import CaptionModel
 from mmcam.core.tap import find_layer
 from mmcam.core.targets import token_logprobs
-from mmcam.explainers.rows import caption_tokens
+from mmcam.explainers.attention_stack import AttentionTaps, CaptionStackExplainer, key_grid
+from mmcam.explainers.rows import WordReplicas, caption_tokens
+from mmcam.methods import registry
+from mmcam.methods.attention import AttentionStack
 from mmcam.methods.formulas import gradient_map
 
 
@@ -69,3 +75,32 @@ def maps_retained_graph(
         )
         maps.append(gradient_map("gradcam", activations.detach(), gradients))
     return torch.stack(maps, dim=1)
+
+
+def attention_maps_per_word(
+    explainer: CaptionStackExplainer,
+    images: Tensor,
+    captions: Sequence[Sequence[int]],
+    method: str = "relevance",
+) -> Tensor:
+    """`explainer`'s word maps by attention method `method`, one forward and one backward pass
+    per word (the same taps and rules, one target at a time)."""
+    model, layout = explainer.model, explainer.layout
+    function = registry.get(method, explainer.explainer_id).function
+    words = WordReplicas.of(model, captions, explainer.include_end, images.device)
+    positions = torch.arange(words.tokens.shape[1], device=images.device)[None]
+    maps = []
+    for position in range(words.steps):
+        with AttentionTaps(model, layout, replicas=1) as taps:
+            logits = model.decode_logits(model.encode(images), words.tokens, words.counts)
+        scores = token_logprobs(logits, words.tokens, words.scored)[:, position]
+        layers = layout.split(taps.gradients(scores))
+        taps.release()
+        stack = AttentionStack(
+            rows=(positions == position).expand(len(captions), -1),
+            context=(positions <= position).expand(len(captions), -1),
+            layer=layout.layer,
+            **layers,
+        )
+        maps.append(key_grid(explainer.to_grid, function(stack)))
+    return torch.stack(maps, dim=1) * words.valid[..., None, None]

@@ -18,7 +18,7 @@ from mmcam.core.extras import require
 from mmcam.data.images import IMAGE_SIZE
 from mmcam.zoo.transformer_parts import IMAGE_SETTINGS, check_padding, word_tokenizer
 
-__all__ = ["CaptionTokens", "blip_processor", "new_blip"]
+__all__ = ["CaptionTokens", "blip_processor", "blip_vision", "new_blip"]
 
 BOS = "[DEC]"  # BLIP's decoder start token; [SEP] ends a caption
 
@@ -69,6 +69,14 @@ def new_blip(
     config = BlipConfig(text_config=text, vision_config=vision)
     check_padding(tokenizer)
     return BlipForConditionalGeneration(config)
+
+
+def blip_vision(folder: str) -> dict[str, Any]:
+    """The trained vision encoder's state dict of the BLIP captioner saved in `folder`."""
+    require("transformers", "hf", "Reading a BLIP model")
+    from transformers import BlipForConditionalGeneration
+
+    return BlipForConditionalGeneration.from_pretrained(folder).vision_model.state_dict()
 
 
 class CaptionTokens:

@@ -25,7 +25,16 @@ from mmcam.data.images import IMAGE_SIZE
 from mmcam.data.vocab import Vocabulary
 from mmcam.zoo.transformer_parts import IMAGE_SETTINGS, check_padding, word_tokenizer
 
-__all__ = ["TrainableVilt", "new_vilt", "vilt_processor"]
+__all__ = ["TrainableVilt", "new_vilt", "start_from_vision", "vilt_processor"]
+
+# a ViT layer of BLIP's vision encoder -> the same parts of a ViLT layer
+VISION_PARTS = {
+    "self_attn.projection": "attention.output.dense",
+    "layer_norm1": "layernorm_before",
+    "layer_norm2": "layernorm_after",
+    "mlp.fc1": "intermediate.dense",
+    "mlp.fc2": "output.dense",
+}
 
 
 def vilt_processor(questions: Iterable[str], *, min_count: int = 1) -> Any:
@@ -106,3 +115,46 @@ class TrainableVilt(nn.Module):
             attention_mask=(questions != Vocabulary.PAD_INDEX).long(),
             pixel_values=images[image_index],
         ).logits
+
+
+def start_from_vision(vilt: nn.Module, vision: dict[str, Tensor]) -> list[str]:
+    """Copy a trained ViT image encoder into a new `ViltForQuestionAnswering`, as ViLT's authors
+    start from a pre-trained ViT: the patch projection, class token and position embeddings, and
+    the first layers (as many as both have; with as many layers, the final layer norm too).
+    `vision` is a `BlipVisionModel`'s state dict (`model.vision_model.state_dict()` of a BLIP
+    captioner: fused `qkv` split into query, key and value). The text embeddings, any layer
+    beyond the encoder's, the pooler and the classifier keep their random start. Returns the
+    ViLT parameters copied; a shape that differs (another hidden size, patch or image size) is
+    refused naming both."""
+    target = vilt.vilt
+    copied = {
+        "embeddings.cls_token": vision["embeddings.class_embedding"],
+        "embeddings.position_embeddings": vision["embeddings.position_embedding"],
+        "embeddings.patch_embeddings.projection.weight": vision[
+            "embeddings.patch_embedding.weight"
+        ],
+        "embeddings.patch_embeddings.projection.bias": vision["embeddings.patch_embedding.bias"],
+    }
+    source_layers = len({key.split(".")[2] for key in vision if key.startswith("encoder.layers.")})
+    layers = min(source_layers, len(target.encoder.layer))
+    for i in range(layers):
+        source, into = f"encoder.layers.{i}.", f"encoder.layer.{i}."
+        for kind in ("weight", "bias"):
+            query, key, value = vision[f"{source}self_attn.qkv.{kind}"].chunk(3)
+            for name, part in (("query", query), ("key", key), ("value", value)):
+                copied[f"{into}attention.attention.{name}.{kind}"] = part
+            for part, name in VISION_PARTS.items():
+                copied[f"{into}{name}.{kind}"] = vision[f"{source}{part}.{kind}"]
+    if layers == source_layers == len(target.encoder.layer):
+        copied["layernorm.weight"] = vision["post_layernorm.weight"]
+        copied["layernorm.bias"] = vision["post_layernorm.bias"]
+    state = target.state_dict()
+    for name, value in copied.items():
+        if state[name].shape != value.shape:
+            raise ValueError(
+                f"the image encoder's {name} is {tuple(value.shape)}, the ViLT model's "
+                f"{tuple(state[name].shape)}: build the ViLT with the encoder's hidden size, "
+                "patch and image size"
+            )
+    target.load_state_dict(copied, strict=False)
+    return sorted(copied)

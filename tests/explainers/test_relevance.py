@@ -34,6 +34,7 @@ from mmcam.explainers.attention_stack import (
 from mmcam.explainers.hf.blip import BlipCaptioner
 from mmcam.explainers.hf.vilt import ViltVQA
 from mmcam.explainers.rows import caption_tokens
+from mmcam.explainers.word_baselines import attention_maps_per_word
 from mmcam.methods import registry
 
 METHODS = ("attention", "rollout", "attention_gradcam", "relevance")
@@ -167,6 +168,15 @@ def test_blip_word_and_caption_maps_equal_the_hand_computation(captioner, images
     assert result.words.target_independent == registry.get(method).target_independent
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_blip_batched_word_maps_equal_one_backward_pass_per_word(captioner, images, method):
+    explainer = CaptionStackExplainer(captioner, captioner.attention_layout(), captioner.to_grid)
+    batched = explainer.explain(images, CAPTIONS, method=method).words.raw
+    looped = attention_maps_per_word(explainer, images, CAPTIONS, method)
+    assert looped.shape == batched.shape and looped.abs().amax() > 1e-3
+    torch.testing.assert_close(batched, looped, atol=1e-5, rtol=0)
+
+
 def test_blip_rollout_does_not_depend_on_the_word_explained(captioner, images):
     explainer = CaptionStackExplainer(captioner, captioner.attention_layout(), captioner.to_grid)
     other = [[7, 9, 6, 8], [8, 16]]  # the last word of the first caption changed
@@ -276,6 +286,20 @@ def test_vilt_question_relevance_is_zero_at_padding_and_rollout_same_for_two_ans
     assert rolled.maps.target_independent and not result.maps.target_independent
     assert rolled.maps.to_dict()["target_independent"] is True
     assert not torch.allclose(result.maps.raw[:, 0], result.maps.raw[:, 1])
+
+
+def test_vilt_explains_the_answers_it_is_given(vilt):
+    explainer = VQAStackExplainer(vilt, vilt.attention_layout(), vilt.to_grid)
+    images = torch.randn(2, 3, 64, 64)
+    chosen = torch.tensor([[2, 0], [1, 3]])
+    result = explainer.explain(images, QUESTIONS, method="relevance", answers=chosen)
+    assert result.answers == [[ANSWERS[2], ANSWERS[0]], [ANSWERS[1], ANSWERS[3]]]
+    top = explainer.explain(images, QUESTIONS, method="relevance", top_k=2)
+    again = explainer.explain(images, QUESTIONS, method="relevance", answers=torch.tensor(
+        [[ANSWERS.index(a) for a in row] for row in top.answers]))  # fmt: skip
+    torch.testing.assert_close(again.maps.raw, top.maps.raw, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="answers for 1 images, not 2"):
+        explainer.explain(images, QUESTIONS, answers=chosen[:1])
 
 
 def test_cnn_and_cross_attention_explanations_have_no_question_relevance(vilt):
