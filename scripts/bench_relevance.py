@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="images (one caption each)")
     parser.add_argument("--words", type=int, default=12, help="words per caption")
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats per contender")
-    add_threads(parser, default=1)
+    add_threads(parser, default=2)
     add_out(parser, None, "the figures", shown="none", folder=False)
     args = parser.parse_args()
 

@@ -5,11 +5,13 @@ VQA model (ViLT: question tokens, image class token and patches in one encoder).
 
 An `AttentionLayout` names where the attention probabilities pass (the modules that receive
 them: eager attention's dropout, an identity in eval mode) and the module whose output starts
-the explained stack (`entry`). The entry's output is replicated once per target (each word of
-a caption, each top answer) and cut from what is below it, so one forward and one backward pass
-give every target's gradients at every layer; the whole caption's gradients are the sum of its
-words' (the replicas' attention is the same). Hooks are removed and the model's state restored
-on every exit (the base's guard and `AttentionTaps`). Attention computed by a fused kernel
+the explained stack (`entry`, cut from what is below it). One forward pass runs each image
+once; one backward pass, vectorised over the targets (each word of a caption, each top answer:
+`torch.func.vmap` over `torch.autograd.grad` with one-hot output gradients), gives every
+target's gradients at every layer, laid out as replicated rows (row b*T + t: target t of item
+b, its attention repeated); the whole caption's gradients are the sum of its words'. Hooks are
+removed and the model's state restored on every exit (the base's guard and `AttentionTaps`).
+Attention computed by a fused kernel
 (`attn_implementation="sdpa"`) never passes those modules: that is refused, naming the fix.
 """
 
@@ -25,10 +27,11 @@ from torch import Tensor, nn
 from mmcam.core.explanation import Explanation
 from mmcam.core.protocols import CaptionModel, VQAModel
 from mmcam.core.tap import Grid, Tap, find_layer
+from mmcam.core.targets import token_logprobs
 from mmcam.explainers.base import Explainer
 from mmcam.explainers.captioning import CaptionExplanation
 from mmcam.explainers.cross_attention import CaptionAttentionExplainer
-from mmcam.explainers.rows import WordReplicas, move_to, repeat_rows
+from mmcam.explainers.rows import WordReplicas, move_to
 from mmcam.explainers.vqa import VQAExplanation
 from mmcam.methods.attention import AttentionStack, Layer
 from mmcam.methods.registry import Method
@@ -67,13 +70,13 @@ class AttentionLayout:
 
 
 class AttentionTaps:
-    """`layout.entry` tapped as `Tap` does (cut, replicated `replicas` times) and every attention
+    """`layout.entry` tapped as `Tap` does (cut from what is below it) and every attention
     module's output recorded as it passes. Attention that does not depend on the entry (a text
     decoder's first self-attention) becomes a leaf of its own, so its gradient is read too. The
     hooks are removed on every exit."""
 
-    def __init__(self, model: nn.Module, layout: AttentionLayout, replicas: int) -> None:
-        self.entry = Tap(model, layout.entry, replicas=replicas)
+    def __init__(self, model: nn.Module, layout: AttentionLayout) -> None:
+        self.entry = Tap(model, layout.entry)
         self.modules = [find_layer(model, name) for name in layout.modules()[1:]]
         self.recorded: dict[str, Tensor] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -112,25 +115,47 @@ class AttentionTaps:
         return record
 
     def gradients(self, scores: Tensor) -> list[Layer]:
-        """Every attention layer's A and dY/dA (detached), in the layout's order, from one
-        backward pass."""
-        self.entry.check_scores(scores)
+        """Every attention layer's A and dY/dA (detached), in the layout's order, for each of
+        the T targets of each item, `scores` `[B, T]`, from one backward pass vectorised over
+        the targets: `[B*T, H, Tq, Tk]` each, row b*T + t for target t of item b."""
+        if scores.dim() != 2:
+            raise ValueError(f"scores must be [items, targets], got {tuple(scores.shape)}")
+        self.entry.check_scores(scores[:, 0])
         for name, _ in self.modules:
             if name not in self.recorded:
                 raise RuntimeError(
                     f"no attention probabilities passed {name!r}: the model computes attention "
                     "in a fused kernel; load it with attn_implementation='eager'"
                 )
+        targets = scores.shape[1]
         inputs = [self.recorded[name] for name, _ in self.modules]
-        grads = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
+
+        def backward(one_hot: Tensor) -> list[Tensor]:
+            grads = torch.autograd.grad(
+                scores, inputs, one_hot, retain_graph=True, allow_unused=True
+            )
+            return [
+                torch.zeros_like(a) if g is None else g for a, g in zip(inputs, grads, strict=True)
+            ]
+
+        one_hot = torch.eye(targets, dtype=scores.dtype, device=scores.device)[:, None]
+        if targets == 1:  # a plain backward pass, as a batch of one
+            grads = [g[None] for g in backward(one_hot[0].expand_as(scores))]
+        else:
+            grads = torch.func.vmap(backward)(one_hot.expand(targets, *scores.shape))
         return [
-            (a.detach(), g if g is not None else torch.zeros_like(a))
+            (a.detach().repeat_interleave(targets, dim=0), as_rows(g))
             for a, g in zip(inputs, grads, strict=True)
         ]
 
     def release(self) -> None:
         self.recorded = {}
         self.entry.release()
+
+
+def as_rows(gradients: Tensor) -> Tensor:
+    """Gradients batched over targets `[T, B, ...]` as rows `[B*T, ...]` (b*T + t)."""
+    return gradients.transpose(0, 1).flatten(0, 1)
 
 
 def key_grid(to_grid: Grid, keys: Tensor) -> Tensor:
@@ -178,11 +203,12 @@ class CaptionStackExplainer(CaptionAttentionExplainer):
         replicas = WordReplicas.of(model, captions, self.include_end, images.device)
         batch, steps, counts = replicas.batch, replicas.steps, replicas.counts
         with self.guard(images.device):
-            with AttentionTaps(model, layout, steps) as taps:
-                features = model.encode(images)  # [B*T, ...]: the entry's output replicated
-                logits = model.decode_logits(features, replicas.replica_tokens, replicas.lengths)
-            scores = replicas.scores(logits)  # [B, T]
-            layers = layout.split(taps.gradients(scores))
+            with AttentionTaps(model, layout) as taps:
+                features = model.encode(images)
+                logits = model.decode_logits(features, replicas.tokens, replicas.scored)
+            scores = token_logprobs(logits, replicas.tokens, replicas.scored)[:, :steps]
+            scores = scores * replicas.valid  # past a caption's end: no word, no gradient
+            layers = layout.split(taps.gradients(scores))  # rows b*T + t: word t of caption b
             taps.release()
         positions = torch.arange(replicas.tokens.shape[1], device=images.device)[None]
         index = replicas.word_index[:, None]
@@ -275,14 +301,13 @@ class VQAStackExplainer(Explainer):
                 "attention_mask: the question tokens share the attention with the image"
             )
         with self.guard(images.device):
-            with AttentionTaps(model, layout, top_k) as taps:
-                logits = model(images, repeat_rows(tokens, top_k))  # [B*k, A]
-            logits = logits.view(batch, top_k, -1)
-            best = logits[:, 0].detach().topk(top_k, dim=1).indices  # [B, k]
+            with AttentionTaps(model, layout) as taps:
+                logits = model(images, tokens)  # [B, A]
+            best = logits.detach().topk(top_k, dim=1).indices  # [B, k]
             if answers is not None:
                 best = answers.to(images.device)
-            scores = logits.gather(2, best[..., None]).squeeze(2)  # replica j: answer j
-            layers = layout.split(taps.gradients(scores))
+            scores = logits.gather(1, best)
+            layers = layout.split(taps.gradients(scores))  # rows b*k + j: answer j of item b
             taps.release()
         mask = tokens["attention_mask"].bool().repeat_interleave(top_k, dim=0)  # [B*k, L]
         length, total = mask.shape[1], layers["text"][0][0].shape[-1]
@@ -295,7 +320,7 @@ class VQAStackExplainer(Explainer):
         )
         raw = key_grid(self.to_grid, keys)
         question = torch.where(mask, keys[:, :length], 0).view(batch, top_k, length)
-        probabilities = torch.softmax(logits[:, 0].detach(), dim=1).gather(1, best)
+        probabilities = torch.softmax(logits.detach(), dim=1).gather(1, best)
         answers = [[model.answers[i] for i in row] for row in best.tolist()]
         size = (int(images.shape[-2]), int(images.shape[-1]))
         maps = Explanation.from_raw(

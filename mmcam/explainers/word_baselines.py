@@ -91,9 +91,9 @@ def attention_maps_per_word(
     positions = torch.arange(words.tokens.shape[1], device=images.device)[None]
     maps = []
     for position in range(words.steps):
-        with AttentionTaps(model, layout, replicas=1) as taps:
-            logits = model.decode_logits(model.encode(images), words.tokens, words.counts)
-        scores = token_logprobs(logits, words.tokens, words.scored)[:, position]
+        with AttentionTaps(model, layout) as taps:
+            logits = model.decode_logits(model.encode(images), words.tokens, words.scored)
+        scores = token_logprobs(logits, words.tokens, words.scored)[:, position, None]
         layers = layout.split(taps.gradients(scores))
         taps.release()
         stack = AttentionStack(
