@@ -1,6 +1,8 @@
 """`make run`: caption the bundled sample scenes with per-word maps and answer questions about
-them with answer maps, using the bundled checkpoints. Writes PNG figures and summary.json to
---out and prints what the models said and where they looked."""
+them with answer maps, using the bundled checkpoints, then caption them with the bundled
+transformer (BLIP) and map every word by its attention methods (relevance first). Writes PNG
+figures, summary.json and transformer_summary.json to --out and prints what the models said and
+where they looked."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import time
 
 import torch
 
-from mmcam.app.sample_figures import POINTING_METHODS, SAMPLES, write_sample_figures
+from mmcam.app.sample_figures import SAMPLES, write_sample_figures
+from mmcam.app.transformer_figures import write_transformer_figures
 from mmcam.cli.options import add_out, add_threads
 
 
@@ -38,11 +41,18 @@ def main() -> None:
             said = f"{answer['answer']} ({answer['probability']:.2f}, {mark})"
             print(f"  Q: {answer['question']}  A: {said}")
         print("  figures: " + ", ".join(sample["figures"]))
+    transformer = write_transformer_figures(args.out, args.samples)
+    print("\ntransformer captioner (BLIP), every word by each attention method:")
+    for sample in transformer:
+        print(f"  {sample['image']}: {sample['caption']}  ({sample['figure']})")
+        for point in sample["word_pointing"]:
+            verdicts = ", ".join(
+                f"{method} {'inside' if inside else 'OUTSIDE'}"
+                for method, inside in point["peak_inside"].items()
+            )
+            print(f"    peak of the map of '{point['word']}' vs its box: {verdicts}")
     seconds = time.perf_counter() - start
-    points = [p["peak_inside"] for s in result["samples"] for p in s["word_pointing"]]
-    pointing = {
-        method: sum(p[method] for p in points) / max(len(points), 1) for method in POINTING_METHODS
-    }
+    pointing = _pointing(result["samples"])
     answers = [a["answer"] == a["expected"] for s in result["samples"] for a in s["answers"]]
     print(f"\nboxes of the default map (white: its own, green: map + image), {args.out}/boxes.png:")
     for found in result["boxes"]:
@@ -59,12 +69,20 @@ def main() -> None:
         json.dumps(
             {
                 "word_pointing": pointing,
+                "transformer_word_pointing": _pointing(transformer),
                 "answers_correct": sum(answers) / max(len(answers), 1),
                 "default_box_loc_accuracy": located,
                 "seconds": round(seconds, 1),
             }
         )
     )
+
+
+def _pointing(samples: list[dict]) -> dict[str, float]:
+    """Per method, the share of named shapes whose word map peaks inside the shape's box."""
+    points = [p["peak_inside"] for sample in samples for p in sample["word_pointing"]]
+    methods = points[0] if points else {}
+    return {method: sum(p[method] for p in points) / len(points) for method in methods}
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def write_sample_figures(out: str | Path, samples: str | Path = SAMPLES) -> dict
             {
                 "image": sample["file_name"],
                 "caption": gradcam.texts[index],
-                "word_pointing": _word_pointing(words, by_method, index, sample),
+                "word_pointing": word_pointing(words, by_method, index, sample),
                 "answers": answers,
                 "figures": [str(caption_path), str(out / f"vqa_{index + 1}.png")],
             }
@@ -123,7 +123,7 @@ def _caption_row(name: str, method: str, result, index: int, words: list[str], p
     return PanelRow(name, maps, [*words, "whole caption"], [*boxes, []], [*refined, []])
 
 
-def _named_objects(words: Sequence[str], sample: dict) -> list[tuple[CategoryMention, dict]]:
+def named_objects(words: Sequence[str], sample: dict) -> list[tuple[CategoryMention, dict]]:
     """Each "<colour> <shape>" the words name, with the sample's object of that colour and kind."""
     return [
         (mention, obj)
@@ -136,7 +136,7 @@ def _named_objects(words: Sequence[str], sample: dict) -> list[tuple[CategoryMen
 def _boxed_words(result, method: str, index: int, sample: dict, shown) -> list[BoxedWord]:
     """Each shape word of caption `index` whose object the sample has, with its map's boxes."""
     found = []
-    for mention, obj in _named_objects(result.word_labels(index), sample):
+    for mention, obj in named_objects(result.word_labels(index), sample):
         heat = resize_map(result.words.maps[index, mention.head], shown[index].shape[:2])
         peak = pointing_game(heat, [obj["bbox"]], 0).points[0]
         boxes = map_boxes(heat, shown[index], box_settings(method))
@@ -215,15 +215,20 @@ def _answer_questions(vqa, image: Tensor, shown, sample: dict, index: int, out: 
     return answers
 
 
-def _word_pointing(
-    words: Sequence[str], by_method: dict[str, CaptionExplanation], index: int, sample: dict
+def word_pointing(
+    words: Sequence[str],
+    by_method: dict[str, CaptionExplanation],
+    index: int,
+    sample: dict,
+    names: Sequence[str] = POINTING_METHODS,
 ) -> list[dict]:
     """For each "<colour> <shape>" the caption names: does its word map peak inside that
-    object's ground-truth box, by each method whose map shows evidence for the word?"""
+    object's ground-truth box, by each method `names` (those whose map shows evidence for the
+    word)?"""
     found = []
-    for mention, obj in _named_objects(words, sample):
+    for mention, obj in named_objects(words, sample):
         inside = {}
-        for name in POINTING_METHODS:
+        for name in names:
             heat = by_method[name].words.maps[index, mention.head]
             inside[name] = pointing_game(heat, [obj["bbox"]], 0).per_map[0]
         found.append({"word": f"{mention.color} {mention.category}", "peak_inside": inside})

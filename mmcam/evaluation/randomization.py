@@ -88,6 +88,13 @@ def resettable(model: nn.Module, layer: str) -> bool:
     return True
 
 
+def draws_weights(model: nn.Module, layer: str) -> bool:
+    """Whether re-initialising `layer` draws random weights: some module under it owns a weight
+    matrix or kernel (2 or more dimensions). A normalisation layer's reset is not random (ones
+    and zeros), so randomising it alone says little about a method."""
+    return any(p.dim() >= 2 for m in _resettable(model, layer) for p in m.parameters(False))
+
+
 def reinitialize(model: nn.Module, layer: str, seed: int) -> None:
     """Re-initialise, in place, every parameter-owning module under `layer` of `model` (a copy)
     with its own `reset_parameters()`, each under `torch.manual_seed(seed)`."""

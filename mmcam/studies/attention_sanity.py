@@ -7,9 +7,11 @@ The targets are the trained model's (its captions, its top answers) and stay fix
 randomised copies, as in the paper. Cascading: from the top down, one more layer each step;
 "top layer" is the first step (the last module the forward pass runs: BLIP's decoder output
 projection, ViLT's answer classifier), "all layers" the last. Independent: one layer at a time,
-every other layer trained; the highest mean over those steps is reported (the layer whose
-randomisation changes the maps least). A layer whose modules cannot be re-initialised as built
-(embeddings' class and position parameters have no `reset_parameters`) is left out and named.
+every other layer trained, over the layers whose re-initialisation draws random weights (a
+layer norm's reset to ones and zeros is left out of this order); the highest mean over those
+steps is reported (the layer whose randomisation changes the maps least). A layer whose
+modules cannot be re-initialised as built (embeddings' class and position parameters have no
+`reset_parameters`) is left out and named.
 Low rank correlation is what a map that reads the model should give; a target-independent map
 that reads no gradient (rollout) cannot change when only the output layer does.
 """
@@ -25,7 +27,12 @@ import torch
 from torch import Tensor, nn
 
 from mmcam.evaluation.map_similarity import spearman
-from mmcam.evaluation.randomization import parameter_layers, randomized_models, resettable
+from mmcam.evaluation.randomization import (
+    draws_weights,
+    parameter_layers,
+    randomized_models,
+    resettable,
+)
 from mmcam.explainers.attention_stack import CaptionStackExplainer, VQAStackExplainer
 
 __all__ = ["AttentionSanity", "caption_attention_sanity", "vqa_attention_sanity"]
@@ -118,8 +125,9 @@ def _randomization_check(
     for step, (_, randomized) in enumerate(randomized_models(model, usable, "cascading", seed)):
         if step in (0, len(usable) - 1):  # the copy changes in place: read the two steps
             cascading[step] = similarity(randomized)
+    drawn = [layer for layer in usable if draws_weights(model, layer)]
     independent = {layer: similarity(copy) for layer, copy in randomized_models(
-        model, usable, "independent", seed)}  # fmt: skip
+        model, drawn, "independent", seed)}  # fmt: skip
     highest = {m: max(independent, key=lambda layer: independent[layer][m]) for m in methods}
     return AttentionSanity(
         top_layer=usable[-1],

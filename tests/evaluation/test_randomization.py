@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmcam.evaluation.randomization import parameter_layers, randomized_models
+from mmcam.evaluation.randomization import draws_weights, parameter_layers, randomized_models
 
 
 class BackwardsRegistered(nn.Module):
@@ -101,3 +101,10 @@ def test_bad_layers_are_refused_with_what_to_do() -> None:
     model.extra = Scaled()
     with pytest.raises(ValueError, match=r"without reset_parameters\(\) \(Scaled\)"):
         next(randomized_models(model, ["extra"], "independent"))
+
+
+def test_only_layers_with_weight_matrices_draw_random_weights() -> None:
+    model = BackwardsRegistered()
+    assert draws_weights(model, "head") and draws_weights(model, "stem")
+    assert not draws_weights(model, "norm")  # reset to ones and zeros: nothing random
+    assert draws_weights(model, "")  # the whole model holds matrices
