@@ -240,14 +240,15 @@ for _record in (
     Method("rise", "RISE", "perturbation", rise, CNN | PATCH_TOKENS, options=RiseOptions,
            summary="score-weighted random masks"),
     Method("attention", "Raw attention", "attention", attention.raw_attention, ATTENTION_STACK,
-           summary="the last layer's head-averaged attention at the target's row"),
+           sanity=False, summary="the last layer's head-averaged attention at the target's row"),
     Method("rollout", "Attention rollout", "attention", attention.rollout, ATTENTION_STACK,
-           target_independent=True,
+           target_independent=True, sanity=False,
            summary="residual-augmented attention multiplied through the layers (any target)"),
     Method("attention_gradcam", "Attention Grad-CAM", "attention", attention.attention_gradcam,
-           CROSS_ATTENTION | ATTENTION_STACK, aliases=("cross-attention",),
+           CROSS_ATTENTION | ATTENTION_STACK, aliases=("cross-attention",), sanity=True,
            summary="gradient-weighted attention to the patches at one layer"),
     Method("relevance", "Relevance", "attention", attention.relevance, ATTENTION_STACK,
+           sanity=False,
            summary="gradient-weighted attention accumulated through the layers (Chefer 2021)"),
 ):  # fmt: skip
     register(_record)
