@@ -28,12 +28,7 @@ def main() -> None:
     result = write_sample_figures(args.out, args.samples)
     for sample in result["samples"]:
         print(f"\n{sample['image']}: {sample['caption']}")
-        for point in sample["word_pointing"]:
-            verdicts = ", ".join(
-                f"{method} {'inside' if inside else 'OUTSIDE'}"
-                for method, inside in point["peak_inside"].items()
-            )
-            print(f"  peak of the map of '{point['word']}' vs its box: {verdicts}")
+        _print_pointing(sample["word_pointing"], "  ")
         for answer in sample["answers"]:
             mark = (
                 "ok" if answer["answer"] == answer["expected"] else f"expected {answer['expected']}"
@@ -45,12 +40,7 @@ def main() -> None:
     print("\ntransformer captioner (BLIP), every word by each attention method:")
     for sample in transformer:
         print(f"  {sample['image']}: {sample['caption']}  ({sample['figure']})")
-        for point in sample["word_pointing"]:
-            verdicts = ", ".join(
-                f"{method} {'inside' if inside else 'OUTSIDE'}"
-                for method, inside in point["peak_inside"].items()
-            )
-            print(f"    peak of the map of '{point['word']}' vs its box: {verdicts}")
+        _print_pointing(sample["word_pointing"], "    ")
     seconds = time.perf_counter() - start
     pointing = _pointing(result["samples"])
     answers = [a["answer"] == a["expected"] for s in result["samples"] for a in s["answers"]]
@@ -76,6 +66,16 @@ def main() -> None:
             }
         )
     )
+
+
+def _print_pointing(points: list[dict], indent: str) -> None:
+    """Whether each named shape's word map peaks inside its box, method by method."""
+    for point in points:
+        verdicts = ", ".join(
+            f"{method} {'inside' if inside else 'OUTSIDE'}"
+            for method, inside in point["peak_inside"].items()
+        )
+        print(f"{indent}peak of the map of '{point['word']}' vs its box: {verdicts}")
 
 
 def _pointing(samples: list[dict]) -> dict[str, float]:
