@@ -17,6 +17,7 @@ Attention computed by a fused kernel
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -139,10 +140,22 @@ class AttentionTaps:
             ]
 
         one_hot = torch.eye(targets, dtype=scores.dtype, device=scores.device)[:, None]
-        if targets == 1:  # a plain backward pass, as a batch of one
-            grads = [g[None] for g in backward(one_hot[0].expand_as(scores))]
-        else:
-            grads = torch.func.vmap(backward)(one_hot.expand(targets, *scores.shape))
+        one_hots = one_hot.expand(targets, *scores.shape)
+        grads = None
+        if targets > 1:
+            try:
+                grads = torch.func.vmap(backward)(one_hots)
+            except RuntimeError as error:  # e.g. a custom backward that calls .item()
+                if "vmap" not in str(error):
+                    raise
+                warnings.warn(
+                    f"the model's backward pass does not run under torch.func.vmap ({error}); "
+                    "one backward pass per target instead (the same maps, slower)",
+                    stacklevel=4,
+                )
+        if grads is None:  # one target, or no vmap: a backward pass per target
+            per_target = [backward(row) for row in one_hots]
+            grads = [torch.stack(layer) for layer in zip(*per_target, strict=True)]
         return [
             (a.detach().repeat_interleave(targets, dim=0), as_rows(g))
             for a, g in zip(inputs, grads, strict=True)

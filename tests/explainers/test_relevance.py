@@ -177,6 +177,33 @@ def test_blip_batched_word_maps_equal_one_backward_pass_per_word(captioner, imag
     torch.testing.assert_close(batched, looped, atol=1e-5, rtol=0)
 
 
+class CheckedIdentity(torch.autograd.Function):
+    """The identity, whose backward reads a Python number (`.item()`): it cannot run under
+    `torch.func.vmap`."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        assert torch.isfinite(grad).all().item()
+        return grad
+
+
+def test_a_backward_that_vmap_cannot_run_falls_back_to_one_pass_per_word(captioner, images):
+    explainer = CaptionStackExplainer(captioner, captioner.attention_layout(), captioner.to_grid)
+    expected = explainer.explain(images, CAPTIONS, method="relevance").words.raw
+    layer = captioner.model.text_decoder.bert.encoder.layer[0].output
+    handle = layer.register_forward_hook(lambda _m, _i, out: CheckedIdentity.apply(out))
+    try:
+        with pytest.warns(UserWarning, match="one backward pass per target instead"):
+            got = explainer.explain(images, CAPTIONS, method="relevance").words.raw
+    finally:
+        handle.remove()
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_blip_rollout_does_not_depend_on_the_word_explained(captioner, images):
     explainer = CaptionStackExplainer(captioner, captioner.attention_layout(), captioner.to_grid)
     other = [[7, 9, 6, 8], [8, 16]]  # the last word of the first caption changed
