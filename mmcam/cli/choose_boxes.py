@@ -13,6 +13,12 @@ accurate, averaged over the tasks, each task's model read at its best layer:
     mmcam make-shapes --out data/shapes --train 0 --val 500
     mmcam choose-boxes --limit 50
 
+With --hf-captioner FOLDER it chooses the attention methods' settings instead (raw attention,
+rollout, attention Grad-CAM, relevance) on that BLIP captioner's caption words and adds their
+rows to the table, keeping every other row and the default:
+
+    mmcam choose-boxes --hf-captioner models/blip_captioner --limit 100
+
 Writes the table to --table (default: the bundled box_settings.json) and each method's dataset
 runs to OUT/<task>/<method>@<layer>/; ends with one JSON line of the figures.
 `python scripts/choose_boxes.py` takes the same flags.
@@ -27,8 +33,11 @@ from pathlib import Path
 
 from mmcam.boxes.settings import BOX_SETTINGS
 from mmcam.cli.options import add_limit, add_out, add_root, add_split, add_workers, command_parser
+from mmcam.explainers.attention_stack import CaptionStackExplainer
 from mmcam.methods import registry
+from mmcam.runs.captions import CAPTIONS
 from mmcam.runs.inputs import read_split
+from mmcam.runs.models import load_run_captioner
 from mmcam.runs.options import RunOptions
 from mmcam.runs.tasks import TASKS
 from mmcam.studies.box_choice import Candidates, choose_default, choose_settings, score_run
@@ -61,6 +70,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     add_workers(parser)
     parser.add_argument(
+        "--hf-captioner",
+        metavar="FOLDER",
+        help="choose the attention methods' settings instead, on this BLIP captioner's caption "
+        "words (e.g. models/blip_captioner), and add their rows to --table, keeping the others",
+    )
+    parser.add_argument(
         "--trusted",
         nargs="+",
         default=list(TRUSTED),
@@ -73,6 +88,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
     """Choose the settings on `argv`'s split, write the table; the JSON line it printed."""
     args = build_parser(prog).parse_args(argv)
+    if args.hf_captioner:
+        return choose_attention(args)
     start = time.perf_counter()
     data = read_split(args.root, args.split, args.limit)
     few = read_split(args.root, args.split, min(args.perturbation_limit, args.limit))
@@ -97,6 +114,42 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
             result = score_run(out, task.id, items.files.__getitem__, candidates)
             scored.setdefault(method, []).append(result)
             rows.append((method, layer or "input", task.id, result))
+    table, figures = chosen(scored, rows)
+    default = choose_default(
+        {
+            (method, run["layer"], architectures[run["task"]]): run[table[method]["boxes"]]
+            for method, row in figures.items()
+            if method in args.trusted
+            for run in row["runs"]
+        }
+    )
+    print_figures(table, figures)
+    print(f"default: {default}")
+    written = {
+        "chosen_on": f"{args.root} {args.split}, first {args.limit} images "
+        f"({len(few['captions'].files)} for occlusion and RISE)",
+        "command": f"python scripts/choose_boxes.py --limit {args.limit} "
+        f"--perturbation-limit {args.perturbation_limit}",
+        "candidates": {
+            "thresholds": list(candidates.thresholds),
+            "seeds": list(candidates.seeds),
+            "supports": list(candidates.supports),
+        },
+        "default": default,
+        "trusted": list(args.trusted),
+        "methods": table,
+        "val": figures,
+    }
+    Path(args.table).write_text(json.dumps(written, indent=1) + "\n")
+    line = {"table": args.table, "default": default, "methods": table, "val": figures,
+            "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+    print(json.dumps(line))
+    return line
+
+
+def chosen(scored: dict[str, list], rows: list[tuple]) -> tuple[dict, dict]:
+    """Each method's chosen settings (the table's rows) and the val figures behind them, from
+    its scored runs; `rows` lists (method, layer, task, scored run)."""
     table, figures = {}, {}
     for method, results in scored.items():
         settings, means = choose_settings(results)
@@ -116,40 +169,49 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
                 if m == method
             ],
         }
-    default = choose_default(
-        {
-            (method, run["layer"], architectures[run["task"]]): run[table[method]["boxes"]]
-            for method, row in figures.items()
-            if method in args.trusted
-            for run in row["runs"]
-        }
-    )
-    print(f"{'method':<16} {'layer':<17} {'task':<9} {'maps':>5} {'own box':>8} {'refined':>8}")
+    return table, figures
+
+
+def print_figures(table: dict, figures: dict) -> None:
+    print(f"{'method':<17} {'layer':<17} {'task':<9} {'maps':>5} {'own box':>8} {'refined':>8}")
     for method, row in figures.items():
         for run in row["runs"]:
             print(
-                f"{method:<16} {run['layer']:<17} {run['task']:<9} {run['count']:>5} "
+                f"{method:<17} {run['layer']:<17} {run['task']:<9} {run['count']:>5} "
                 f"{run['threshold']:>8.3f} {run['refined']:>8.3f}"
             )
         print(f"  chosen: {table[method]}")
-    print(f"default: {default}")
-    written = {
-        "chosen_on": f"{args.root} {args.split}, first {args.limit} images "
-        f"({len(few['captions'].files)} for occlusion and RISE)",
-        "command": f"python scripts/choose_boxes.py --limit {args.limit} "
-        f"--perturbation-limit {args.perturbation_limit}",
-        "candidates": {
-            "thresholds": list(candidates.thresholds),
-            "seeds": list(candidates.seeds),
-            "supports": list(candidates.supports),
-        },
-        "default": default,
-        "trusted": list(args.trusted),
-        "methods": table,
-        "val": figures,
-    }
+
+
+def choose_attention(args: argparse.Namespace) -> dict:
+    """The attention methods' settings, chosen on `args.hf_captioner`'s caption words of the
+    split, added to the table (the other rows and the default kept)."""
+    start = time.perf_counter()
+    task = TASKS[CAPTIONS.id]
+    items = read_split(args.root, args.split, args.limit)[task.id]
+    model = load_run_captioner(hf=args.hf_captioner)
+    candidates, scored, rows = Candidates(), {}, []
+    for method in CaptionStackExplainer.offered():
+        out = Path(args.out) / task.id / f"{method}@{Path(args.hf_captioner).name}"
+        options = RunOptions(
+            method=method, boxes="threshold", deletion_steps=0, road_fractions=(),
+            workers=args.workers, progress=False,
+        )  # fmt: skip
+        task.explain(model, items, out, options)
+        result = score_run(out, task.id, items.files.__getitem__, candidates)
+        scored[method] = [result]
+        rows.append((method, "all attention layers", task.id, result))
+    table, figures = chosen(scored, rows)
+    print_figures(table, figures)
+    written = json.loads(Path(args.table).read_text())
+    written["methods"].update(table)
+    written["val"].update(figures)
+    written["attention_chosen_on"] = (
+        f"{args.hf_captioner} caption words, {args.root} {args.split}, first {args.limit} images: "
+        f"mmcam choose-boxes --hf-captioner {args.hf_captioner} --limit {args.limit}"
+    )
     Path(args.table).write_text(json.dumps(written, indent=1) + "\n")
-    line = {"table": args.table, "default": default, "methods": table, "val": figures,
+    line = {"table": args.table, "methods": table, "val": figures,
             "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
     print(json.dumps(line))
     return line

@@ -105,3 +105,26 @@ def test_an_attention_method_for_a_model_without_attention_is_refused_before_any
             ["--root", str(root), *COMMON, "--out", str(tmp_path / "cnn"), "--method", method]
         )
     assert not (tmp_path / "cnn").exists()
+
+
+def test_choose_boxes_adds_the_attention_methods_rows_and_keeps_the_others(shapes, tmp_path):
+    from mmcam.boxes.settings import BOX_SETTINGS
+
+    root, hf = shapes
+    table = tmp_path / "box_settings.json"
+    table.write_text(BOX_SETTINGS.read_text())
+    before = json.loads(table.read_text())
+    line = script("choose_boxes").main(
+        ["--root", str(root), "--split", "val", "--limit", "2", "--workers", "0",
+         "--hf-captioner", str(hf["blip"]), "--table", str(table), "--out", str(tmp_path / "runs")]
+    )  # fmt: skip
+    after = json.loads(table.read_text())
+    methods = set(CaptionStackExplainer.offered())
+    assert set(line["methods"]) == methods
+    assert {m: after["methods"][m] for m in methods} == line["methods"]
+    kept = {m: v for m, v in after["methods"].items() if m not in methods}
+    assert kept == {m: v for m, v in before["methods"].items() if m not in methods}
+    assert after["default"] == before["default"]
+    assert after["attention_chosen_on"].startswith(f"{hf['blip']} caption words")
+    for method in methods:  # each method's dataset run is where the table says it chose
+        assert (tmp_path / "runs" / "captions" / f"{method}@blip" / "items.jsonl").is_file()
