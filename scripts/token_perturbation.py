@@ -28,7 +28,14 @@ from typing import NamedTuple
 
 import torch
 
-from mmcam.cli.options import add_limit, add_root, add_split, add_threads, command_parser
+from mmcam.cli.options import (
+    add_limit,
+    add_root,
+    add_split,
+    add_threads,
+    add_transformer,
+    command_parser,
+)
 from mmcam.data.annotations import read_coco_captions, read_vqa, split_paths
 from mmcam.data.images import image_path
 from mmcam.explainers.hf import load_hf_captioner, load_hf_vqa
@@ -79,13 +86,7 @@ STUDIES = {
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The script's flags; `prog` names it in the usage line (default: the script's name)."""
     parser = command_parser(__doc__, prog)
-    parser.add_argument(
-        "--task",
-        choices=list(STUDIES),
-        default=VQA.id,
-        help="vqa: a ViLT model's answers; captions: a BLIP model's words (default: vqa)",
-    )
-    parser.add_argument("--hf", required=True, help="the model's folder or hub name")
+    add_transformer(parser, STUDIES, default=VQA.id)
     add_root(parser)
     add_split(parser, default="test")
     add_limit(parser, what="the first N images (VQA: their questions)")

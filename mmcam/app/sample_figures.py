@@ -53,13 +53,21 @@ POINTING_METHODS = tuple(n for n, m in CAPTION_METHODS.items() if registry.get(m
 BOX_LEGEND = "boxes: white = the map's own, green = map + image (refined from the image)"
 
 
-def write_sample_figures(out: str | Path, samples: str | Path = SAMPLES) -> dict:
-    """Write the figures into `out` and return (and save as `summary.json`) what was found."""
-    out, samples = Path(out), Path(samples)
+def read_samples(samples: str | Path = SAMPLES) -> tuple[list[dict], list, list]:
+    """The samples' listing (`samples.json`), their pictures (PIL) and the pictures as the
+    figures show them (uint8 `[H, W, 3]` arrays)."""
+    samples = Path(samples)
     listing = json.loads((samples / "samples.json").read_text())["samples"]
     pictures = [Image.open(samples / sample["file_name"]) for sample in listing]
-    images = torch.stack([preprocess(picture) for picture in pictures])  # [N, 3, 128, 128]
     shown = [image_to_uint8(picture).permute(1, 2, 0).numpy() for picture in pictures]
+    return listing, pictures, shown
+
+
+def write_sample_figures(out: str | Path, samples: str | Path = SAMPLES) -> dict:
+    """Write the figures into `out` and return (and save as `summary.json`) what was found."""
+    out = Path(out)
+    listing, pictures, shown = read_samples(samples)
+    images = torch.stack([preprocess(picture) for picture in pictures])  # [N, 3, 128, 128]
 
     captioner, vqa = load_captioner(), load_vqa_model()
     explainer = CaptionExplainer(captioner, CAPTIONER_LAYER)

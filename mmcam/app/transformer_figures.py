@@ -8,16 +8,13 @@ whether each method's word map peaks inside that object's true box.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from PIL import Image
 
-from mmcam.app.sample_figures import word_pointing
+from mmcam.app.sample_figures import read_samples, word_pointing
 from mmcam.core.bundled import bundled_file
 from mmcam.data.files import write_json
-from mmcam.data.images import image_to_uint8
 from mmcam.explainers.attention_stack import CaptionStackExplainer
 from mmcam.explainers.hf import load_hf_captioner
 from mmcam.methods import registry
@@ -35,10 +32,8 @@ def attention_methods() -> list[str]:
 def write_transformer_figures(out: str | Path, samples: str | Path) -> list[dict]:
     """Write `blip_caption_<n>.png` per sample into `out`; return (and save as
     `transformer_summary.json`) each sample's caption, figure and word pointing."""
-    out, samples = Path(out), Path(samples)
-    listing = json.loads((samples / "samples.json").read_text())["samples"]
-    pictures = [Image.open(samples / sample["file_name"]).convert("RGB") for sample in listing]
-    shown = [image_to_uint8(picture).permute(1, 2, 0).numpy() for picture in pictures]
+    out = Path(out)
+    listing, pictures, shown = read_samples(samples)
     captioner = load_hf_captioner(str(bundled_file("blip_captioner")))
     images = torch.cat([captioner.preprocess(picture).pixel_values for picture in pictures])
     explainer = CaptionStackExplainer(captioner, captioner.attention_layout(), captioner.to_grid)

@@ -30,6 +30,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from mmcam.boxes.settings import BOX_SETTINGS
 from mmcam.cli.options import add_limit, add_out, add_root, add_split, add_workers, command_parser
@@ -40,7 +41,13 @@ from mmcam.runs.inputs import read_split
 from mmcam.runs.models import load_run_captioner
 from mmcam.runs.options import RunOptions
 from mmcam.runs.tasks import TASKS
-from mmcam.studies.box_choice import Candidates, choose_default, choose_settings, score_run
+from mmcam.studies.box_choice import (
+    Candidates,
+    Scored,
+    choose_default,
+    choose_settings,
+    score_run,
+)
 from mmcam.studies.comparisons import compared_cams
 
 LAYERS = ("encoder.features", "encoder.stem")
@@ -104,14 +111,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
             out = Path(args.out) / task.id / f"{method}@{layer or 'input'}"
             model = task.load_model(layer=layer)
             architectures[task.id] = type(model.model).__name__
-            options = RunOptions(
-                method=method, boxes="threshold", deletion_steps=0, road_fractions=(),
-                workers=args.workers, progress=False,
-            )  # fmt: skip
             perturbation = registry.get(method).kind == "perturbation"
             items = (few if perturbation else data)[task.id]
-            task.explain(model, items, out, options)
-            result = score_run(out, task.id, items.files.__getitem__, candidates)
+            result = scored_run(task, model, items, out, method, args.workers, candidates)
             scored.setdefault(method, []).append(result)
             rows.append((method, layer or "input", task.id, result))
     table, figures = chosen(scored, rows)
@@ -145,6 +147,25 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
             "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
     print(json.dumps(line))
     return line
+
+
+def scored_run(
+    task: Any,
+    model: Any,
+    items: Any,
+    out: Path,
+    method: str,
+    workers: int,
+    candidates: Candidates,
+) -> Scored:
+    """A dataset run of `method` over `items` into `out` (maps only: no faithfulness sweep),
+    every candidate scored on its maps."""
+    options = RunOptions(
+        method=method, boxes="threshold", deletion_steps=0, road_fractions=(), workers=workers,
+        progress=False,
+    )  # fmt: skip
+    task.explain(model, items, out, options)
+    return score_run(out, task.id, items.files.__getitem__, candidates)
 
 
 def chosen(scored: dict[str, list], rows: list[tuple]) -> tuple[dict, dict]:
@@ -193,12 +214,7 @@ def choose_attention(args: argparse.Namespace) -> dict:
     candidates, scored, rows = Candidates(), {}, []
     for method in CaptionStackExplainer.offered():
         out = Path(args.out) / task.id / f"{method}@{Path(args.hf_captioner).name}"
-        options = RunOptions(
-            method=method, boxes="threshold", deletion_steps=0, road_fractions=(),
-            workers=args.workers, progress=False,
-        )  # fmt: skip
-        task.explain(model, items, out, options)
-        result = score_run(out, task.id, items.files.__getitem__, candidates)
+        result = scored_run(task, model, items, out, method, args.workers, candidates)
         scored[method] = [result]
         rows.append((method, "all attention layers", task.id, result))
     table, figures = chosen(scored, rows)

@@ -85,6 +85,19 @@ def add_threads(parser: Any, *, default: int = 1, why: str = "") -> None:
     )  # fmt: skip
 
 
+def add_transformer(parser: Any, tasks: Any, *, default: str) -> None:
+    """`--task` (one of `tasks`, the study's table keyed by task id) and `--hf`: which task a
+    transformer study runs and the model it runs on (a BLIP captioner for captions, a ViLT
+    model for VQA)."""
+    parser.add_argument(
+        "--task",
+        choices=list(tasks),
+        default=default,
+        help="captions: a BLIP model's words; vqa: a ViLT model's answers (default: %(default)s)",
+    )
+    parser.add_argument("--hf", required=True, help="the model's folder or hub name")
+
+
 def add_device(parser: Any) -> None:
     """`--device`: where the models run."""
     parser.add_argument(
