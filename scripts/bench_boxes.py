@@ -22,7 +22,7 @@ from mmcam.app.sample_figures import SAMPLES
 from mmcam.boxes.from_maps import boxes_from_map
 from mmcam.boxes.refine import refined_box
 from mmcam.boxes.settings import box_settings
-from mmcam.cli.options import add_out, add_threads
+from mmcam.cli.options import add_benchmark
 from mmcam.data.images import preprocess
 from mmcam.evaluation.word_categories import WordCategories
 from mmcam.explainers.captioning import CaptionExplainer
@@ -34,9 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--method", default="hirescam", help="CAM method (default: hirescam)")
     parser.add_argument("--layer", default="encoder.stem", help="explained layer")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per contender")
-    add_threads(parser)
-    add_out(parser, None, "the figures", shown="none", folder=False)
+    add_benchmark(parser, repeats=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     listing = json.loads((Path(SAMPLES) / "samples.json").read_text())["samples"]

@@ -17,7 +17,7 @@ import argparse
 
 import torch
 
-from mmcam.cli.options import add_out, add_threads
+from mmcam.cli.options import add_benchmark
 from mmcam.data.vocab import Vocabulary
 from mmcam.explainers.captioning import CaptionExplainer, caption_tokens
 from mmcam.explainers.vqa import VQAExplainer
@@ -107,15 +107,13 @@ def main() -> None:
         help="make mmcam ask the decoders for every step's logits, as for a model without "
         "decode_last_logits (to see what that method buys)",
     )
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per contender")
     parser.add_argument(
         "--check-only",
         action="store_true",
         help="time only mmcam with and without the protocol check (protocol_check_cost, and "
         "vqa_protocol_check_cost for the VQA explainer), for many repeats on a busy machine",
     )
-    add_threads(parser, default=2)
-    add_out(parser, None, "the figures", shown="none", folder=False)
+    add_benchmark(parser, repeats=5, threads=2)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

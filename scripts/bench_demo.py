@@ -16,19 +16,17 @@ import torch
 
 from mmcam.app.demo import Demo
 from mmcam.app.inputs import bundled_examples
-from mmcam.cli.options import add_out, add_threads
+from mmcam.cli.options import add_benchmark
 from mmcam.data.images import load_image, preprocess
 from mmcam.studies.benchmarking import report, time_side_by_side
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=10, help="timed repeats per contender")
-    add_threads(parser)
     parser.add_argument(
         "--all-methods", action="store_true", help="also time the other methods (slower)"
     )
-    add_out(parser, None, "the figures", shown="none", folder=False)
+    add_benchmark(parser, repeats=10)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

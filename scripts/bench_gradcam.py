@@ -13,7 +13,7 @@ from captum.attr import LayerGradCam
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from mmcam.cli.options import add_out, add_threads
+from mmcam.cli.options import add_benchmark
 from mmcam.core.targets import ClassLogit
 from mmcam.methods.cam import explain
 from mmcam.studies.benchmarking import report, time_side_by_side
@@ -23,9 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=8, help="images per batch")
     parser.add_argument("--size", type=int, default=224, help="image side in pixels")
-    parser.add_argument("--repeats", type=int, default=10, help="timed repeats per contender")
-    add_threads(parser, default=2)
-    add_out(parser, None, "the figures", shown="none", folder=False)
+    add_benchmark(parser, repeats=10, threads=2)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

@@ -40,7 +40,7 @@ import torchvision
 from captum.attr import GuidedBackprop, Occlusion
 from torch import nn
 
-from mmcam.cli.options import add_out, add_threads
+from mmcam.cli.options import add_benchmark
 from mmcam.core.targets import ClassLogit, ClassLogits, token_logprobs
 from mmcam.data.vocab import Vocabulary
 from mmcam.explainers.captioning import CaptionExplainer, caption_tokens
@@ -66,7 +66,6 @@ def main() -> None:
     parser.add_argument("--per-eval", type=int, default=32, help="window positions per forward")
     parser.add_argument("--gb-batch", type=int, default=8, help="images for guided backprop")
     parser.add_argument("--gb-size", type=int, default=112, help="image side for guided backprop")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per contender")
     parser.add_argument("--words", type=int, default=12, help="words per caption (sweeps)")
     parser.add_argument("--sweep-batch", type=int, default=8, help="images (sweeps)")
     parser.add_argument("--grid", type=int, default=3, help="occlusion windows per side (sweeps)")
@@ -78,8 +77,7 @@ def main() -> None:
     parser.add_argument(
         "--limit-repeats", type=int, default=3, help="timed repeats of the sweeps vs plain forwards"
     )
-    add_threads(parser)
-    add_out(parser, None, "the figures", shown="none", folder=False)
+    add_benchmark(parser, repeats=5)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="captum")  # its hook warnings on every call
 

@@ -19,7 +19,7 @@ import argparse
 
 import torch
 
-from mmcam.cli.options import add_out, add_threads
+from mmcam.cli.options import add_benchmark
 from mmcam.core.bundled import bundled_file
 from mmcam.explainers.attention_stack import CaptionStackExplainer
 from mmcam.explainers.hf import load_hf_captioner
@@ -38,9 +38,7 @@ def main() -> None:
     parser.add_argument("--method", default="relevance", help="attention method")
     parser.add_argument("--batch", type=int, default=1, help="images (one caption each)")
     parser.add_argument("--words", type=int, default=12, help="words per caption")
-    parser.add_argument("--repeats", type=int, default=10, help="timed repeats per contender")
-    add_threads(parser, default=2)
-    add_out(parser, None, "the figures", shown="none", folder=False)
+    add_benchmark(parser, repeats=10, threads=2)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

@@ -85,6 +85,14 @@ def add_threads(parser: Any, *, default: int = 1, why: str = "") -> None:
     )  # fmt: skip
 
 
+def add_benchmark(parser: Any, *, repeats: int, threads: int = 1) -> None:
+    """The flags every benchmark script shares: `--repeats` (timed repeats per contender),
+    `--threads` and `--out` (a JSON file of the figures)."""
+    parser.add_argument("--repeats", type=int, default=repeats, help="timed repeats per contender")
+    add_threads(parser, default=threads)
+    add_out(parser, None, "the figures", shown="none", folder=False)
+
+
 def add_transformer(parser: Any, tasks: Any, *, default: str) -> None:
     """`--task` (one of `tasks`, the study's table keyed by task id) and `--hf`: which task a
     transformer study runs and the model it runs on (a BLIP captioner for captions, a ViLT
