@@ -142,11 +142,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
         "methods": table,
         "val": figures,
     }
-    Path(args.table).write_text(json.dumps(written, indent=1) + "\n")
-    line = {"table": args.table, "default": default, "methods": table, "val": figures,
-            "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
-    print(json.dumps(line))
-    return line
+    line = {"table": args.table, "default": default, "methods": table, "val": figures}
+    return write_table(args.table, written, line, start)
 
 
 def scored_run(
@@ -226,8 +223,14 @@ def choose_attention(args: argparse.Namespace) -> dict:
         f"{args.hf_captioner} caption words, {args.root} {args.split}, first {args.limit} images: "
         f"mmcam choose-boxes --hf-captioner {args.hf_captioner} --limit {args.limit}"
     )
-    Path(args.table).write_text(json.dumps(written, indent=1) + "\n")
-    line = {"table": args.table, "methods": table, "val": figures,
-            "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+    line = {"table": args.table, "methods": table, "val": figures}
+    return write_table(args.table, written, line, start)
+
+
+def write_table(path: str, written: dict, line: dict, start: float) -> dict:
+    """Write the settings table to `path`; print `line` with the run's seconds since `start`
+    as one JSON line, and return it."""
+    Path(path).write_text(json.dumps(written, indent=1) + "\n")
+    line["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(line))
     return line
